@@ -1,0 +1,296 @@
+"""The learning problem, defined once: data model, loss, training processes, closed forms.
+
+Everything that both the finite-d simulator (`sims`) and the d -> infinity theory (`dmft`)
+need about the problem lives here and nowhere else (docs/theory.md §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Literal
+
+import numpy as np
+from scipy import optimize, special
+
+MODELS = ("two_cluster", "three_cluster")
+PROCESSES = ("gd", "sgd", "persistent")
+
+Model = Literal["two_cluster", "three_cluster"]
+Process = Literal["gd", "sgd", "persistent"]
+
+
+def _bad(field: str, value, allowed: str) -> ValueError:
+    return ValueError(f"Problem.{field} = {value!r} is not allowed: {field} must be {allowed}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One training problem: Gaussian-mixture data, logistic loss, ridge, training process.
+
+    Fields (docs/theory.md §1):
+        model: "two_cluster" (linear activation) or "three_cluster" (door activation).
+        alpha: sample ratio, n = alpha * d.
+        delta: cluster variance Delta.
+        L: door onset (three_cluster only; must be None for two_cluster).
+        lam: ridge strength lambda >= 0.
+        R: variance of the initial weights, w(0) ~ N(0, R I).
+        eta: learning rate (time step; time t = step * eta).
+        process: "gd" (full batch), "sgd" (fresh Bernoulli(b) mask each step) or
+            "persistent" (persistent-SGD, a two-state Markov chain per sample).
+        b: batch fraction in (0, 1]; must be 1 for "gd".
+        tau: persistence time (persistent only), eta / tau <= 1.
+        t_max: final time; the run makes round(t_max / eta) steps.
+    """
+
+    model: Model = "two_cluster"
+    alpha: float = 2.0
+    delta: float = 0.5
+    L: float | None = None
+    lam: float = 0.0
+    R: float = 0.01
+    eta: float = 0.2
+    process: Process = "gd"
+    b: float = 1.0
+    tau: float | None = None
+    t_max: float = 20.0
+
+    def __post_init__(self):
+        self._validate()
+        if self.process == "persistent" and self.deactivation_probability_unclipped > 1:
+            warnings.warn(
+                f"persistent-SGD deactivation probability (1-b)*eta/(b*tau) = "
+                f"{self.deactivation_probability_unclipped:.4g} > 1 (b={self.b}, eta={self.eta}, "
+                f"tau={self.tau}); clipped at 1, so the stationary active fraction is "
+                f"{self.active_fraction:.4g} instead of b = {self.b}",
+                stacklevel=3,
+            )
+
+    def _validate(self):
+        if self.model not in MODELS:
+            raise _bad("model", self.model, f"one of {MODELS}")
+        if self.process not in PROCESSES:
+            raise _bad("process", self.process, f"one of {PROCESSES}")
+        for field in ("alpha", "delta", "eta", "t_max"):
+            value = getattr(self, field)
+            if not _is_number(value) or not value > 0 or not math.isfinite(value):
+                raise _bad(field, value, "a finite number > 0")
+        for field in ("lam", "R"):
+            value = getattr(self, field)
+            if not _is_number(value) or not value >= 0 or not math.isfinite(value):
+                raise _bad(field, value, "a finite number >= 0")
+        if self.model == "two_cluster" and self.L is not None:
+            raise _bad("L", self.L, "None (omitted) for model 'two_cluster'; L is the door onset "
+                       "of 'three_cluster'")
+        if self.model == "three_cluster" and (not _is_number(self.L) or not self.L > 0):
+            raise _bad("L", self.L, "a number > 0 for model 'three_cluster'")
+        if not _is_number(self.b) or not 0 < self.b <= 1:
+            raise _bad("b", self.b, "a number in (0, 1]")
+        if self.process == "gd" and self.b != 1:
+            raise _bad("b", self.b, "1 for process 'gd' (use 'sgd' or 'persistent' for b < 1)")
+        if self.process == "persistent":
+            if not _is_number(self.tau) or not self.tau > 0:
+                raise _bad("tau", self.tau, "a number > 0 for process 'persistent'")
+            if self.eta / self.tau > 1:
+                raise _bad("tau", self.tau, f"at least eta = {self.eta} (the activation "
+                           f"probability eta/tau = {self.eta / self.tau:.4g} must be <= 1)")
+        elif self.tau is not None:
+            raise _bad("tau", self.tau, f"None (omitted) for process '{self.process}'; tau is "
+                       "the persistence time of 'persistent'")
+        if self.n_steps < 1:
+            raise _bad("t_max", self.t_max, f"at least one step, t_max >= eta = {self.eta}")
+
+    # ------------------------------------------------------------------ derived quantities
+    @property
+    def n_steps(self) -> int:
+        """Number of steps K = round(t_max / eta)."""
+        return int(round(self.t_max / self.eta))
+
+    @property
+    def activation_probability(self) -> float:
+        """P(s: 0 -> 1) per step: eta/tau (persistent), b (sgd), 1 (gd)."""
+        if self.process == "persistent":
+            return self.eta / self.tau
+        return self.b
+
+    @property
+    def deactivation_probability_unclipped(self) -> float:
+        """(1 - b) eta / (b tau), the persistent chain's P(1 -> 0) before clipping."""
+        return (1 - self.b) * self.eta / (self.b * self.tau)
+
+    @property
+    def deactivation_probability(self) -> float:
+        """P(s: 1 -> 0) per step: min(1, (1-b) eta/(b tau)) (persistent), 1-b (sgd), 0 (gd)."""
+        if self.process == "persistent":
+            return min(1.0, self.deactivation_probability_unclipped)
+        return 1.0 - self.b
+
+    @property
+    def active_fraction(self) -> float:
+        """Stationary P(s = 1) = p01 / (p01 + p10); equals b unless p10 was clipped."""
+        p01, p10 = self.activation_probability, self.deactivation_probability
+        return p01 / (p01 + p10)
+
+    def replace(self, **changes) -> "Problem":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_attrs(self) -> dict:
+        """Flat attributes for a dataset; None becomes NaN-free string 'none'."""
+        return {k: ("none" if v is None else v) for k, v in self.to_dict().items()}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "Problem":
+        """Inverse of `to_attrs` (extra attributes are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (None if v == "none" else v) for k, v in attrs.items() if k in fields}
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------- data model
+def sample_clusters(model: str, size, rng: np.random.Generator) -> np.ndarray:
+    """Cluster index c: two-cluster c = +-1 (1/2 each); three-cluster c = 0 (1/2), +-1 (1/4 each)."""
+    u = rng.random(size)
+    if model == "two_cluster":
+        return np.where(u < 0.5, -1.0, 1.0)
+    return np.where(u < 0.5, 0.0, np.where(u < 0.75, -1.0, 1.0))
+
+
+def labels(model: str, c: np.ndarray) -> np.ndarray:
+    """Label y(c): two-cluster y = c; three-cluster y = -1 for c = 0, +1 for c = +-1."""
+    if model == "two_cluster":
+        return np.asarray(c, dtype=float)
+    return np.where(np.asarray(c) == 0, -1.0, 1.0)
+
+
+# ----------------------------------------------------------------- activation and loss
+def activation(model: str, h, L=None):
+    """phi(h): h (two-cluster) or h^2 - L^2 (door, three-cluster)."""
+    return h if model == "two_cluster" else h * h - L * L
+
+
+def logistic_loss(v):
+    """ell(v) = log(1 + exp(-v))."""
+    return np.logaddexp(0, -v)
+
+
+def logistic_loss_prime(v):
+    """ell'(v) = -sigma(-v)."""
+    return -special.expit(-v)
+
+
+def logistic_loss_second(v):
+    """ell''(v) = sigma(v) sigma(-v)."""
+    return special.expit(v) * special.expit(-v)
+
+
+def sample_loss(model: str, y, h, L=None):
+    """Lambda(y, h) = ell(y phi(h))."""
+    return logistic_loss(y * activation(model, h, L))
+
+
+def sample_loss_prime(model: str, y, h, L=None):
+    """Lambda'(y, h) = y ell'(y phi) phi'(h), the per-sample gradient factor (theory §1)."""
+    v = y * activation(model, h, L)
+    if model == "two_cluster":
+        return y * logistic_loss_prime(v)
+    return y * logistic_loss_prime(v) * 2 * h
+
+
+def sample_loss_second(model: str, y, h, L=None):
+    """Lambda''(y, h) = ell''(y phi) phi'^2 + y ell'(y phi) phi'' (theory §1); may be < 0 for the door."""
+    v = y * activation(model, h, L)
+    if model == "two_cluster":
+        return logistic_loss_second(v)
+    return logistic_loss_second(v) * 4 * h * h + y * logistic_loss_prime(v) * 2
+
+
+def correct(model: str, y, h, L=None):
+    """Theta(y phi(h)): 1 where the sample is classified correctly."""
+    return (y * activation(model, h, L) > 0).astype(float)
+
+
+# ------------------------------------------------------------------- closed-form errors
+def generalization_error(model: str, m, norm2, delta: float, L=None):
+    """Test error from the order parameters m = w.v*/d and C = |w|^2/d (theory §1).
+
+    two-cluster:   eps = 1/2 erfc(m / sqrt(2 Delta C))
+    three-cluster: eps = 1/2 erfc(L / sqrt(2 Delta C))
+                         + 1/4 [erf((L - m)/sqrt(2 Delta C)) + erf((L + m)/sqrt(2 Delta C))]
+    C = 0 gives NaN (0/0).
+    """
+    m = np.asarray(m, dtype=float)
+    norm2 = np.asarray(norm2, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(norm2 > 0, np.sqrt(2 * delta * norm2), np.nan)
+        if model == "two_cluster":
+            return 0.5 * special.erfc(m / scale)
+        return 0.5 * special.erfc(L / scale) + 0.25 * (
+            special.erf((L - m) / scale) + special.erf((L + m) / scale))
+
+
+def bayes_optimal_error(alpha: float, delta: float) -> float:
+    """Two-cluster Bayes-optimal error 1/2 erfc(sqrt(alpha / (2 Delta (alpha + Delta))))."""
+    return 0.5 * special.erfc(math.sqrt(alpha / (2 * delta * (alpha + delta))))
+
+
+def oracle_error(delta: float, L: float) -> float:
+    """Three-cluster oracle error: min over kappa > 0 of the closed form with m = kappa, C = kappa^2.
+
+    It depends only on u = L / kappa: eps(u) = 1/2 erfc(u/sqrt(2 Delta))
+    + 1/4 [erf((u - 1)/sqrt(2 Delta)) + erf((u + 1)/sqrt(2 Delta))].
+    """
+    def error(kappa):
+        return float(generalization_error("three_cluster", kappa, kappa * kappa, delta, L))
+
+    # the minimiser kappa* lies between L / 2 (u = 2) and 2 L (u = 1/2) for any Delta > 0
+    result = optimize.minimize_scalar(error, bounds=(0.05 * L, 20 * L), method="bounded",
+                                      options={"xatol": 1e-12})
+    return float(result.fun)
+
+
+def reference_error(problem: Problem) -> float:
+    """Bayes-optimal (two-cluster) or oracle (three-cluster) error: the dashed line of the figures."""
+    if problem.model == "two_cluster":
+        return bayes_optimal_error(problem.alpha, problem.delta)
+    return oracle_error(problem.delta, problem.L)
+
+
+# -------------------------------------------------------------------- selection process
+class SelectionChain:
+    """The sample-selection process s_k in {0, 1} of a training process (theory §1).
+
+    GD: s = 1. SGD: i.i.d. Bernoulli(b). Persistent-SGD: P(0->1) = eta/tau,
+    P(1->0) = min(1, (1-b) eta/(b tau)), s_0 ~ Bernoulli(active fraction). All three are
+    the same two-state chain with (p01, p10) = (1, 0), (b, 1-b), (eta/tau, p10), driven by
+    one uniform number per sample and step: s' = [u < p01] if s = 0 else [u >= p10].
+    Vectorized over any array of samples; parameters may be arrays broadcasting against it.
+    """
+
+    def __init__(self, p01, p10):
+        self.p01 = np.asarray(p01, dtype=float)
+        self.p10 = np.asarray(p10, dtype=float)
+
+    @classmethod
+    def of(cls, problem: Problem) -> "SelectionChain":
+        return cls(problem.activation_probability, problem.deactivation_probability)
+
+    @property
+    def stationary(self):
+        return self.p01 / (self.p01 + self.p10)
+
+    def initial(self, u: np.ndarray) -> np.ndarray:
+        """s_0 from uniforms u: active with the stationary probability."""
+        return u < self.stationary
+
+    def step(self, s: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """s_{k+1} from s_k and uniforms u."""
+        return np.where(s, u >= self.p10, u < self.p01)
