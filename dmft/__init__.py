@@ -1,0 +1,16 @@
+"""Dynamical mean-field theory of GD, SGD and persistent-SGD on Gaussian-mixture classification.
+
+Public API::
+
+    import dmft
+    from sims import Problem
+    ds = dmft.solve(Problem(process="persistent", b=0.3, tau=1 / 0.6))   # xarray.Dataset
+
+`dmft.solve` runs the single causal pass of docs/theory.md §5.3 (or the fixed-point
+iteration of §5.2); `dmft.Solver` / `dmft.solve_state` give a resumable state.
+"""
+
+from .api import solve, solve_state
+from .solver import DivergenceError, MemoryLimitError, Solver
+
+__all__ = ["solve", "solve_state", "Solver", "DivergenceError", "MemoryLimitError"]

@@ -11,6 +11,7 @@ import math
 import warnings
 from typing import Literal
 
+import numba
 import numpy as np
 from scipy import optimize, special
 
@@ -172,24 +173,94 @@ def labels(model: str, c: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- activation and loss
+# Scalar definitions compiled with numba, so that the simulator's one-pass kernel and the
+# numpy callers (DMFT, observables) use the very same formulas; `door` selects the model.
+@numba.njit(cache=True)
+def _sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@numba.njit(cache=True)
+def _activation(h, L, door):
+    return h * h - L * L if door else h
+
+
+@numba.njit(cache=True)
+def _activation_prime(h, door):
+    return 2.0 * h if door else 1.0
+
+
+@numba.njit(cache=True)
+def _logistic_loss(v):
+    return max(-v, 0.0) + math.log1p(math.exp(-abs(v)))
+
+
+@numba.njit(cache=True)
+def _logistic_loss_prime(v):
+    return -_sigmoid(-v)
+
+
+@numba.njit(cache=True)
+def _logistic_loss_second(v):
+    return _sigmoid(v) * _sigmoid(-v)
+
+
+@numba.njit(cache=True)
+def gradient_factor(y, h, L, door):
+    """Lambda'(y, h) = y ell'(y phi(h)) phi'(h) (scalar, numba; theory §1)."""
+    return y * _logistic_loss_prime(y * _activation(h, L, door)) * _activation_prime(h, door)
+
+
+@numba.njit(cache=True)
+def _curvature(y, h, L, door):
+    v = y * _activation(h, L, door)
+    second = _logistic_loss_second(v) * _activation_prime(h, door) ** 2
+    return second + (2.0 * y * _logistic_loss_prime(v) if door else 0.0)
+
+
+# float32 first: numpy picks the first loop the inputs cast to safely
+_SIGNATURES = ["float32(float32, float32, float32, boolean)",
+               "float64(float64, float64, float64, boolean)"]
+_UNARY = ["float32(float32)", "float64(float64)"]
+_gradient_factor_ufunc = numba.vectorize(_SIGNATURES, cache=True)(gradient_factor)
+_curvature_ufunc = numba.vectorize(_SIGNATURES, cache=True)(_curvature)
+_logistic_loss_ufunc = numba.vectorize(_UNARY,
+                                       cache=True)(_logistic_loss)
+_logistic_loss_prime_ufunc = numba.vectorize(_UNARY,
+                                             cache=True)(_logistic_loss_prime)
+_logistic_loss_second_ufunc = numba.vectorize(_UNARY,
+                                              cache=True)(_logistic_loss_second)
+
+
+def _ufunc_args(model: str, y, h, L):
+    """(y, h, L, door) in one float dtype (float32 only if y and h are float32)."""
+    dtype = np.float32 if np.result_type(y, h) == np.float32 else np.float64
+    door = model == "three_cluster"
+    return (np.asarray(y, dtype), np.asarray(h, dtype), np.asarray(L if door else 0.0, dtype),
+            door)
+
+
 def activation(model: str, h, L=None):
     """phi(h): h (two-cluster) or h^2 - L^2 (door, three-cluster)."""
     return h if model == "two_cluster" else h * h - L * L
 
 
 def logistic_loss(v):
-    """ell(v) = log(1 + exp(-v))."""
-    return np.logaddexp(0, -v)
+    """ell(v) = log(1 + exp(-v)), computed stably."""
+    return _logistic_loss_ufunc(v)
 
 
 def logistic_loss_prime(v):
     """ell'(v) = -sigma(-v)."""
-    return -special.expit(-v)
+    return _logistic_loss_prime_ufunc(v)
 
 
 def logistic_loss_second(v):
     """ell''(v) = sigma(v) sigma(-v)."""
-    return special.expit(v) * special.expit(-v)
+    return _logistic_loss_second_ufunc(v)
 
 
 def sample_loss(model: str, y, h, L=None):
@@ -199,23 +270,17 @@ def sample_loss(model: str, y, h, L=None):
 
 def sample_loss_prime(model: str, y, h, L=None):
     """Lambda'(y, h) = y ell'(y phi) phi'(h), the per-sample gradient factor (theory §1)."""
-    v = y * activation(model, h, L)
-    if model == "two_cluster":
-        return y * logistic_loss_prime(v)
-    return y * logistic_loss_prime(v) * 2 * h
+    return _gradient_factor_ufunc(*_ufunc_args(model, y, h, L))
 
 
 def sample_loss_second(model: str, y, h, L=None):
-    """Lambda''(y, h) = ell''(y phi) phi'^2 + y ell'(y phi) phi'' (theory §1); may be < 0 for the door."""
-    v = y * activation(model, h, L)
-    if model == "two_cluster":
-        return logistic_loss_second(v)
-    return logistic_loss_second(v) * 4 * h * h + y * logistic_loss_prime(v) * 2
+    """Lambda''(y, h) = ell''(y phi) phi'^2 + y ell'(y phi) phi'' (theory §1); < 0 possible (door)."""
+    return _curvature_ufunc(*_ufunc_args(model, y, h, L))
 
 
 def correct(model: str, y, h, L=None):
-    """Theta(y phi(h)): 1 where the sample is classified correctly."""
-    return (y * activation(model, h, L) > 0).astype(float)
+    """Theta(y phi(h)): 1 where the sample is classified correctly, 1/2 on the boundary."""
+    return np.heaviside(y * activation(model, h, L), 0.5)
 
 
 # ------------------------------------------------------------------- closed-form errors

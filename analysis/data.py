@@ -1,0 +1,205 @@
+"""Reading experiment stores and cutting them into curves.
+
+A store (README "Data model") has dims (case) x grid axes x (d) x (seed) x time: every
+combination of the dims that are not `seed`, `time` or `time_prime` is one curve. The
+Problem of a curve is the base problem (the store attributes) with the fields that appear
+as coordinates of that curve overridden.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import xarray as xr
+
+from sims.problem import Problem, bayes_optimal_error, oracle_error, reference_error
+
+SAMPLE_DIMS = ("seed",)
+TIME_DIMS = ("time", "time_prime")
+PROBLEM_FIELDS = tuple(Problem.__dataclass_fields__)
+
+PRETTY = {"lam": "λ", "R": "R", "b": "b", "tau": "1/τ", "d": "d", "alpha": "α",
+          "delta": "Δ", "L": "L", "eta": "η", "case": ""}
+CASE_NAMES = {"gd": "GD", "sgd": "SGD", "persistent": "p-SGD", "psgd": "p-SGD",
+              "persistent_sgd": "p-SGD"}
+
+
+# ------------------------------------------------------------------------------- stores
+def load_experiment(results: str | os.PathLike, experiment: str) -> dict[str, xr.Dataset]:
+    """Open results/<experiment>/{sims,dmft}.zarr; keys only for the stores that exist.
+
+    Uses `analysis.store.open_experiment` (the pipeline's reader) when it is available.
+    """
+    path = os.path.join(os.fspath(results), experiment)
+    try:
+        from .store import open_experiment
+    except ImportError:  # pragma: no cover - the pipeline's reader is not there yet
+        open_experiment = None
+    if open_experiment is not None:
+        stores = open_experiment(path)
+        return {k: v for k, v in stores.items() if v is not None}
+    stores = {}
+    for key in ("sims", "dmft"):
+        store = os.path.join(path, f"{key}.zarr")
+        if os.path.isdir(store):
+            stores[key] = open_zarr_store(store)
+    return stores
+
+
+def open_zarr_store(path) -> xr.Dataset:
+    """One store, lazily: the pipeline's reader if importable, else xarray's."""
+    try:
+        from workflow.store import open_store
+    except ImportError:  # pragma: no cover
+        return xr.open_zarr(path)
+    return open_store(path)
+
+
+def experiment_config(ds: xr.Dataset) -> dict:
+    """The experiment config stored as a JSON string in the attributes ({} if absent)."""
+    raw = ds.attrs.get("config")
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+# ------------------------------------------------------------------------------- curves
+def curve_dims(ds: xr.Dataset, var: str = "gen_error") -> list[str]:
+    """Dims of `var` that label curves (everything but seed and time)."""
+    return [d for d in ds[var].dims if d not in SAMPLE_DIMS + TIME_DIMS]
+
+
+def iter_points(ds: xr.Dataset, dims: list[str]) -> Iterator[dict]:
+    """All combinations of coordinate values of `dims` as dicts {dim: value}."""
+    values = [ds[d].values.tolist() for d in dims]
+    for combo in itertools.product(*values):
+        yield dict(zip(dims, combo))
+
+
+def select(ds: xr.Dataset, point: dict) -> xr.Dataset:
+    """ds at `point`, ignoring keys that are not dims of ds."""
+    sel = {k: v for k, v in point.items() if k in ds.dims}
+    return ds.sel(sel) if sel else ds
+
+
+def mean_and_sem(da: xr.DataArray, dim: str = "seed") -> tuple[xr.DataArray, xr.DataArray]:
+    """Mean over `dim` and its standard error std/sqrt(n) (NaN-aware: diverged runs drop out)."""
+    if dim not in da.dims:
+        return da, xr.zeros_like(da) * np.nan
+    n = da.count(dim)
+    mean = da.mean(dim, skipna=True)
+    std = da.std(dim, ddof=1, skipna=True) if da.sizes[dim] > 1 else xr.zeros_like(mean) * np.nan
+    return mean, std / np.sqrt(n.where(n > 0))
+
+
+def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
+    """Problem fields at a grid point: base attrs overridden by the point's coordinates.
+
+    Non-dimension coordinates along the point's dims (e.g. `process(case)`) are used too.
+    Returns a dict (it may not be a valid Problem, e.g. for a padded grid point).
+    """
+    fields = {k: v for k, v in ds.attrs.items() if k in PROBLEM_FIELDS}
+    fields = {k: (None if isinstance(v, str) and v == "none" else v) for k, v in fields.items()}
+    sub = select(ds, point or {})
+    for name, coord in sub.coords.items():
+        if name in PROBLEM_FIELDS and coord.ndim == 0:
+            value = coord.item()
+            if isinstance(value, str):
+                value = None if value == "none" else value
+            elif isinstance(value, float) and math.isnan(value):
+                value = None
+            fields[name] = value
+    for k, v in fields.items():
+        if isinstance(v, np.generic):
+            fields[k] = v.item()
+    return fields
+
+
+def reference_for(fields: dict) -> float:
+    """Bayes-optimal / oracle error of the problem `fields` via `sims.problem.reference_error`.
+
+    If the training-process fields do not form a valid Problem (the reference does not depend
+    on them), the closed forms of sims.problem are called directly.
+    """
+    try:
+        return reference_error(Problem.from_attrs(fields))
+    except (TypeError, ValueError):
+        if fields.get("model") == "three_cluster":
+            return oracle_error(float(fields["delta"]), float(fields["L"]))
+        return bayes_optimal_error(float(fields["alpha"]), float(fields["delta"]))
+
+
+def format_value(dim: str, value) -> str:
+    if isinstance(value, str):
+        return CASE_NAMES.get(value, value)
+    if dim == "tau":
+        return f"{1 / value:.3g}" if value else "∞"
+    if dim == "d":
+        return f"{int(value)}"
+    return f"{value:.3g}"
+
+
+def case_label(ds: xr.Dataset, case) -> str:
+    """'p-SGD, b = 0.2, 1/τ = 0.2' from the Problem coordinates along `case` (its name if
+    there are none): the process, then the fields that differ between cases."""
+    fields = [n for n, c in ds.coords.items()
+              if c.dims == ("case",) and n in PROBLEM_FIELDS]
+    if not fields:
+        return CASE_NAMES.get(str(case), str(case))
+    sub = ds.sel(case=case)
+    process = sub["process"].item() if "process" in fields else None
+    parts = [CASE_NAMES.get(str(process), str(process))] if process else []
+    for name in fields:
+        if name == "process":
+            continue
+        values = ds[name].values
+        if len({str(v) for v in values}) < 2:
+            continue
+        value = sub[name].item()
+        if isinstance(value, str) or value is None or (isinstance(value, float)
+                                                       and math.isnan(value)):
+            continue
+        if name == "b" and process == "gd":
+            continue
+        parts.append(f"{PRETTY.get(name, name)} = {format_value(name, value)}")
+    return ", ".join(parts) or CASE_NAMES.get(str(case), str(case))
+
+
+def label_for(point: dict, varying: list[str], ds: xr.Dataset | None = None) -> str:
+    """A legend label such as 'p-SGD, b = 0.3' from the varying coordinates of a point."""
+    parts = []
+    for dim in varying:
+        if dim not in point:
+            continue
+        value = point[dim]
+        if dim == "case" and ds is not None and "case" in ds.dims:
+            parts.append(case_label(ds, value))
+        elif dim == "case" or isinstance(value, str):
+            parts.append(format_value(dim, value))
+        elif isinstance(value, float) and math.isnan(value):
+            continue
+        else:
+            parts.append(f"{PRETTY.get(dim, dim)} = {format_value(dim, value)}")
+    return ", ".join(parts)
+
+
+def log_subsample(time, n: int = 24, log: bool = True) -> np.ndarray:
+    """Indices of about `n` points of `time`, evenly spaced in log t (t > 0) or in t."""
+    time = np.asarray(time, dtype=float)
+    ok = np.flatnonzero(np.isfinite(time) & ((time > 0) if log else np.ones_like(time, bool)))
+    if ok.size <= n:
+        return ok
+    t = time[ok]
+    targets = np.geomspace(t[0], t[-1], n) if log else np.linspace(t[0], t[-1], n)
+    idx = np.searchsorted(t, targets).clip(0, t.size - 1)
+    left = (idx - 1).clip(0)
+    idx = np.where(np.abs(t[left] - targets) < np.abs(t[idx] - targets), left, idx)
+    return ok[np.unique(idx)]

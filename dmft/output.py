@@ -1,0 +1,94 @@
+"""From a solver's state to the project's dataset (docs/theory.md §3.3, §3.4, §6.6).
+
+Per group: weight-side propagator G and correlation C (§3.3), observables (§3.4). Groups
+are averaged over replicas (the Monte-Carlo error is the replica standard error) and, for
+the three-cluster model, over the initial-magnetization nodes with their weights (§6.6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from sims.datamodel import annotate, dataset_attrs
+from sims.problem import generalization_error
+from .solver import DivergenceError, Solver
+from .weight_side import correlation, propagator
+
+CURVES = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization", "active_fraction")
+MATRICES = dict(
+    correlation=dict(long_name="correlation C(t, t')", units="1",
+                     description="w(t).w(t')/d = m m' + C_perp, docs/theory.md §3.3"),
+    response=dict(long_name="weight-side response G(t, t')", units="1",
+                  description="propagator G(k, j) of a unit kick at j, docs/theory.md §3.3"),
+    memory_kernel=dict(long_name="memory kernel M_R(t, t')", units="1",
+                       description="alpha Delta E[q_k T_kj], docs/theory.md §3.2"),
+    noise_kernel=dict(long_name="noise kernel M_C(t, t')", units="1",
+                      description="alpha Delta E[g_k g_j], docs/theory.md §3.2"),
+)
+
+
+def group_results(solver: Solver):
+    """Curves (name -> (K+1, groups)) and matrices (name -> (groups, K+1, K+1))."""
+    p, size = solver.grid, solver.k + 1
+    lam_hat, noise = solver._used("lam_hat")[:size], solver._used("noise")[:, :size, :size]
+    memory, m = solver._used("memory")[:, :size, :size], solver.m[:size]
+    response_, corr = [], []
+    for g in range(solver.groups):
+        G = propagator(lam_hat[:, g], memory[g], p.lam, p.eta)
+        response_.append(G)
+        corr.append(correlation(G, noise[g], m[:, g], p.R, p.eta))
+    corr = np.array(corr)
+    norm2 = np.diagonal(corr, axis1=1, axis2=2).T
+    _check_correlation(norm2, p.eta)
+    curves = dict(gen_error=generalization_error(p.model, m, norm2, p.delta, p.L),
+                  train_loss=solver.loss[:size], train_acc=solver.acc[:size], norm2=norm2,
+                  magnetization=m, active_fraction=solver.active[:size])
+    matrices = dict(correlation=corr, response=np.array(response_), memory_kernel=memory,
+                    noise_kernel=noise)
+    return curves, matrices
+
+
+def _check_correlation(norm2: np.ndarray, eta: float):
+    bad = ~(np.isfinite(norm2) & (np.abs(norm2) < 1e16))
+    if bad.any():
+        k = int(np.argmax(bad.any(axis=1)))
+        raise DivergenceError(f"DMFT solution diverged at t = {k * eta:.4g} (step {k}): "
+                              f"C(t, t) = {norm2[k][bad[k]][0]:.3g}; lower eta (or time_step)")
+
+
+def _combine(values: np.ndarray, weights: np.ndarray, replicas: int, axis: int):
+    """Replica mean and its standard error, then the weighted sum over nodes."""
+    shape = values.shape[:axis] + (len(weights), replicas) + values.shape[axis + 1:]
+    values = values.reshape(shape)
+    mean = values.mean(axis=axis + 1)
+    err = values.std(axis=axis + 1, ddof=1) / np.sqrt(replicas)
+    w = weights.reshape((-1,) + (1,) * (mean.ndim - axis - 1))
+    return (w * mean).sum(axis=axis), np.sqrt((w ** 2 * err ** 2).sum(axis=axis))
+
+
+def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
+    """The dataset of `dmft.solve`: curves (time,), their *_mc_error, kernels (time, time_prime)."""
+    curves, matrices = group_results(solver)
+    weights, replicas = solver.node_weights, solver.settings["n_replicas"]
+    time = np.arange(solver.k + 1) * solver.grid.eta
+    data = {}
+    for name in CURVES:
+        mean, err = _combine(curves[name], weights, replicas, axis=1)
+        data[name] = ("time", mean)
+        data[f"{name}_mc_error"] = ("time", err, dict(
+            long_name=f"Monte-Carlo standard error of {name}", units="1",
+            description=f"replica standard error over {replicas} independent sample groups"))
+    for name, attrs in MATRICES.items():
+        data[name] = (("time", "time_prime"), _combine(matrices[name], weights, replicas, 0)[0],
+                      attrs)
+    ds = xr.Dataset(data, coords=dict(time=time, time_prime=("time_prime", time)))
+    settings = {k: ("none" if v is None else v) for k, v in solver.settings.items()}
+    ds.attrs = dataset_attrs(
+        solver.problem, method=method, wall_time=solver.wall_time,
+        n_samples=solver.n * replicas, samples_per_group=solver.n,
+        response_samples_per_group=solver.n_response, groups=solver.groups,
+        grid_eta=solver.grid.eta,
+        **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
+        **diagnostics)
+    return annotate(ds)

@@ -1,0 +1,82 @@
+"""Effective samples of the single-sample process (docs/theory.md §3.1, §5.1, §6.6).
+
+Samples are arranged in independent groups (replicas x initial-magnetization nodes), each
+of `n` samples; inside a group, sample i < n/2 and sample i + n/2 are antithetic partners.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sims.problem import labels
+
+
+def check_group_size(n: int, name: str) -> None:
+    if n < 4 or n % 4:
+        raise ValueError(f"{name} per group = {n} must be a positive multiple of 4 "
+                         "(balanced clusters and antithetic pairs, docs/theory.md §5.1)")
+
+
+def draw_inputs(model: str, delta: float, groups: int, n: int, rng: np.random.Generator):
+    """Cluster c, label y, and u = c + sqrt(Delta) zeta for each sample, shape (groups, n).
+
+    §5.1 variance reduction: the base half alternates clusters (two-cluster: +1, -1;
+    three-cluster: 0, +1) and the partner half is (c, zeta) -> (-c, -zeta) for the
+    three-cluster model (Z2 antithetic pairs) or (c, -zeta) for the two-cluster model
+    (antithetic zeta within a cluster). Hence clusters are exactly balanced and
+    E_N[zeta] = E_N[c zeta] = 0 in every group.
+    """
+    half = n // 2
+    base = np.tile(np.arange(half) % 2, (groups, 1))
+    c_base = np.where(base == 0, 1.0, -1.0) if model == "two_cluster" else base.astype(float)
+    zeta = rng.standard_normal((groups, half))
+    partner_c = c_base if model == "two_cluster" else -c_base
+    c = np.concatenate([c_base, partner_c], axis=1)
+    zeta = np.concatenate([zeta, -zeta], axis=1)
+    return c, labels(model, c), c + math.sqrt(delta) * zeta
+
+
+def shared_draws(model: str, values: np.ndarray) -> np.ndarray:
+    """Expand per-draw randomness (h0, chain uniforms, noise normals) to all samples.
+
+    Three-cluster antithetic partners share them (so that m = 0 keeps them identical,
+    §5.1); two-cluster samples draw independently (`values` already has n columns).
+    """
+    if model == "two_cluster":
+        return values
+    return np.concatenate([values, values], axis=-1)
+
+
+def draws_per_group(model: str, n: int) -> int:
+    """Number of independent draws per group for shared randomness (see `shared_draws`)."""
+    return n if model == "two_cluster" else n // 2
+
+
+def response_subset(n: int, n_response: int) -> np.ndarray:
+    """Indices of the samples carrying a response path T (§3.2): antithetic pairs kept whole."""
+    half, quarter = n // 2, n_response // 2
+    return np.concatenate([np.arange(quarter), half + np.arange(quarter)])
+
+
+def initial_magnetization_nodes(model: str, R: float, d: float | None):
+    """Initial magnetizations m0 and weights for the finite-d average of §6.6.
+
+    Two-cluster: m0 = 0 (one node, `d` must be None). Three-cluster: m0 = sqrt(R/d)|x|,
+    x ~ N(0, 1), averaged by the 12-node Gauss-Hermite rule folded onto its 6 positive
+    nodes; d = inf gives the single node m0 = 0 (exact Z2 symmetry, §6.6).
+    """
+    if model == "two_cluster":
+        if d is not None:
+            raise ValueError("d sets the initial magnetization of the three-cluster model only "
+                             "(docs/theory.md §6.6); leave it None for model 'two_cluster'")
+        return np.zeros(1), np.ones(1)
+    if d is None:
+        raise ValueError("the three-cluster model needs d (finite-d initial magnetization "
+                         "m0 = sqrt(R/d)|x|, docs/theory.md §6.6); d = math.inf gives m0 = 0")
+    if math.isinf(d):
+        return np.zeros(1), np.ones(1)
+    x, w = np.polynomial.hermite_e.hermegauss(12)
+    keep = x > 0
+    return math.sqrt(R / d) * x[keep], w[keep] / w[keep].sum()

@@ -1,0 +1,242 @@
+"""The causal pass of the discrete DMFT (docs/theory.md §3, §5.3).
+
+One `Solver` holds N effective samples of the single-sample process (§3.1), split into
+independent groups (replicas, and for the three-cluster model initial-magnetization nodes,
+§6.6). Each group has its own kernels (§3.2), estimated row by row from its own samples:
+at step k everything depends only on steps <= k, so one pass is exact (no iteration).
+Replicas give the Monte-Carlo error of every curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time as timer
+
+import numpy as np
+
+from sims.problem import Problem, SelectionChain, sample_loss, sample_loss_prime, \
+    sample_loss_second, correct
+from . import response, sampling
+from .noise import NestedCholesky
+
+KERNELS = ("lam_hat", "mu", "noise", "memory")
+
+
+class DivergenceError(RuntimeError):
+    """The DMFT solution became non-finite or exploded (e.g. eta too large)."""
+
+
+class MemoryLimitError(ValueError):
+    """The solve would need more memory than the `memory_limit` setting allows."""
+
+
+def parse_bytes(limit) -> float:
+    """Bytes from a number or a string such as "8GB", "500 MB", "1.5GiB"."""
+    if isinstance(limit, (int, float)):
+        return float(limit)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?)B?\s*", str(limit), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"memory_limit = {limit!r}: use bytes or a string like '8GB'")
+    base = 1024 if match.group(3) else 1000
+    return float(match.group(1)) * base ** " KMGT".index(match.group(2).upper() or " ")
+
+
+def _per_group(total: int, groups: int, name: str) -> int:
+    n = 4 * max(1, round(total / groups / 4))
+    sampling.check_group_size(n, name)
+    return n
+
+
+class Solver:
+    """Causal pass of §5.3 for one Problem; `advance(t_max)` extends it, `result()` reads it.
+
+    Settings (see `dmft.solve` for the meaning): d, n_samples, n_replicas,
+    response_samples, time_step, seed, backend, response_dtype, memory_limit.
+    `kernels` (iterative method, §5.2): if given, the dynamics uses these kernels instead
+    of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
+    """
+
+    def __init__(self, problem: Problem, *, d=None, n_samples=4000, n_replicas=4,
+                 response_samples=1000, time_step=None, seed=0, backend="numba",
+                 response_dtype="float32", memory_limit="8GB", kernels=None):
+        if n_replicas < 2:
+            raise ValueError("n_replicas must be >= 2 (the Monte-Carlo error comes from them)")
+        if backend not in ("numba", "numpy"):
+            raise ValueError(f"backend = {backend!r} must be 'numba' or 'numpy'")
+        self.problem = problem
+        self.grid = _grid_problem(problem, time_step)
+        self.settings = dict(d=d, n_samples=n_samples, n_replicas=n_replicas,
+                             response_samples=response_samples, time_step=time_step,
+                             seed=seed, backend=backend, response_dtype=response_dtype,
+                             memory_limit=memory_limit)
+        self.m0, self.node_weights = sampling.initial_magnetization_nodes(
+            problem.model, problem.R, d)
+        self.groups = len(self.m0) * n_replicas
+        self.n = _per_group(n_samples, n_replicas, "n_samples / n_replicas")
+        self.n_response = _per_group(min(response_samples or n_samples, n_samples),
+                                     n_replicas, "response_samples / n_replicas")
+        self.n_response = min(self.n_response, self.n)
+        self.response_index = sampling.response_subset(self.n, self.n_response)
+        self.chain = SelectionChain.of(self.grid)
+        self.given = kernels
+        self.k = 0
+        self.capacity = -1
+        self.wall_time = 0.0
+        self._init_samples(seed)
+
+    # ---------------------------------------------------------------- initial state
+    def _init_samples(self, seed):
+        p, G = self.grid, self.groups
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
+        self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
+        self.s = self.chain.initial(self._shared(self.rng.random))
+        self.z_next = self._shared(self.rng.standard_normal)
+        self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
+
+    def _shared(self, draw):
+        nb = sampling.draws_per_group(self.grid.model, self.n)
+        return sampling.shared_draws(self.grid.model, draw((self.groups, nb)))
+
+    def memory_estimate(self, n_steps: int) -> float:
+        """Bytes held for a solve of n_steps steps (T dominates: G n_T K^2/2 itemsize)."""
+        size, G = n_steps + 1, self.groups
+        itemsize = np.dtype(self.settings["response_dtype"]).itemsize
+        T = G * response.triangle_rows(n_steps) * self.n_response * itemsize
+        histories = 3 * G * size * self.n * 8
+        square = 10 * G * size * size * 8  # kernels, Cholesky factors, result matrices
+        return T + histories + square
+
+    def _reserve(self, n_steps: int):
+        """Grow every step-indexed array to hold steps 0..n_steps (checks memory_limit)."""
+        if n_steps <= self.capacity:
+            return
+        need, limit = self.memory_estimate(n_steps), parse_bytes(self.settings["memory_limit"])
+        if need > limit:
+            raise MemoryLimitError(
+                f"the DMFT solve to {n_steps} steps needs about {need / 1e9:.2f} GB, more than "
+                f"memory_limit = {self.settings['memory_limit']!r}; raise memory_limit, or lower "
+                f"response_samples (now {self.n_response * self.settings['n_replicas']}) or "
+                f"use response_dtype='float32'")
+        size, G, n = n_steps + 1, self.groups, self.n
+        dtype = np.dtype(self.settings["response_dtype"])
+        shapes = dict(H=(G, size, n), g_hist=(G, size, n), Z=(G, size, n), m=(size, G),
+                      lam_hat=(size, G), mu=(size, G), loss=(size, G), acc=(size, G),
+                      active=(size, G), noise=(G, size, size), memory=(G, size, size),
+                      T=(G, response.triangle_rows(n_steps), self.n_response))
+        for name, shape in shapes.items():
+            new = np.zeros(shape, dtype=dtype if name == "T" else float)
+            if self.capacity >= 0:
+                old = getattr(self, name)
+                new[tuple(slice(0, s) for s in old.shape)] = old
+            setattr(self, name, new)
+        if self.capacity < 0:
+            self.m[0] = self.m_start
+            self.Z[:, 0] = self.z_next
+            self.cholesky = NestedCholesky(G, size)
+        else:
+            self.cholesky.grow(size)
+        self.capacity = n_steps
+
+    # ---------------------------------------------------------------- the causal pass
+    def advance(self, t_max: float) -> "Solver":
+        """Run the causal pass up to t_max (time of the grid, k * eta); extends a previous run."""
+        start = timer.perf_counter()
+        n_steps = int(round(t_max / self.grid.eta))
+        self._reserve(n_steps)
+        for k in range(self.k, n_steps):
+            self._measure(k)
+            self._step(k)
+        self._measure(n_steps)
+        self.k = max(self.k, n_steps)
+        self.wall_time += timer.perf_counter() - start
+        return self
+
+    def _used(self, name):
+        return self.given[name] if self.given is not None else getattr(self, name)
+
+    def _measure(self, k: int):
+        """Fields, observables and kernel rows at step k (§3.1, §3.2, §3.4); idempotent."""
+        p = self.grid
+        ad = p.alpha * p.delta
+        r = math.sqrt(p.delta) * self.h + self.m[k][:, None] * self.u
+        self.g = np.where(self.s, sample_loss_prime(p.model, self.y, r, p.L), 0.0)
+        self.q = np.where(self.s, sample_loss_second(p.model, self.y, r, p.L), 0.0)
+        self.loss[k] = sample_loss(p.model, self.y, r, p.L).mean(axis=1)
+        self.acc[k] = correct(p.model, self.y, r, p.L).mean(axis=1)
+        self.active[k] = self.s.mean(axis=1)
+        self.H[:, k] = self.h
+        self.g_hist[:, k] = self.g
+        self.lam_hat[k] = ad * self.q.mean(axis=1)
+        self.mu[k] = p.alpha * _pair_mean(self.g * self.u)
+        row = ad * _rows_times(self.g_hist[:, :k + 1], self.g) / self.n
+        self.noise[:, k, :k + 1] = row
+        self.noise[:, :k + 1, k] = row
+        self.memory[:, k, :k] = response.memory_row(self.T, k, self.q[:, self.response_index], ad)
+
+    def _step(self, k: int):
+        """Advance h, m, T and the selection chain from step k to k+1 (§3.1, §3.2)."""
+        p, eta = self.grid, self.grid.eta
+        lam_hat, memory = self._used("lam_hat")[k][:, None], self._used("memory")[:, k, :k]
+        factor = self.cholesky.add_row(k, self._used("noise")[:, k, :k + 1])
+        xi = _weights_times(factor, self.Z[:, :k + 1])
+        recall = _weights_times(memory, self.H[:, :k])
+        self.h = self.h - eta * ((p.lam + lam_hat) * self.h + math.sqrt(p.delta) * self.g
+                                 - eta * recall - xi)
+        self.m[k + 1] = self.m[k] - eta * (p.lam * self.m[k] + self._used("mu")[k])
+        q = self.q[:, self.response_index]
+        response.advance(self.T, k, 1 - eta * (p.lam + lam_hat + p.delta * q), memory,
+                         p.delta * q, eta, self.settings["backend"])
+        self.s = self.chain.step(self.s, self._shared(self.rng.random))
+        self.Z[:, k + 1] = self._shared(self.rng.standard_normal)
+        self._check_finite(k + 1)
+
+    def _check_finite(self, k: int):
+        h_max = np.abs(self.h).max()
+        if not (np.isfinite(h_max) and h_max < 1e8 and np.isfinite(self.m[k]).all()):
+            raise DivergenceError(
+                f"DMFT solution diverged at t = {k * self.grid.eta:.4g} (step {k}): "
+                f"max |h| = {h_max:.3g}; lower eta (or time_step), or raise n_samples")
+
+    # ---------------------------------------------------------------- outputs
+    def estimates(self) -> dict:
+        """Kernels estimated from the samples (§3.2), steps 0..k; see `kernels` of __init__."""
+        size = self.k + 1
+        return dict(lam_hat=self.lam_hat[:size].copy(), mu=self.mu[:size].copy(),
+                    noise=self.noise[:, :size, :size].copy(),
+                    memory=self.memory[:, :size, :size].copy())
+
+    def copy(self) -> "Solver":
+        return copy.deepcopy(self)
+
+
+def _rows_times(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """sum_n rows[g, i, n] x[g, n] for each group (BLAS gemv per group)."""
+    return np.stack([rows[g] @ x[g] for g in range(x.shape[0])])
+
+
+def _weights_times(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """sum_i weights[g, i] rows[g, i, n] for each group (BLAS gemv per group)."""
+    return np.stack([weights[g] @ rows[g] for g in range(weights.shape[0])])
+
+
+def _pair_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over samples summing antithetic partners first (exact Z2 cancellation, §5.1)."""
+    half = x.shape[1] // 2
+    return (x[:, :half] + x[:, half:]).sum(axis=1) / x.shape[1]
+
+
+def _grid_problem(problem: Problem, time_step) -> Problem:
+    """The problem on the solver's grid: eta -> time_step for the continuous-time limit (§4)."""
+    if time_step is None or time_step == problem.eta:
+        return problem
+    if problem.process == "sgd":
+        raise ValueError(
+            "time_step refines the grid towards the continuous-time limit, which classical "
+            "SGD does not have (its noise vanishes as eta -> 0, docs/theory.md §1); "
+            "leave time_step=None for process 'sgd'")
+    if not time_step > 0:
+        raise ValueError(f"time_step = {time_step!r} must be > 0")
+    return problem.replace(eta=time_step)

@@ -1,0 +1,98 @@
+"""Numerical method of dmft.solve: cheap M_R vs direct, resume, iteration, limits, errors."""
+
+import numpy as np
+import pytest
+
+import dmft
+from sims.problem import Problem
+
+PSGD = Problem(process="persistent", b=0.3, tau=1 / 0.6, t_max=10)
+CURVES = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
+
+
+def test_numba_float32_response_matches_direct_numpy_float64():
+    """§3.2 recursion: the fast backend (numba, float32 T) reproduces the direct one."""
+    direct = dmft.solve(PSGD, n_samples=2000, response_samples=None, backend="numpy",
+                        response_dtype="float64")
+    fast = dmft.solve(PSGD, n_samples=2000, response_samples=None, backend="numba",
+                      response_dtype="float32")
+    M_direct, M_fast = direct.memory_kernel.values, fast.memory_kernel.values
+    assert np.abs(M_fast - M_direct).max() < 1e-5 * np.abs(M_direct).max()
+    for name in CURVES:
+        np.testing.assert_allclose(fast[name], direct[name], rtol=1e-5, atol=1e-7)
+
+
+def test_memory_kernel_from_a_subset_agrees_with_all_samples():
+    """M_R from 1/4 of the samples (the cheap default) vs all samples: within MC errors."""
+    full = dmft.solve(PSGD, n_samples=8000, response_samples=None, seed=1)
+    cheap = dmft.solve(PSGD, n_samples=8000, response_samples=2000, seed=2)
+    for name in CURVES:
+        err = np.sqrt(full[f"{name}_mc_error"] ** 2 + cheap[f"{name}_mc_error"] ** 2)
+        z = (np.abs(full[name] - cheap[name]) / err)[1:]
+        assert (z < 3.5).all(), f"{name}: max z = {float(z.max()):.2f}"
+
+
+def test_extending_a_solve_gives_the_same_numbers():
+    short = dmft.solve_state(PSGD.replace(t_max=4), n_samples=1000)
+    extended = dmft.solve(PSGD.replace(t_max=8), n_samples=1000, resume_from=short)
+    single = dmft.solve(PSGD.replace(t_max=8), n_samples=1000)
+    for name in CURVES + ("correlation", "memory_kernel", "noise_kernel", "response"):
+        np.testing.assert_array_equal(extended[name].values, single[name].values)
+    assert short.k == 20  # the resumed solve worked on a copy
+
+
+def test_iterative_scheme_agrees_with_causal_pass():
+    """§5.2 fixed point = §5.3 causal pass: same samples -> same curves; other seed -> MC."""
+    problem = PSGD.replace(t_max=6)
+    settings = dict(n_samples=4000, response_samples=None)
+    iterative = dmft.solve(problem, method="iterative", seed=0, **settings)
+    causal = dmft.solve(problem, seed=0, **settings)
+    other = dmft.solve(problem, seed=5, **settings)
+    assert iterative.attrs["kernel_change"] < 1e-4 and iterative.attrs["iterations"] > 2
+    for name in CURVES:
+        np.testing.assert_allclose(iterative[name][1:], causal[name][1:], rtol=1e-3)
+        err = np.sqrt(iterative[f"{name}_mc_error"] ** 2 + other[f"{name}_mc_error"] ** 2)
+        assert (np.abs(iterative[name] - other[name])[1:] < 3.5 * err[1:]).all(), name
+
+
+def test_persistent_sgd_converges_to_stochastic_gradient_flow():
+    """§4: halving the step changes the curve by < 0.005, differences shrink ~linearly."""
+    times = [1.0, 2.0, 3.0, 4.0, 5.0]
+    curves = {dt: dmft.solve(PSGD.replace(t_max=5), time_step=dt, n_samples=8000,
+                             response_samples=2000, seed=3).gen_error.sel(time=times)
+              for dt in (0.2, 0.1, 0.05)}
+    coarse = np.abs(curves[0.2].values - curves[0.1].values)
+    fine = np.abs(curves[0.1].values - curves[0.05].values)
+    assert coarse.max() < 0.005 and fine.max() < 0.005
+    assert fine.mean() < 0.75 * coarse.mean()
+
+
+def test_classical_sgd_has_no_continuous_limit():
+    with pytest.raises(ValueError, match="classical SGD"):
+        dmft.solve(Problem(process="sgd", b=0.3, t_max=1), time_step=0.05)
+
+
+def test_too_large_eta_raises_divergence_error_naming_the_time():
+    with pytest.raises(dmft.DivergenceError, match=r"diverged at t = \d"):
+        dmft.solve(Problem(lam=3.0, eta=1.0, t_max=100), n_samples=400)
+
+
+def test_memory_limit_is_checked_before_allocating():
+    with pytest.raises(dmft.MemoryLimitError, match="memory_limit"):
+        dmft.solve(Problem(t_max=200), memory_limit="100MB")
+
+
+def test_three_cluster_needs_d_and_two_cluster_refuses_it():
+    with pytest.raises(ValueError, match="needs d"):
+        dmft.solve(Problem(model="three_cluster", L=0.7, t_max=1))
+    with pytest.raises(ValueError, match="three-cluster model only"):
+        dmft.solve(Problem(t_max=1), d=1000)
+
+
+def test_same_seed_same_numbers_and_attributes():
+    a = dmft.solve(PSGD.replace(t_max=2), n_samples=400, seed=7)
+    b = dmft.solve(PSGD.replace(t_max=2), n_samples=400, seed=7)
+    np.testing.assert_array_equal(a.gen_error, b.gen_error)
+    assert a.attrs["method"] == "causal" and a.attrs["n_samples"] == 400
+    assert a.gen_error.attrs["long_name"] == "generalization error"
+    np.testing.assert_allclose(a.time[1] - a.time[0], 0.2)

@@ -1,0 +1,58 @@
+"""DMFT against the project's finite-d simulations (docs/theory.md §3, §6).
+
+Criterion: on t = 1, 2, ..., 20 the DMFT curve lies within 3 standard errors of the
+simulation mean, the error combining the seed-to-seed s.e. and the DMFT Monte-Carlo error.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import dmft
+import sims
+from sims.problem import Problem
+
+D, SEEDS = 1000, 10
+TIMES = np.arange(1.0, 20.5, 1.0)
+TWO_CLUSTER = {
+    "persistent b=0.3": Problem(process="persistent", b=0.3, tau=1 / 0.6, t_max=20),
+    "sgd b=0.3": Problem(process="sgd", b=0.3, t_max=20),
+    "gd lam=0.1": Problem(lam=0.1, t_max=20),
+}
+
+
+def assert_within_errors(theory, theory_err, runs, name):
+    sim_mean = runs.mean("seed").sel(time=TIMES, method="nearest").values
+    sim_se = (runs.std("seed", ddof=1) / math.sqrt(runs.sizes["seed"])).sel(
+        time=TIMES, method="nearest").values
+    th = theory.sel(time=TIMES, method="nearest").values
+    err = theory_err.sel(time=TIMES, method="nearest").values
+    z = np.abs(th - sim_mean) / np.sqrt(sim_se ** 2 + err ** 2)
+    assert (z < 3).all(), f"{name}: |DMFT - sims| / s.e. = {np.round(z, 2)} at t = {TIMES}"
+
+
+@pytest.fixture(scope="module")
+def two_cluster_sims():
+    runs = sims.simulate_batch(list(TWO_CLUSTER.values()), d=D, seeds=SEEDS)
+    return dict(zip(TWO_CLUSTER, runs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TWO_CLUSTER))
+def test_two_cluster_dmft_matches_simulations(name, two_cluster_sims):
+    ds = dmft.solve(TWO_CLUSTER[name], n_samples=8000, response_samples=2000)
+    runs = two_cluster_sims[name]
+    for var in ("gen_error", "norm2", "magnetization", "train_loss"):
+        assert_within_errors(ds[var], ds[f"{var}_mc_error"], runs[var], f"{name} {var}")
+
+
+@pytest.mark.slow
+def test_three_cluster_gd_matches_simulations():
+    p = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2,
+                t_max=20)
+    ds = dmft.solve(p, d=D, n_samples=2000, response_samples=400)
+    runs = sims.simulate(p, d=D, seeds=SEEDS)
+    assert_within_errors(ds.gen_error, ds.gen_error_mc_error, runs.gen_error, "gen_error")
+    assert_within_errors(ds.magnetization, ds.magnetization_mc_error,
+                         np.abs(runs.magnetization), "|m|")

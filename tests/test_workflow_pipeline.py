@@ -1,0 +1,150 @@
+"""The pipeline end to end: Snakemake + Dask -> Zarr stores equal to direct solver calls,
+resume after a kill without recomputation, independence of the number of workers, lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import dmft
+import sims
+from analysis.store import open_experiment
+from conftest import ROOT, TINY_DMFT, snakemake, tiny_config, write_config
+from workflow.config import load_config, read_yaml
+from workflow.execute import run_experiment
+from workflow.store import Layout, completed, open_store
+
+OBSERVABLES = ["gen_error", "train_loss", "train_acc", "norm2", "magnetization"]
+
+
+def test_snakemake_builds_stores_equal_to_direct_solver_calls(tmp_path, tiny):
+    path, config = tiny
+    result = snakemake(tmp_path, "--configfile", path, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tasks (100%)" in result.stdout + result.stderr  # the progress line
+    specs = load_config(config)
+
+    two = open_experiment(tmp_path / "results" / "two")
+    s, m = two["sims"], two["dmft"]
+    assert s.gen_error.dims == ("case", "lam", "d", "seed", "time")
+    assert m.gen_error.dims == ("case", "lam", "time")
+    assert m.correlation.dims == ("case", "lam", "time", "time_prime")
+    assert list(s.case.values) == ["gd", "psgd"] and list(s.process.values) == ["gd", "persistent"]
+    np.testing.assert_allclose(s.lam.values, [0.1, 1.0])
+    assert list(s.d.values) == [40, 60] and list(s.seed.values) == [0, 1, 2]
+    assert s.attrs["alpha"] == 2 and s.attrs["experiment"] == "two"
+    assert s.attrs["entropy"] == specs["two"].entropy and "package_version" in s.attrs
+    assert json.loads(s.attrs["config"])["name"] == "two"
+    assert s.gen_error.attrs["long_name"] == "generalization error"
+    assert bool(s.done.all()) and bool(m.done.all())
+
+    problem = sims.Problem(model="two_cluster", alpha=2, delta=0.5, R=0.01, eta=0.2, t_max=2,
+                           process="persistent", b=0.3, tau=3.3333, lam=1.0)
+    direct = sims.simulate(problem, 60, [1, 2], entropy=specs["two"].entropy)
+    stored = s.sel(case="psgd", lam=1.0, d=60, seed=[1, 2])
+    for name in OBSERVABLES + ["active_fraction"]:
+        np.testing.assert_array_equal(stored[name].values, direct[name].values)
+    np.testing.assert_array_equal(stored.time.values, direct.time.values)
+
+    solved = dmft.solve(problem, seed=int(specs["two"].entropy % 2**32), **TINY_DMFT)
+    point = m.sel(case="psgd", lam=1.0)
+    for name in OBSERVABLES + ["correlation"]:
+        np.testing.assert_array_equal(point[name].values, solved[name].values)
+
+    three = open_experiment(tmp_path / "results" / "three")
+    assert three["dmft"].gen_error.dims == ("d", "time")  # three-cluster DMFT: one solve per d
+    p3 = sims.Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01,
+                      eta=0.2, t_max=2)
+    solved3 = dmft.solve(p3, d=50, seed=int(specs["three"].entropy % 2**32), **TINY_DMFT)
+    np.testing.assert_array_equal(three["dmft"].gen_error.sel(d=50).values,
+                                  solved3.gen_error.values)
+
+    again = snakemake(tmp_path, "--configfile", path, "--cores", "2")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def _kill_config():
+    config = tiny_config(t_max=20)
+    config["experiments"] = {"two": config["experiments"]["two"]}
+    exp = config["experiments"]["two"]
+    exp["sims"] = {"d": [150, 200], "seeds": 12, "seeds_per_task": 1, "points_per_task": 1}
+    del exp["dmft"]
+    config["dask"] = {"n_workers": 2, "progress_interval": 1}
+    return config
+
+
+def test_killed_run_resumes_without_recomputing_and_gives_the_same_numbers(tmp_path):
+    config = _kill_config()
+    path = write_config(tmp_path / "kill.yaml", config)
+    work = tmp_path / "work"
+    store = work / "results" / "two" / "sims.zarr"
+    n_tasks = len(Layout(load_config(config)["two"], "sims").tasks())
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(work), "--configfile", str(path), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(completed(store)) < 4 and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake, the CLI and the Dask workers
+    proc.wait()
+    done_at_kill = len(completed(store))
+    assert 0 < done_at_kill < n_tasks, done_at_kill
+    assert snakemake(work, "--configfile", path, "--unlock").returncode == 0
+    result = snakemake(work, "--configfile", path, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (work / "logs" / "two" / "sims.log").read_text()
+    assert f"{done_at_kill} already done, {n_tasks - done_at_kill} to run" in log
+    counts = completed(store)
+    assert len(counts) == n_tasks and set(counts.values()) == {1}  # nothing ran twice
+
+    reference = tmp_path / "reference.zarr"
+    run_experiment(load_config(config)["two"], "sims", reference, scheduler="sync",
+                   log=lambda msg: None)
+    resumed, uninterrupted = open_store(store).load(), open_store(reference).load()
+    for name in OBSERVABLES + ["diverged_at", "done"]:
+        np.testing.assert_array_equal(resumed[name].values, uninterrupted[name].values)
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    spec = load_config(tiny_config(t_max=4))["two"]
+    stores = []
+    for n_workers in (1, 2):
+        path = tmp_path / f"w{n_workers}.zarr"
+        run_experiment(spec, "sims", path, threads=n_workers, dask_cfg={"n_workers": n_workers},
+                       log=lambda msg: None)
+        stores.append(open_store(path).load())
+    for name in OBSERVABLES + ["active_fraction", "diverged_at"]:
+        np.testing.assert_array_equal(stores[0][name].values, stores[1][name].values)
+
+
+def test_snakemake_lint_passes(tmp_path):
+    """No lint in the pipeline's own files (analysis.smk is linted by its owner's tests)."""
+    result = snakemake(tmp_path, "--lint", "--configfile", ROOT / "config" / "quick.yaml")
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out[-3000:]
+    flagged = [line for line in out.splitlines() if line.startswith("Lints for")]
+    mine = [line for line in flagged if "analysis.smk" not in line]
+    assert not mine, out[-3000:]
+    if not flagged:
+        assert result.returncode == 0
+
+
+def test_paper_config_dry_run_lists_one_job_per_store(tmp_path):
+    result = snakemake(tmp_path, "-n", "--configfile", ROOT / "config" / "paper.yaml",
+                       "--config", "analysis=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    specs = load_config(read_yaml(ROOT / "config" / "paper.yaml"))
+    n_sims = sum(s.sims is not None for s in specs.values())
+    n_dmft = sum(s.dmft is not None for s in specs.values())
+    table = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+             if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert table.get("simulate") == n_sims and table.get("dmft") == n_dmft, out[-2000:]
