@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from sims.datamodel import OBSERVABLES
 
@@ -186,6 +187,7 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
                               marker="o" if drew_marker else None, ms=ms, lw=lw))
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     n_seeds = int(sims.sizes.get("seed", 0)) if sims is not None else 0
     return dict(handles=handles, labels=labels, d_values=sorted(s_d), points=points,
                 n_lines=n_lines, n_marker_series=n_series, n_seeds=n_seeds,
@@ -515,8 +517,8 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
     ax0.set_ylabel("generalization error")
     ax0.set_title("learning curves at each d", fontsize=10)
     grid = [c for c in table.columns if c not in (
-        "d", "sims_mean", "sims_sem", "n_seeds", "n_escaped", "dmft", "difference", "z",
-        "agree")]
+        "d", "sims_mean", "sims_sem", "n_seeds", "n_escaped", "dmft", "dmft_solved",
+        "difference", "z", "agree")]
     groups = list(table.groupby(grid, sort=False)) if grid else [((), table)]
     for i, (key, sub) in enumerate(groups):
         color = COLORS[i % len(COLORS)]
@@ -534,6 +536,8 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
             ax1.plot(okm.d, okm.dmft, "s-", color=color, mfc="white",
                      label=f"{lab}DMFT (m(0) at d), slope: {fm['B']:.3g}")
     ax1.set_xscale("log")
+    ax1.xaxis.set_minor_formatter(NullFormatter())
+    ax1.set_xticks(sorted(set(table.d)), [str(int(v)) for v in sorted(set(table.d))])
     ax1.set_xlabel("dimension d")
     ax1.set_ylabel(f"escape time (first t with ε_gen < {threshold:g})")
     ax1.legend(fontsize=8, loc="upper left")

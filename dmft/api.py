@@ -12,7 +12,7 @@ from .solver import Solver
 METHODS = ("causal", "iterative")
 
 
-def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replicas=4,
+def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replicas=8,
           response_samples=1000, time_step=None, seed=0, backend="numba",
           response_dtype="float32", memory_limit="8GB", resume_from=None,
           max_iterations=60, damping=0.5, tolerance=1e-4) -> xr.Dataset:

@@ -58,7 +58,7 @@ class Solver:
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
     """
 
-    def __init__(self, problem: Problem, *, d=None, n_samples=4000, n_replicas=4,
+    def __init__(self, problem: Problem, *, d=None, n_samples=4000, n_replicas=8,
                  response_samples=1000, time_step=None, seed=0, backend="numba",
                  response_dtype="float32", memory_limit="8GB", kernels=None):
         if n_replicas < 2:

@@ -26,7 +26,7 @@ from .problem import Problem, SelectionChain, gradient_factor
 
 DTYPES = ("float64", "float32")
 _DATA_ROWS_PER_CHUNK = 1024
-_DIVERGENCE_NORM2 = 1e100
+_DIVERGENCE_NORM2 = 1e30  # |w|^2/d beyond this is a diverged run
 
 
 class _Streams:
@@ -90,15 +90,15 @@ def _factor(active, y, h, L, door):
 def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
     """One pass over the data matrix for all configurations (theory §1, update rule).
 
-    For each row x_mu/sqrt(d) = A[mu] and configuration p: H[mu, p] = A[mu] . W[p] and,
-    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[mu, p]) A[mu]. Rows are
+    For each row x_mu/sqrt(d) = A[mu] and configuration p: H[p, mu] = A[mu] . W[p] and,
+    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu]. Rows are
     taken four at a time (each W[p] and gradient row is read once per four data rows; the
     data matrix is padded with zero rows to a multiple of four) and split into a fixed
     number of chunks whose partial gradients are summed afterwards in a fixed order:
     results depend neither on the number of threads nor on the batch.
     """
     blocks = A.shape[0] // 4
-    n = H.shape[0]
+    n = H.shape[1]
     for chunk in numba.prange(_ROW_CHUNKS):
         acc = grad_chunks[chunk]
         acc[:] = 0
@@ -112,13 +112,13 @@ def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
                 g2 = _factor(active[p, i + 2], y[i + 2], h2, L[p], door)
                 g3 = _factor(active[p, i + 3], y[i + 3], h3, L[p], door)
                 _add_rows(acc[p], g0, a0, g1, a1, g2, a2, g3, a3)
-                H[i, p] = h0
+                H[p, i] = h0
                 if i + 1 < n:
-                    H[i + 1, p] = h1
+                    H[p, i + 1] = h1
                 if i + 2 < n:
-                    H[i + 2, p] = h2
+                    H[p, i + 2] = h2
                 if i + 3 < n:
-                    H[i + 3, p] = h3
+                    H[p, i + 3] = h3
 
 
 def _check_inputs(problems, d, seeds, record_every, dtype) -> list[int]:
@@ -187,7 +187,7 @@ def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int
     L = (np.zeros(P) if batch.L is None else batch.L).astype(dtype)
     door = batch.model == "three_cluster"
     s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
-    H = np.empty((n, P), dtype)
+    H = np.empty((P, n), dtype)  # pre-activations h_mu of each configuration
     grad_chunks = np.empty((_ROW_CHUNKS, P, d), dtype)
 
     k_max = int(batch.n_steps.max())
@@ -198,7 +198,7 @@ def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int
     next_record = 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
         for k in range(k_max + 1):
-            norm2 = np.einsum("pj,pj->p", W, W, dtype=float) / d
+            norm2 = np.square(W, dtype=float).sum(axis=1) / d
             running &= np.isfinite(norm2) & (norm2 < _DIVERGENCE_NORM2)
             diverged_at_step[~running & (diverged_at_step < 0)] = k
             W[~running] = 0
@@ -222,9 +222,9 @@ _RECORDED = ("train_loss", "train_acc", "norm2", "magnetization", "active_fracti
 
 def _record(records, i, batch: _Batch, y, H, W, norm2, s):
     """Observables at one recorded step (docs/theory.md §1, finite-d observables)."""
-    y = y[:, None]
-    records["train_loss"][:, i] = pb.sample_loss(batch.model, y, H, batch.L).mean(axis=0)
-    records["train_acc"][:, i] = pb.correct(batch.model, y, H, batch.L).mean(axis=0)
+    L = None if batch.L is None else batch.L[:, None]
+    records["train_loss"][:, i] = pb.sample_loss(batch.model, y, H, L).mean(axis=1)
+    records["train_acc"][:, i] = pb.correct(batch.model, y, H, L).mean(axis=1)
     records["norm2"][:, i] = norm2
     records["magnetization"][:, i] = W.sum(axis=1, dtype=float) / W.shape[1]
     records["active_fraction"][:, i] = s.mean(axis=1)

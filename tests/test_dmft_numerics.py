@@ -56,15 +56,17 @@ def test_iterative_scheme_agrees_with_causal_pass():
 
 
 def test_persistent_sgd_converges_to_stochastic_gradient_flow():
-    """§4: halving the step changes the curve by < 0.005, differences shrink ~linearly."""
-    times = [1.0, 2.0, 3.0, 4.0, 5.0]
-    curves = {dt: dmft.solve(PSGD.replace(t_max=5), time_step=dt, n_samples=8000,
-                             response_samples=2000, seed=3).gen_error.sel(time=times)
-              for dt in (0.2, 0.1, 0.05)}
-    coarse = np.abs(curves[0.2].values - curves[0.1].values)
-    fine = np.abs(curves[0.1].values - curves[0.05].values)
-    assert coarse.max() < 0.005 and fine.max() < 0.005
-    assert fine.mean() < 0.75 * coarse.mean()
+    """§4: halving the step from 0.2 changes gen_error by < 0.003 (t <= 3); the changes
+    of gen_error and m shrink at least like 0.75 per halving (O(eta) convergence)."""
+    times = np.arange(0.4, 3.0, 0.4)
+    curves = {dt: dmft.solve(PSGD.replace(t_max=3), time_step=dt, n_samples=64000,
+                             response_samples=4000, seed=3).sel(time=times, method="nearest")
+              for dt in (0.4, 0.2, 0.1)}
+    for name in ("gen_error", "magnetization"):
+        coarse = np.abs(curves[0.4][name] - curves[0.2][name]).mean()
+        fine = np.abs(curves[0.2][name] - curves[0.1][name]).mean()
+        assert fine < 0.75 * coarse, name
+    assert np.abs(curves[0.2].gen_error - curves[0.1].gen_error).max() < 0.003
 
 
 def test_classical_sgd_has_no_continuous_limit():
@@ -90,9 +92,9 @@ def test_three_cluster_needs_d_and_two_cluster_refuses_it():
 
 
 def test_same_seed_same_numbers_and_attributes():
-    a = dmft.solve(PSGD.replace(t_max=2), n_samples=400, seed=7)
-    b = dmft.solve(PSGD.replace(t_max=2), n_samples=400, seed=7)
+    a = dmft.solve(PSGD.replace(t_max=2), n_samples=800, seed=7)
+    b = dmft.solve(PSGD.replace(t_max=2), n_samples=800, seed=7)
     np.testing.assert_array_equal(a.gen_error, b.gen_error)
-    assert a.attrs["method"] == "causal" and a.attrs["n_samples"] == 400
+    assert a.attrs["method"] == "causal" and a.attrs["n_samples"] == 800
     assert a.gen_error.attrs["long_name"] == "generalization error"
     np.testing.assert_allclose(a.time[1] - a.time[0], 0.2)
