@@ -41,7 +41,10 @@ def load_experiment(results: str | os.PathLike, experiment: str) -> dict[str, xr
     except ImportError:  # pragma: no cover - the pipeline's reader is not there yet
         open_experiment = None
     if open_experiment is not None:
-        stores = open_experiment(path)
+        try:
+            stores = open_experiment(path)
+        except FileNotFoundError:
+            return {}
         return {k: v for k, v in stores.items() if v is not None}
     stores = {}
     for key in ("sims", "dmft"):

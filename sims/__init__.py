@@ -11,7 +11,7 @@ with `dmft`.
 """
 
 from .problem import Problem, SelectionChain, bayes_optimal_error, oracle_error, reference_error
-from .simulate import simulate, simulate_batch
+from .engine import simulate, simulate_batch
 
 __all__ = ["Problem", "SelectionChain", "simulate", "simulate_batch", "bayes_optimal_error",
            "oracle_error", "reference_error"]

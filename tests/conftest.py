@@ -19,7 +19,7 @@ def tiny_config(t_max: float = 2.0) -> dict:
     """Two experiments covering grid, cases, ranges, d axes, sims and DMFT, in seconds."""
     return {
         "seed": 7,
-        "dask": {"progress_interval": 1},
+        "dask": {"progress_interval": 1, "processes": False},  # fast-starting LocalCluster
         "analysis": False,
         "experiments": {
             "two": {

@@ -1,0 +1,61 @@
+"""Simulator speed against the memory-bandwidth floor, measured in the same run.
+
+For each d (alpha = 2, GD, 100 steps) prints:
+  floor   time of the two plain numpy matrix-vector products A @ w and A.T @ g on the same
+          (n, d) data matrix (what any implementation of one step must at least read),
+  1 run   the simulator's time per step (data generation excluded) and its ratio to the floor,
+  8 runs  the time per step of 8 batched configurations, and its ratio to 1 run.
+Targets (issue 3): 1 run within 1.5x of the floor, 8 configurations under 2.5x of one.
+
+Usage: python benchmarks/bench_sims.py [d ...]
+"""
+
+import sys
+import time
+
+import numpy as np
+
+from sims import Problem
+from sims import engine as sim
+
+STEPS = 100
+
+
+def floor_per_step(n: int, d: int, repeats: int = 20) -> float:
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, d)) / np.sqrt(d)
+    w, g = rng.standard_normal(d), rng.standard_normal(n)
+    A @ w, A.T @ g
+    start = time.perf_counter()
+    for _ in range(repeats):
+        A @ w, A.T @ g
+    return (time.perf_counter() - start) / repeats
+
+
+def simulator_per_step(problems, d: int) -> float:
+    """Time per step, data generation excluded (a 1-step run is subtracted)."""
+    def run(t_max):
+        start = time.perf_counter()
+        sim.simulate_batch([p.replace(t_max=t_max) for p in problems], d=d, seeds=1)
+        return time.perf_counter() - start
+
+    run(0.2)  # compile
+    short, long = run(0.2), run(STEPS * 0.2)
+    return (long - short) / (STEPS - 1)
+
+
+def main(dims):
+    base = Problem(alpha=2.0, eta=0.2, process="gd", t_max=STEPS * 0.2)
+    eight = [base.replace(lam=0.01 * i) for i in range(8)]
+    print(f"{'d':>6} {'floor ms':>9} {'1 run ms':>9} {'1 run/floor':>12} "
+          f"{'8 runs ms':>10} {'8 runs/1 run':>13}")
+    for d in dims:
+        floor = floor_per_step(2 * d, d)
+        one = simulator_per_step([base], d)
+        batch = simulator_per_step(eight, d)
+        print(f"{d:>6} {1e3 * floor:>9.2f} {1e3 * one:>9.2f} {one / floor:>12.2f} "
+              f"{1e3 * batch:>10.2f} {batch / one:>13.2f}")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [2000, 10000])
