@@ -52,7 +52,7 @@ def test_three_cluster_gd_matches_simulations():
     p = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2,
                 t_max=20)
     ds = dmft.solve(p, d=D, n_samples=4000, response_samples=800)
-    runs = sims.simulate(p, d=D, seeds=SEEDS)
+    runs = sims.simulate(p, d=D, seeds=40)  # escape time varies a lot from seed to seed
     assert_within_errors(ds.gen_error, ds.gen_error_mc_error, runs.gen_error, "gen_error")
     assert_within_errors(ds.magnetization, ds.magnetization_mc_error,
                          np.abs(runs.magnetization), "|m|")
