@@ -86,39 +86,41 @@ def _factor(active, y, h, L, door):
     return gradient_factor(y, h, L, door) if active else h * 0
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _quad(A, i, w, acc, h_out, active, y, L, door):
+    """Rows i..i+3 for one configuration: h = A[i:i+4] w, acc += sum_r s Lambda'(y, h_r) A[r]."""
+    a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
+    h0, h1, h2, h3 = _rows_times_w(a0, a1, a2, a3, w)
+    _add_rows(acc,
+              _factor(active[i], y[i], h0, L, door), a0,
+              _factor(active[i + 1], y[i + 1], h1, L, door), a1,
+              _factor(active[i + 2], y[i + 2], h2, L, door), a2,
+              _factor(active[i + 3], y[i + 3], h3, L, door), a3)
+    h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3] = h0, h1, h2, h3
+
+
+_ROWS_PER_BLOCK = 8  # rows that share one read of each W[p] and gradient row
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
     """One pass over the data matrix for all configurations (theory §1, update rule).
 
     For each row x_mu/sqrt(d) = A[mu] and configuration p: H[p, mu] = A[mu] . W[p] and,
     while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu]. Rows are
-    taken four at a time (each W[p] and gradient row is read once per four data rows; the
-    data matrix is padded with zero rows to a multiple of four) and split into a fixed
-    number of chunks whose partial gradients are summed afterwards in a fixed order:
-    results depend neither on the number of threads nor on the batch.
+    taken in blocks of eight (each W[p] and gradient row comes from memory once per block;
+    the data matrix is padded with zero rows to a multiple of eight) and the blocks are
+    split into a fixed number of chunks whose partial gradients are summed afterwards in a
+    fixed order: results depend neither on the number of threads nor on the batch.
     """
-    blocks = A.shape[0] // 4
-    n = H.shape[1]
+    blocks = A.shape[0] // _ROWS_PER_BLOCK
     for chunk in numba.prange(_ROW_CHUNKS):
         acc = grad_chunks[chunk]
         acc[:] = 0
         for block in range(chunk * blocks // _ROW_CHUNKS, (chunk + 1) * blocks // _ROW_CHUNKS):
-            i = 4 * block
-            a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
             for p in range(W.shape[0]):
-                h0, h1, h2, h3 = _rows_times_w(a0, a1, a2, a3, W[p])
-                g0 = _factor(active[p, i], y[i], h0, L[p], door)
-                g1 = _factor(active[p, i + 1], y[i + 1], h1, L[p], door)
-                g2 = _factor(active[p, i + 2], y[i + 2], h2, L[p], door)
-                g3 = _factor(active[p, i + 3], y[i + 3], h3, L[p], door)
-                _add_rows(acc[p], g0, a0, g1, a1, g2, a2, g3, a3)
-                H[p, i] = h0
-                if i + 1 < n:
-                    H[p, i + 1] = h1
-                if i + 2 < n:
-                    H[p, i + 2] = h2
-                if i + 3 < n:
-                    H[p, i + 3] = h3
+                for i in range(block * _ROWS_PER_BLOCK, (block + 1) * _ROWS_PER_BLOCK, 4):
+                    _quad(A, i, W[p], acc[p], H[p], active[p], y, L[p], door)
 
 
 def _check_inputs(problems, d, seeds, record_every, dtype) -> list[int]:
@@ -187,7 +189,7 @@ def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int
     L = (np.zeros(P) if batch.L is None else batch.L).astype(dtype)
     door = batch.model == "three_cluster"
     s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
-    H = np.empty((P, n), dtype)  # pre-activations h_mu of each configuration
+    H = np.empty((P, A.shape[0]), dtype)  # pre-activations h_mu (padded rows: 0)
     grad_chunks = np.empty((_ROW_CHUNKS, P, d), dtype)
 
     k_max = int(batch.n_steps.max())
@@ -206,7 +208,7 @@ def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int
             active[:, :n] = s & running[:, None]
             _forward_backward(A, W, y_padded, active, L, door, H, grad_chunks)
             if steps[next_record] == k:
-                _record(records, next_record, batch, y, H, W, norm2, s)
+                _record(records, next_record, batch, y, H[:, :n], W, norm2, s)
                 for values in records.values():
                     values[~running, next_record] = np.nan
                 next_record += 1
@@ -245,7 +247,8 @@ def simulate_batch(problems: Sequence[Problem], d: int, seeds, *, record_every: 
     seeds = _check_inputs(problems, d, seeds, record_every, dtype)
     batch = _Batch(problems)
     n = round(batch.alpha * d)
-    A = np.zeros((-(-n // 4) * 4, d), dtype=np.dtype(dtype))  # rows padded to 4k (zeros)
+    rows = -(-n // _ROWS_PER_BLOCK) * _ROWS_PER_BLOCK
+    A = np.zeros((rows, d), dtype=np.dtype(dtype))  # padded with zero rows
     per_seed = [_run_seed(batch, A, _Streams(entropy, d, seed), record_every)
                 for seed in seeds]
     steps = per_seed[0][0]

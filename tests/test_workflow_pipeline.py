@@ -105,7 +105,7 @@ def test_killed_run_resumes_without_recomputing_and_gives_the_same_numbers(tmp_p
     proc.wait()
     done_at_kill = len(completed(store))
     assert 0 < done_at_kill < n_tasks, done_at_kill
-    assert snakemake(work, "--configfile", path, "--unlock").returncode == 0
+    assert snakemake(work, "--configfile", path, "--unlock", "--cores", "1").returncode == 0
     result = snakemake(work, "--configfile", path, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     log = (work / "logs" / "two" / "sims.log").read_text()

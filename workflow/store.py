@@ -77,8 +77,7 @@ class Layout:
     # ------------------------------------------------------------------ coordinates
     def point_times(self, problem) -> np.ndarray:
         if self.solver == "sims":
-            from sims.simulate import recorded_steps
-            steps = recorded_steps(problem.n_steps, int(self.spec.sims["record_every"]))
+            steps = _recorded_steps(problem.n_steps, int(self.spec.sims["record_every"]))
             return steps * problem.eta
         dt = self.spec.dmft["settings"].get("time_step") or problem.eta
         return np.arange(int(round(problem.t_max / dt)) + 1) * dt
@@ -157,6 +156,12 @@ class Layout:
 
     def seed_chunk(self) -> int:
         return int(self.spec.sims["seeds_per_task"]) if self.n_seeds else 0
+
+
+def _recorded_steps(n_steps: int, record_every: int) -> np.ndarray:
+    """The steps sims records: 0, r, 2r, ... and always the last one (checked on write)."""
+    steps = np.arange(0, n_steps + 1, record_every)
+    return steps if steps[-1] == n_steps else np.append(steps, n_steps)
 
 
 def _coord_values(values) -> np.ndarray:
