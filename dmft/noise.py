@@ -5,12 +5,16 @@ step (nested: earlier noise stays valid). The empirical M_C is a Gram matrix, he
 it is often numerically rank-deficient (smooth GD gradients, K > N): a pivot whose residual
 variance is below `rel_tol` * M_C(k,k) is declared degenerate, its column of L is zero, and
 later rows get no component along it (exact for a PSD matrix, up to rounding).
+
+The new row is a forward substitution against the rows of L already stored (numba, reading
+the lower triangle of L in place: O(k^2) per group and step, no copy of the k x k block;
+serial, since the per-step work is too small to pay for a parallel launch).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from scipy.linalg import solve_triangular
 
 
 class NestedCholesky:
@@ -18,13 +22,12 @@ class NestedCholesky:
 
     def __init__(self, groups: int, capacity: int, rel_tol: float = 1e-10):
         self.L = np.zeros((groups, capacity, capacity))
-        self._solve = np.zeros((groups, capacity, capacity))  # L with 1 on degenerate pivots
         self.degenerate = np.zeros((groups, capacity), dtype=bool)
         self.rel_tol = rel_tol
 
     def grow(self, capacity: int) -> None:
         old = self.L.shape[1]
-        for name in ("L", "_solve", "degenerate"):
+        for name in ("L", "degenerate"):
             arr = getattr(self, name)
             new = np.zeros(arr.shape[:1] + (capacity,) * (arr.ndim - 1), dtype=arr.dtype)
             new[(slice(None),) + (slice(0, old),) * (arr.ndim - 1)] = arr
@@ -32,17 +35,30 @@ class NestedCholesky:
 
     def add_row(self, k: int, row: np.ndarray) -> np.ndarray:
         """Append row k, given M_C(k, 0..k) of shape (groups, k+1); returns L[:, k, :k+1]."""
-        for g in range(row.shape[0]):
-            x = np.zeros(k)
-            if k:
-                x = solve_triangular(self._solve[g, :k, :k], row[g, :k], lower=True,
-                                     check_finite=False)
-                x[self.degenerate[g, :k]] = 0.0
-            residual = row[g, k] - x @ x
-            self.L[g, k, :k] = self._solve[g, k, :k] = x
-            if residual > self.rel_tol * max(row[g, k], 0.0) and residual > 0:
-                self.L[g, k, k] = self._solve[g, k, k] = np.sqrt(residual)
-            else:
-                self.degenerate[g, k] = True
-                self._solve[g, k, k] = 1.0
+        _add_row(self.L, self.degenerate, np.ascontiguousarray(row, dtype=float), k,
+                 self.rel_tol)
         return self.L[:, k, :k + 1]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _add_row(L, degenerate, row, k, rel_tol):
+    """L[g, k, :k+1] by forward substitution (degenerate pivots give zero columns)."""
+    for g in range(L.shape[0]):
+        norm = 0.0
+        for i in range(k):
+            if degenerate[g, i]:
+                L[g, k, i] = 0.0
+                continue
+            s = row[g, i]
+            for j in range(i):
+                s -= L[g, i, j] * L[g, k, j]
+            x = s / L[g, i, i]
+            L[g, k, i] = x
+            norm += x * x
+        residual = row[g, k] - norm
+        if residual > rel_tol * max(row[g, k], 0.0) and residual > 0:
+            L[g, k, k] = np.sqrt(residual)
+            degenerate[g, k] = False
+        else:
+            L[g, k, k] = 0.0
+            degenerate[g, k] = True

@@ -92,13 +92,16 @@ class Solver:
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
         self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
-        self.s = self.chain.initial(self._shared(self.rng.random))
+        self.s = self.chain.initial(self._shared(self._uniforms))
         self.z_next = self._shared(self.rng.standard_normal)
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 
     def _shared(self, draw):
         nb = sampling.draws_per_group(self.grid.model, self.n)
         return sampling.shared_draws(self.grid.model, draw((self.groups, nb)))
+
+    def _uniforms(self, shape):
+        return sampling.stratified_uniforms(self.rng, shape)
 
     def memory_estimate(self, n_steps: int) -> float:
         """Bytes held for a solve of n_steps steps (T dominates: G n_T K^2/2 itemsize)."""
@@ -189,7 +192,9 @@ class Solver:
         q = self.q[:, self.response_index]
         response.advance(self.T, k, 1 - eta * (p.lam + lam_hat + p.delta * q), memory,
                          p.delta * q, eta, self.settings["backend"])
-        self.s = self.chain.step(self.s, self._shared(self.rng.random))
+        nb = sampling.draws_per_group(self.grid.model, self.n)
+        self.s = self.chain.step(self.s, self._shared(
+            lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
         self.Z[:, k + 1] = self._shared(self.rng.standard_normal)
         self._check_finite(k + 1)
 
