@@ -2,8 +2,6 @@
 #   snakemake --cores 2                                  # config/quick.yaml
 #   snakemake --cores 2 --configfile config/paper.yaml
 #   snakemake --cores 2 --config dask_scheduler=tcp://host:8786
-import os
-
 
 configfile: "config/quick.yaml"
 
@@ -11,11 +9,7 @@ configfile: "config/quick.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/dmft.smk"
-
-
-if os.path.exists(os.path.join(workflow.basedir, "workflow/rules/analysis.smk")):
-
-    include: "workflow/rules/analysis.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

@@ -19,6 +19,8 @@ import xarray as xr
 
 from sims.problem import Problem, bayes_optimal_error, oracle_error, reference_error
 
+from .store import open_experiment
+
 SAMPLE_DIMS = ("seed",)
 TIME_DIMS = ("time", "time_prime")
 PROBLEM_FIELDS = tuple(Problem.__dataclass_fields__)
@@ -31,36 +33,12 @@ CASE_NAMES = {"gd": "GD", "sgd": "SGD", "persistent": "p-SGD", "psgd": "p-SGD",
 
 # ------------------------------------------------------------------------------- stores
 def load_experiment(results: str | os.PathLike, experiment: str) -> dict[str, xr.Dataset]:
-    """Open results/<experiment>/{sims,dmft}.zarr; keys only for the stores that exist.
-
-    Uses `analysis.store.open_experiment` (the pipeline's reader) when it is available.
-    """
-    path = os.path.join(os.fspath(results), experiment)
+    """Open results/<experiment>/{sims,dmft}.zarr lazily (`analysis.store.open_experiment`);
+    keys only for the stores that exist ({} if there are none)."""
     try:
-        from .store import open_experiment
-    except ImportError:  # pragma: no cover - the pipeline's reader is not there yet
-        open_experiment = None
-    if open_experiment is not None:
-        try:
-            stores = open_experiment(path)
-        except FileNotFoundError:
-            return {}
-        return {k: v for k, v in stores.items() if v is not None}
-    stores = {}
-    for key in ("sims", "dmft"):
-        store = os.path.join(path, f"{key}.zarr")
-        if os.path.isdir(store):
-            stores[key] = open_zarr_store(store)
-    return stores
-
-
-def open_zarr_store(path) -> xr.Dataset:
-    """One store, lazily: the pipeline's reader if importable, else xarray's."""
-    try:
-        from workflow.store import open_store
-    except ImportError:  # pragma: no cover
-        return xr.open_zarr(path)
-    return open_store(path)
+        return open_experiment(os.path.join(os.fspath(results), experiment))
+    except FileNotFoundError:
+        return {}
 
 
 def experiment_config(ds: xr.Dataset) -> dict:

@@ -17,6 +17,7 @@ import xarray as xr
 from sims import simulate
 from sims.datamodel import OBSERVABLES, annotate, dataset_attrs
 from sims.problem import Problem
+from workflow.store import ZARR_FORMAT
 
 
 def _nan_like(template: xr.Dataset) -> xr.Dataset:
@@ -128,27 +129,7 @@ def build_stores(path, base: Problem, grid: dict | None = None, *, cases: dict |
                           else [np.nan if v is None else float(v) for v in values])
                 ds = ds.assign_coords({field: ("case", values)})
             out[key] = ds
-        write_zarr(ds, os.path.join(path, f"{key}.zarr"))
+        ds.to_zarr(os.path.join(path, f"{key}.zarr"), mode="w", consolidated=True,
+                   zarr_format=ZARR_FORMAT)
     return out
 
-
-def write_zarr(ds: xr.Dataset, path) -> None:
-    """Write `ds` as a Zarr v2 group in xarray's layout with the zarr API (the installed
-    xarray writes only through zarr-python >= 3); consolidated metadata."""
-    import zarr
-    root = zarr.open_group(str(path), mode="w")
-    extra = [n for n in ds.coords if ds[n].dims != (n,)]
-    for name, var in {**ds.coords, **ds.data_vars}.items():
-        values = np.asarray(var.values)
-        if values.dtype.kind == "U":
-            values = values.astype(str)
-        arr = root.create_dataset(name, data=values, chunks=values.shape or None,
-                                  dtype=values.dtype, overwrite=True,
-                                  fill_value=np.nan if values.dtype.kind == "f" else None)
-        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in var.attrs.items()}
-        if name in ds.data_vars and extra:
-            attrs["coordinates"] = " ".join(extra)
-        arr.attrs.update({**attrs, "_ARRAY_DIMENSIONS": list(var.dims)})
-    root.attrs.update({k: (v.item() if isinstance(v, np.generic) else v)
-                       for k, v in ds.attrs.items()})
-    zarr.consolidate_metadata(str(path))

@@ -41,17 +41,18 @@ def draw_inputs(model: str, delta: float, groups: int, n: int, rng: np.random.Ge
 def shared_draws(model: str, values: np.ndarray) -> np.ndarray:
     """Expand per-draw randomness (h0, chain uniforms, noise normals) to all samples.
 
-    Three-cluster antithetic partners share them (so that m = 0 keeps them identical,
-    §5.1); two-cluster samples draw independently (`values` already has n columns).
+    Antithetic partners (sample i and i + n/2) share them, in both models: three-cluster
+    partners (c, zeta) <-> (-c, -zeta) so that m = 0 keeps them identical (§5.1);
+    two-cluster partners (c, zeta) <-> (c, -zeta) so that the zeta-odd parts of mu, M_C and
+    M_R cancel exactly pair by pair (at the first step mu_0 = -alpha b/2 exactly, §6.2: the
+    largest Monte-Carlo error of gen_error at early times is gone).
     """
-    if model == "two_cluster":
-        return values
     return np.concatenate([values, values], axis=-1)
 
 
 def draws_per_group(model: str, n: int) -> int:
     """Number of independent draws per group for shared randomness (see `shared_draws`)."""
-    return n if model == "two_cluster" else n // 2
+    return n // 2
 
 
 def stratified_uniforms(rng: np.random.Generator, shape, strata=None) -> np.ndarray:

@@ -59,7 +59,7 @@ class Solver:
     """
 
     def __init__(self, problem: Problem, *, d=None, n_samples=4000, n_replicas=8,
-                 response_samples=1000, time_step=None, seed=0, backend="numba",
+                 response_samples=400, time_step=None, seed=0, backend="numba",
                  response_dtype="float32", memory_limit="8GB", kernels=None):
         if n_replicas < 2:
             raise ValueError("n_replicas must be >= 2 (the Monte-Carlo error comes from them)")
@@ -92,16 +92,13 @@ class Solver:
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
         self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
-        self.s = self.chain.initial(self._shared(self._uniforms))
+        self.s = self.chain.initial(self._shared(self.rng.random))
         self.z_next = self._shared(self.rng.standard_normal)
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 
     def _shared(self, draw):
         nb = sampling.draws_per_group(self.grid.model, self.n)
         return sampling.shared_draws(self.grid.model, draw((self.groups, nb)))
-
-    def _uniforms(self, shape):
-        return sampling.stratified_uniforms(self.rng, shape)
 
     def memory_estimate(self, n_steps: int) -> float:
         """Bytes held for a solve of n_steps steps (T dominates: G n_T K^2/2 itemsize)."""

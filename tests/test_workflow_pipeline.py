@@ -49,10 +49,9 @@ def test_snakemake_builds_stores_equal_to_direct_solver_calls(tmp_path, tiny):
                            process="persistent", b=0.3, tau=3.3333, lam=1.0)
     direct = sims.simulate(problem, 60, [1, 2], entropy=specs["two"].entropy)
     stored = s.sel(case="psgd", lam=1.0, d=60, seed=[1, 2])
-    for name in OBSERVABLES + ["active_fraction"]:
-        # sims batches the 4 points of the experiment: equal up to BLAS summation order
-        np.testing.assert_allclose(stored[name].values, direct[name].values, rtol=1e-12,
-                                   atol=1e-15)
+    for name in OBSERVABLES + ["active_fraction", "diverged_at"]:
+        # the pipeline batches the 4 points and splits the seeds over tasks: bit-identical
+        np.testing.assert_array_equal(stored[name].values, direct[name].values)
     np.testing.assert_array_equal(stored.time.values, direct.time.values)
     layout = Layout(specs["two"], "sims")
     batch = sims.simulate_batch([layout.problems[i] for i in sorted(layout.problems)], 60,
@@ -134,15 +133,9 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
 
 
 def test_snakemake_lint_passes(tmp_path):
-    """No lint in the pipeline's own files (analysis.smk is linted by its owner's tests)."""
+    """`snakemake --lint` of the whole workflow (every .smk, analysis included) is clean."""
     result = snakemake(tmp_path, "--lint", "--configfile", ROOT / "config" / "quick.yaml")
-    out = result.stdout + result.stderr
-    assert "Traceback" not in out, out[-3000:]
-    flagged = [line for line in out.splitlines() if line.startswith("Lints for")]
-    mine = [line for line in flagged if "analysis.smk" not in line]
-    assert not mine, out[-3000:]
-    if not flagged:
-        assert result.returncode == 0
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
 
 
 def test_paper_config_dry_run_lists_one_job_per_store(tmp_path):

@@ -171,7 +171,7 @@ def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: in
                    log=None) -> dict:
     """Compute whatever is missing in the store; return a summary."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    store_path = os.fspath(store_path)
+    store_path = os.path.abspath(store_path)  # workers may run in another directory
     start = time.time()
     layout = prepare_store(spec, solver, store_path, log)
     tasks = layout.tasks()

@@ -5,13 +5,15 @@ One store per experiment and solver (`results/<experiment>/<solver>.zarr`), dims
 size 1 along case, grid and d, `seeds_per_task` along seed, full along time: every task
 owns whole chunks, so tasks never write the same chunk.
 
-Stores are plain Zarr v2 groups in xarray's layout (`_ARRAY_DIMENSIONS`, `coordinates`,
-NaN fill value, consolidated metadata), written with the zarr API directly: the installed
-xarray (2026.x) can only write through zarr-python >= 3, which the project pins below 3.
-`open_store` reads them lazily (dask) either way.
+Creation writes only metadata and coords: `template(...).to_zarr(compute=False)` of a
+dask-backed dataset. Each task then writes its points with `to_zarr(region=...)`; stores
+are read lazily with `xr.open_zarr`. Zarr format 2 (ZARR_FORMAT), not 3: in format 3
+zarr-python warns on every write/open that consolidated metadata is not in its spec and
+that fixed-width unicode (the `case` coordinate) has no stable encoding; format-2 stores
+have neither problem and stay readable by zarr-python 2 and other Zarr readers.
 
-Completion: after writing its region a task sets `done` (dims without time) and then
-writes the marker `.tasks/<task key>/<run id>.json` inside the store: a task is complete
+Completion: a task writes `done` (dims without time) together with its region, then the
+marker `.tasks/<task key>/<run id>.json` inside the store: a task is complete
 iff its marker directory is non-empty; the number of files counts its executions.
 """
 
@@ -29,13 +31,13 @@ from pathlib import Path
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-import zarr
 
 from sims.datamodel import TIME_ATTRS, package_version
 
 from .config import PROBLEM_FIELDS, ExperimentSpec, _problem, stable_hash
 
 TASKS_DIR = ".tasks"
+ZARR_FORMAT = 2
 TIME_DIMS = ("time", "time_prime")
 
 
@@ -171,63 +173,40 @@ def _coord_values(values) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- creation
-def _write_array(group, name, dims, values=None, *, shape=None, chunks=None, dtype=None,
-                 attrs=None, fill_value=None):
-    if values is not None:
-        values = np.asarray(values)
-        arr = group.create_dataset(name, data=values, chunks=values.shape or None,
-                                   dtype=values.dtype, overwrite=True)
-    else:
-        arr = group.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype,
-                                   fill_value=fill_value, overwrite=True)
-    arr.attrs.update({**(attrs or {}), "_ARRAY_DIMENSIONS": list(dims)})
-    return arr
-
-
-def create_store(path, layout: Layout, probe: xr.Dataset) -> None:
-    """Create the store's metadata (coords, empty variables, attrs) atomically.
+def template(layout: Layout, probe: xr.Dataset) -> xr.Dataset:
+    """The store as a lazy (dask) dataset: coords, attrs, and empty variables chunked so
+    that every task owns whole chunks.
 
     `probe` is a short result of the solver: it gives the variable names, their dims
     beyond the lead dims, dtypes and attributes.
     """
+    coords = layout.coords()
+    if any("time_prime" in var.dims for var in probe.data_vars.values()):
+        coords["time_prime"] = (("time_prime",), layout.times, dict(TIME_ATTRS))
+    sizes = {name: len(values) for name, (dims, values, _) in coords.items() if dims == (name,)}
+    chunk = {"seed": layout.seed_chunk(), "time": sizes["time"], "time_prime": sizes["time"]}
+
+    def empty(dims, dtype, attrs):
+        dtype = np.dtype(dtype)
+        fill = np.nan if dtype.kind in "fc" else 0
+        data = dsa.full([sizes[d] for d in dims], fill, dtype=dtype,
+                        chunks=[chunk.get(d, 1) for d in dims])
+        return xr.Variable(dims, data, attrs)
+
+    lead = list(layout.lead_dims)
+    data_vars = {name: empty(lead + list(var.dims), var.dtype, var.attrs)
+                 for name, var in probe.data_vars.items()}
+    data_vars["done"] = empty(lead + layout.sample_dims, bool,
+                              {"long_name": "this point's task has completed"})
+    return xr.Dataset(data_vars, coords=coords, attrs=layout.base_attrs())
+
+
+def create_store(path, layout: Layout, probe: xr.Dataset) -> None:
+    """Write the store's metadata and coords (no variable data) atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    root = zarr.open_group(str(tmp), mode="w")
-    coords = layout.coords()
-    sizes = {name: len(values) for name, (dims, values, _) in coords.items() if dims == (name,)}
-    coord_names = []
-    for name, (dims, values, attrs) in coords.items():
-        _write_array(root, name, dims, values, attrs=attrs)
-        if dims != (name,):
-            coord_names.append(name)
-    seed_chunk = layout.seed_chunk()
-    for name, var in probe.data_vars.items():
-        dims = list(layout.lead_dims)
-        shape, chunks = [sizes[d] for d in dims], [1] * len(dims)
-        for dim in var.dims:
-            if dim == "time_prime":
-                sizes.setdefault("time_prime", len(layout.times))
-                if "time_prime" not in coords:
-                    coords["time_prime"] = (("time_prime",), layout.times, dict(TIME_ATTRS))
-                    _write_array(root, "time_prime", ("time_prime",), layout.times,
-                                 attrs=dict(TIME_ATTRS))
-            size = sizes.get(dim, var.sizes[dim])
-            dims.append(dim)
-            shape.append(size)
-            chunks.append(seed_chunk if dim == "seed" else size)
-        dtype = np.dtype(var.dtype)
-        fill = np.nan if dtype.kind == "f" else (False if dtype.kind == "b" else 0)
-        attrs = dict(var.attrs)
-        if coord_names:
-            attrs["coordinates"] = " ".join(coord_names)
-        _write_array(root, name, dims, shape=shape, chunks=chunks, dtype=dtype, attrs=attrs,
-                     fill_value=fill)
-    done_dims = list(layout.lead_dims) + layout.sample_dims
-    _write_array(root, "done", done_dims, shape=[sizes[d] for d in done_dims],
-                 chunks=[seed_chunk if d == "seed" else 1 for d in done_dims], dtype=bool,
-                 fill_value=False, attrs={"long_name": "this point's task has completed"})
-    root.attrs.update(layout.base_attrs())
-    zarr.consolidate_metadata(str(tmp))
+    template(layout, probe).to_zarr(tmp, compute=False, mode="w", consolidated=True,
+                                    zarr_format=ZARR_FORMAT)
     (tmp / TASKS_DIR).mkdir()
     if path.exists():
         shutil.rmtree(path)
@@ -237,38 +216,26 @@ def create_store(path, layout: Layout, probe: xr.Dataset) -> None:
 def store_matches(path, layout: Layout) -> bool:
     """The store exists, is complete metadata-wise, and was made for this spec."""
     try:
-        attrs = zarr.open_consolidated(str(path), mode="r").attrs
-        return attrs.get("spec_hash") == layout.spec_hash
+        return open_store(path).attrs.get("spec_hash") == layout.spec_hash
     except Exception:  # missing, or half-written: rebuild
         return False
 
 
 # ------------------------------------------------------------------------- writing
 def write_point(path, layout: Layout, task: Task, index: tuple, result: xr.Dataset) -> None:
-    """Write one point's result (dims (seed,) time (time_prime)) into its region."""
-    root = zarr.open_group(str(path), mode="r+")
+    """Write one point's result (dims (seed,) time (time_prime)) and its `done` into the
+    point's region: whole chunks of the store (one per variable)."""
     lead = tuple(index) + ((task.d_index,) if task.d_index is not None else ())
-    tpos = layout.time_index(result["time"].values)
-    seed_sel = slice(task.seeds[0], task.seeds[-1] + 1) if task.seeds else None
-    for name, var in result.data_vars.items():
-        arr = root[name]
-        store_dims = arr.attrs["_ARRAY_DIMENSIONS"][len(lead):]
-        values = var.transpose(*store_dims).values
-        if "time" in store_dims:
-            full_shape = list(values.shape)
-            for axis, dim in enumerate(store_dims):
-                if dim in TIME_DIMS:
-                    full_shape[axis] = layout.times.size
-            if full_shape != list(values.shape) or not np.array_equal(tpos, np.arange(tpos.size)):
-                full = np.full(full_shape, np.nan, dtype=arr.dtype)
-                sel = tuple(tpos if dim in TIME_DIMS else slice(None) for dim in store_dims)
-                full[np.ix_(*[s if isinstance(s, np.ndarray) else np.arange(n)
-                              for s, n in zip(sel, values.shape)])] = values
-                values = full
-        region = lead + tuple(seed_sel if dim == "seed" else slice(None) for dim in store_dims)
-        arr[region] = values.astype(arr.dtype, copy=False)
-    done = root["done"]
-    done[lead + ((seed_sel,) if task.seeds else ())] = True
+    region = {dim: slice(i, i + 1) for dim, i in zip(layout.lead_dims, lead)}
+    if task.seeds:
+        region["seed"] = slice(task.seeds[0], task.seeds[-1] + 1)
+    on_axis = {dim: layout.times[layout.time_index(result[dim].values)]
+               for dim in TIME_DIMS if dim in result.dims}
+    part = result.assign_coords(on_axis).reindex({dim: layout.times for dim in on_axis})
+    part["done"] = xr.DataArray(np.ones([part.sizes[d] for d in layout.sample_dims], bool),
+                                dims=layout.sample_dims)
+    part = part.drop_vars(list(part.coords)).expand_dims(list(region)[:len(lead)])
+    part.to_zarr(path, region=region or None, mode="r+")
 
 
 def mark_done(path, task: Task, info: dict) -> None:
@@ -315,36 +282,15 @@ def finalize(path, layout: Layout) -> dict:
         common = attrs if common is None else {k: v for k, v in common.items()
                                                if attrs.get(k) == v}
     skip = set(PROBLEM_FIELDS) | {"d", "n", "wall_time", "package_version", "seed", "diverged_runs"}
-    root = zarr.open_group(str(path), mode="r+")
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
     extra["n_tasks"] = len({r["key"] for r in records})
-    root.attrs.update(extra)
-    zarr.consolidate_metadata(str(path))
+    attrs = {**open_store(path).attrs, **extra}  # to_zarr replaces the group attrs
+    xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
     return extra
 
 
 # ------------------------------------------------------------------------- reading
 def open_store(path, *, chunks="auto") -> xr.Dataset:
-    """Open a store lazily (dask-backed): xarray's reader if it can, else via zarr directly."""
-    path = str(path)
-    try:
-        return xr.open_zarr(path, consolidated=True)
-    except (TypeError, ImportError, ValueError):  # xarray >= 2025 with zarr-python 2
-        pass
-    root = zarr.open_consolidated(path, mode="r")
-    arrays = dict(root.arrays())
-    coord_names = set()
-    for arr in arrays.values():
-        coord_names.update(arr.attrs.get("coordinates", "").split())
-    coords, data_vars = {}, {}
-    for name, arr in arrays.items():
-        attrs = dict(arr.attrs)
-        dims = attrs.pop("_ARRAY_DIMENSIONS")
-        attrs.pop("coordinates", None)
-        if dims == [name] or name in coord_names:
-            coords[name] = xr.Variable(dims, arr[...], attrs)
-        else:
-            data = dsa.from_zarr(arr, chunks=arr.chunks if chunks == "auto" else chunks)
-            data_vars[name] = xr.Variable(dims, data, attrs)
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(root.attrs))
+    """Open a store lazily (dask-backed), from its consolidated metadata."""
+    return xr.open_zarr(path, consolidated=True, chunks=chunks)

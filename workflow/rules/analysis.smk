@@ -2,41 +2,7 @@
 # Every figure is marked report(...): `snakemake --report results/report.html` collects them
 # with their captions (workflow/report/*.rst) and the config files used.
 # Settings (optional) under `analysis:` in the config: {escape_threshold: 0.4}.
-import os
-
-PAPER_PANELS = [f"fig{i}_{side}" for i in (1, 2, 3, 4) for side in ("left", "right")]
-ES_MAPS = ["esmap_psgd_two", "esmap_sgd_two", "esmap_sgd_three"]
-FSS = ["fss_two", "fss_three"]
-REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
-
-
-def _analysis_settings(config):
-    settings = config.get("analysis", True)
-    return settings if isinstance(settings, dict) else {}
-
-
-def analysis_targets(config):
-    """Every file the analysis produces for the experiments of `config` (for `rule all`)."""
-    names = list(config.get("experiments", {}))
-    out = []
-    for name in names:
-        if name in PAPER_PANELS or name in ES_MAPS or name in FSS:
-            out += [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
-        if name in ES_MAPS or name in FSS:
-            out.append(f"{RESULTS}/tables/{name}.csv")
-    return out
-
-
-def _caption(name):
-    """Text of workflow/report/<name>.rst (rendered into the report by figure.rst)."""
-    path = os.path.join(REPORT_DIR, f"{name}.rst")
-    return open(path).read() if os.path.exists(path) else name
-
-
-def _statement(wc):
-    """fss_three: the simulations-vs-DMFT verdict written by the analysis (if made yet)."""
-    path = f"{RESULTS}/tables/{wc.experiment}.txt"
-    return open(path).read().strip() if os.path.exists(path) else ""
+# Helpers (targets, captions) are in common.smk.
 
 
 rule paper_figure:
@@ -51,10 +17,13 @@ rule paper_figure:
     params:
         caption=lambda wc: _caption(wc.experiment),
         statement="",
+        results=results_dir,
     log:
         "logs/{experiment}/analysis.log",
+    conda:
+        "../envs/sgd-dmft.yaml"
     shell:
-        "python -m analysis {wildcards.experiment} --results {RESULTS} > {log:q} 2>&1"
+        "python -m analysis {wildcards.experiment} --results {params.results:q} > {log:q} 2>&1"
 
 
 rule early_stopping_map:
@@ -71,10 +40,13 @@ rule early_stopping_map:
     params:
         caption=lambda wc: _caption(wc.experiment),
         statement="",
+        results=results_dir,
     log:
         "logs/{experiment}/analysis.log",
+    conda:
+        "../envs/sgd-dmft.yaml"
     shell:
-        "python -m analysis {wildcards.experiment} --results {RESULTS} > {log:q} 2>&1"
+        "python -m analysis {wildcards.experiment} --results {params.results:q} > {log:q} 2>&1"
 
 
 rule finite_size:
@@ -92,8 +64,11 @@ rule finite_size:
         caption=lambda wc: _caption(wc.experiment),
         statement=_statement,
         threshold=lambda wc: _analysis_settings(config).get("escape_threshold", 0.4),
+        results=results_dir,
     log:
         "logs/{experiment}/analysis.log",
+    conda:
+        "../envs/sgd-dmft.yaml"
     shell:
-        "python -m analysis {wildcards.experiment} --results {RESULTS} "
+        "python -m analysis {wildcards.experiment} --results {params.results:q} "
         "--escape-threshold {params.threshold} > {log:q} 2>&1"

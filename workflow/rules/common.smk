@@ -2,6 +2,7 @@
 # A spec file results/<experiment>/.spec/<solver>.json holds what determines that store;
 # it is rewritten only when its content changes, so editing one experiment reruns only it.
 import json
+import os
 
 from snakemake.utils import validate
 
@@ -47,7 +48,48 @@ def store_inputs(experiment):
 
 
 def analysis_targets_or_none():
-    """The analysis rules' targets, unless `analysis: false` or analysis.smk is absent."""
-    if config.get("analysis", True) is False or "analysis_targets" not in globals():
+    """The analysis rules' targets, unless `analysis: false` in the config."""
+    if config.get("analysis", True) is False:
         return []
     return analysis_targets(config)
+
+
+# ------------------------------------------------------------------ analysis (analysis.smk)
+PAPER_PANELS = [f"fig{i}_{side}" for i in (1, 2, 3, 4) for side in ("left", "right")]
+ES_MAPS = ["esmap_psgd_two", "esmap_sgd_two", "esmap_sgd_three"]
+FSS = ["fss_two", "fss_three"]
+REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
+
+
+def _analysis_settings(config):
+    settings = config.get("analysis", True)
+    return settings if isinstance(settings, dict) else {}
+
+
+def analysis_targets(config):
+    """Every file the analysis produces for the experiments of `config` (for `rule all`)."""
+    names = list(config.get("experiments", {}))
+    out = []
+    for name in names:
+        if name in PAPER_PANELS or name in ES_MAPS or name in FSS:
+            out += [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
+        if name in ES_MAPS or name in FSS:
+            out.append(f"{RESULTS}/tables/{name}.csv")
+    return out
+
+
+def _caption(name):
+    """Text of workflow/report/<name>.rst (rendered into the report by figure.rst)."""
+    path = os.path.join(REPORT_DIR, f"{name}.rst")
+    return open(path).read() if os.path.exists(path) else name
+
+
+def _statement(wc):
+    """fss_three: the simulations-vs-DMFT verdict written by the analysis (if made yet)."""
+    path = f"{RESULTS}/tables/{wc.experiment}.txt"
+    return open(path).read().strip() if os.path.exists(path) else ""
+
+
+def results_dir(wildcards, output):
+    """The results directory, from an output <results>/figures/<experiment>.png."""
+    return os.path.dirname(os.path.dirname(output.png))

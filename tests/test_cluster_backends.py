@@ -1,0 +1,80 @@
+"""The pipeline on the other Dask back-ends: an existing scheduler, and a real SLURM cluster
+(dask_jobqueue.SLURMCluster; `.ci/slurm.sh start` sets one up on a single machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import sims
+from analysis.store import open_experiment
+from conftest import snakemake, tiny_config, write_config
+from workflow.config import load_config
+from workflow.store import task_records
+
+OBSERVABLES = ["gen_error", "train_loss", "train_acc", "norm2", "magnetization"]
+
+
+def _sims_only_config(dask: dict) -> dict:
+    config = tiny_config()
+    config["experiments"] = {"two": config["experiments"]["two"]}
+    del config["experiments"]["two"]["dmft"]
+    config["dask"] = {"progress_interval": 1, **dask}
+    return config
+
+
+def _assert_store_equals_direct_simulation(workdir, config):
+    entropy = load_config(config)["two"].entropy
+    stored = open_experiment(workdir / "results" / "two")["sims"]
+    assert bool(stored.done.all())
+    problem = sims.Problem(model="two_cluster", alpha=2, delta=0.5, R=0.01, eta=0.2, t_max=2,
+                           process="persistent", b=0.3, tau=3.3333, lam=0.1)
+    direct = sims.simulate(problem, 40, [0, 1, 2], entropy=entropy)
+    point = stored.sel(case="psgd", lam=0.1, d=40)
+    for name in OBSERVABLES:
+        np.testing.assert_array_equal(point[name].values, direct[name].values)
+
+
+def test_pipeline_runs_on_an_existing_dask_scheduler(tmp_path):
+    from distributed import Client, LocalCluster
+
+    config = _sims_only_config({})
+    path = write_config(tmp_path / "c.yaml", config)
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        result = snakemake(tmp_path, "--configfile", path, "--cores", "1",
+                           "--config", f"dask_scheduler={cluster.scheduler_address}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        worker_pids = set(client.run(os.getpid).values())
+    # every task ran in one of this scheduler's worker processes
+    records = task_records(tmp_path / "results" / "two" / "sims.zarr")
+    assert records and {record["pid"] for record in records} <= worker_pids
+    _assert_store_equals_direct_simulation(tmp_path, config)
+
+
+def _slurm_is_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return states.returncode == 0 and "idle" in states.stdout
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not _slurm_is_up(), reason="no SLURM here (CI starts one: .ci/slurm.sh)")
+def test_pipeline_runs_on_a_slurm_cluster(tmp_path):
+    slurm = {"cores": 1, "processes": 1, "memory": "1GB", "walltime": "00:10:00",
+             "interface": "lo", "scheduler_options": {"interface": "lo"},
+             "log_directory": str(tmp_path / "slurm-logs")}
+    config = _sims_only_config({"slurm": slurm, "n_workers": 2})
+    path = write_config(tmp_path / "c.yaml", config)
+    result = snakemake(tmp_path, "--configfile", path, "--cores", "1", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "slurm cluster" in (result.stdout + result.stderr).lower() or \
+        any((tmp_path / "logs").rglob("*.log"))
+    # the workers were SLURM jobs: their logs are in the log directory
+    assert any((tmp_path / "slurm-logs").iterdir())
+    _assert_store_equals_direct_simulation(tmp_path, config)
