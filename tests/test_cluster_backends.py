@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -77,4 +78,27 @@ def test_pipeline_runs_on_a_slurm_cluster(tmp_path):
         any((tmp_path / "logs").rglob("*.log"))
     # the workers were SLURM jobs: their logs are in the log directory
     assert any((tmp_path / "slurm-logs").iterdir())
+    _assert_store_equals_direct_simulation(tmp_path, config)
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not _slurm_is_up(), reason="no SLURM here (CI starts one: .ci/slurm.sh)")
+def test_snakemake_submits_the_rules_as_slurm_jobs(tmp_path):
+    config = _sims_only_config({"processes": False})
+    path = write_config(tmp_path / "c.yaml", config)
+    partition = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True,
+                               text=True).stdout.split()[0]
+    # without accounting, the executor must poll squeue (shared/docs/slurm-local.md)
+    result = snakemake(tmp_path, "--configfile", path, "--executor", "slurm", "--jobs", "2",
+                       "--cores", "2", "--slurm-status-command", "squeue",
+                       "--slurm-init-seconds-before-status-checks", "2",
+                       "--default-resources", f"slurm_partition={partition}", "mem_mb=1000",
+                       "runtime=10", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job_ids = re.findall(r"SLURM jobid (\d+)", result.stdout + result.stderr)
+    assert job_ids
+    for job_id in job_ids:  # finished jobs stay visible for MinJobAge seconds
+        job = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
+                             text=True).stdout
+        assert "JobState=COMPLETED" in job
     _assert_store_equals_direct_simulation(tmp_path, config)
