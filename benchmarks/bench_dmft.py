@@ -67,7 +67,7 @@ def accuracy(process, K, result):
 
 
 def main(quick: bool):
-    base = run("p-sgd b=0.3", 100, 2000, None, backend="numpy", dtype="float64")
+    base = run("p-sgd b=0.3", 100, 2000, 2000, backend="numpy", dtype="float64")  # all carry T
     rows = [("p-sgd b=0.3", 100, "numpy/f64 (baseline)", base, None)]
     for proc in ("gd", "p-sgd b=0.3"):
         for K in (100, 250, 500):

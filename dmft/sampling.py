@@ -39,7 +39,7 @@ def draw_inputs(model: str, delta: float, groups: int, n: int, rng: np.random.Ge
 
 
 def shared_draws(model: str, values: np.ndarray) -> np.ndarray:
-    """Expand per-draw randomness (h0, chain uniforms, noise normals) to all samples.
+    """Expand per-draw randomness (h0, chain uniforms; three-cluster: noise normals) to all samples.
 
     Antithetic partners (sample i and i + n/2) share them, in both models: three-cluster
     partners (c, zeta) <-> (-c, -zeta) so that m = 0 keeps them identical (§5.1);

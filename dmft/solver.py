@@ -93,12 +93,20 @@ class Solver:
         self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
         self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
         self.s = self.chain.initial(self._shared(self.rng.random))
-        self.z_next = self._shared(self.rng.standard_normal)
+        self.z_next = self._noise_draws()
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 
     def _shared(self, draw):
         nb = sampling.draws_per_group(self.grid.model, self.n)
         return sampling.shared_draws(self.grid.model, draw((self.groups, nb)))
+
+    def _noise_draws(self):
+        """Normals z_k of the noise paths: independent for two-cluster antithetic partners
+        (sharing them halves the independent noise paths and raises the late-time GD error),
+        shared for three-cluster ones (Z2 symmetry, §5.1)."""
+        if self.grid.model == "two_cluster":
+            return self.rng.standard_normal((self.groups, self.n))
+        return self._shared(self.rng.standard_normal)
 
     def memory_estimate(self, n_steps: int) -> float:
         """Bytes held for a solve of n_steps steps (T dominates: G n_T K^2/2 itemsize)."""
@@ -192,7 +200,7 @@ class Solver:
         nb = sampling.draws_per_group(self.grid.model, self.n)
         self.s = self.chain.step(self.s, self._shared(
             lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
-        self.Z[:, k + 1] = self._shared(self.rng.standard_normal)
+        self.Z[:, k + 1] = self._noise_draws()
         self._check_finite(k + 1)
 
     def _check_finite(self, k: int):
