@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import dask.array as dsa
@@ -286,7 +287,9 @@ def finalize(path, layout: Layout) -> dict:
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
     extra["n_tasks"] = len({r["key"] for r in records})
     attrs = {**open_store(path).attrs, **extra}  # to_zarr replaces the group attrs
-    xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
+    with warnings.catch_warnings():  # the markers' folder is not a Zarr node: expected
+        warnings.filterwarnings("ignore", f"Object at {TASKS_DIR} is not recognized")
+        xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
     return extra
 
 

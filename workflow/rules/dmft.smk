@@ -12,7 +12,7 @@ rule dmft:
         store=lambda wc: f"{RESULTS}/{wc.experiment}/dmft.zarr",
         dask=DASK,
         scheduler=SCHEDULER,
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     conda:
         "../envs/sgd-dmft.yaml"
     shell:

@@ -12,7 +12,7 @@ rule simulate:
         store=lambda wc: f"{RESULTS}/{wc.experiment}/sims.zarr",
         dask=DASK,
         scheduler=SCHEDULER,
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     conda:
         "../envs/sgd-dmft.yaml"
     shell:
