@@ -13,17 +13,7 @@ from .figures import (PANELS, draw, early_stopping_figure, early_stopping_maps,
 from .finite_size import (agreement_statement, escape_table, escape_time, finite_size_table,
                           fit_inverse_d, fit_log_d)
 
-try:  # the pipeline's reader (analysis/store.py)
-    from .store import open_experiment
-except ImportError:  # pragma: no cover - not written yet: same contract, local fallback
-    open_experiment = None
-
-if open_experiment is None:
-    def open_experiment(path):
-        """Open <path>/sims.zarr and <path>/dmft.zarr (only those that exist)."""
-        import os
-        return load_experiment(os.path.dirname(os.fspath(path).rstrip("/")) or ".",
-                               os.path.basename(os.fspath(path).rstrip("/")))
+from .store import open_experiment
 
 __all__ = ["open_experiment", "load_experiment", "plot_panel", "paper_panel", "draw",
            "early_stopping", "early_stopping_maps", "early_stopping_figure",

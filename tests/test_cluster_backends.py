@@ -70,7 +70,7 @@ def test_pipeline_runs_on_a_slurm_cluster(tmp_path):
     slurm = {"cores": 1, "processes": 1, "memory": "1GB", "walltime": "00:10:00",
              "interface": "lo", "scheduler_options": {"interface": "lo"},
              "log_directory": str(tmp_path / "slurm-logs")}
-    config = _sims_only_config({"slurm": slurm, "n_workers": 2})
+    config = _sims_only_config({"scheduler": "slurm", "slurm": slurm, "n_workers": 2})
     path = write_config(tmp_path / "c.yaml", config)
     result = snakemake(tmp_path, "--configfile", path, "--cores", "1", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -85,8 +85,9 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str | None = None, log=
     from distributed import Client, LocalCluster
 
     dask_cfg = dict(dask_cfg or {})
-    scheduler = scheduler or dask_cfg.get("scheduler") or ("slurm" if dask_cfg.get("slurm")
-                                                           else "local")
+    # the dask.slurm settings are used only when SLURM is asked for, so that one config
+    # runs both on a workstation and (with dask_scheduler=slurm) on a cluster
+    scheduler = scheduler or dask_cfg.get("scheduler") or "local"
     tpw = int(dask_cfg.get("threads_per_worker", 1))
     for var in THREAD_VARS:  # one BLAS thread per Dask thread
         os.environ.setdefault(var, str(tpw))
