@@ -5,8 +5,10 @@ The update rule, with A = X / sqrt(d) the (n, d) data matrix and s_mu(t) the sel
     w(t + eta) = w(t) - eta [ lam w(t) + A^T (s * Lambda'(y, A w(t))) ],
 
 is applied to several configurations at once: configurations that share (model, alpha,
-delta) share the data matrix, so the weights of P configurations form a (d, P) matrix and
-each step costs two passes over A (one matrix-matrix product each way) whatever P is.
+delta) share the data matrix, the weights of P configurations form a (P, d) matrix, and
+each step is a single pass over the rows of A (`_forward_backward`): the pre-activation
+A[mu] . w and the gradient contribution of that row are computed while the row is in
+cache, for all P configurations. The data matrix (n d numbers) is the only O(n d) array.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class _Streams:
 
 @dataclass
 class _Batch:
-    """Per-configuration parameters as (P,) arrays, broadcast against the (n, P) fields."""
+    """Per-configuration parameters as (P,) arrays (the chain's as (P, 1), against (P, n) masks)."""
 
     problems: list[Problem]
 
