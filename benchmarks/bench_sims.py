@@ -4,7 +4,8 @@ For each d (alpha = 2, GD, 100 steps) prints:
   floor   time of the two plain numpy matrix-vector products A @ w and A.T @ g on the same
           (n, d) data matrix (what any implementation of one step must at least read),
   1 run   the simulator's time per step (data generation excluded) and its ratio to the floor,
-  8 runs  the time per step of 8 batched configurations, and its ratio to 1 run.
+  8 runs  the time per step of 8 batched configurations, its ratio to 1 run and to the
+          floor of 8 separate runs (8 x floor).
 Targets (issue 3): 1 run within 1.5x of the floor, 8 configurations under 2.5x of one.
 
 Usage: python benchmarks/bench_sims.py [d ...]
@@ -48,13 +49,13 @@ def main(dims):
     base = Problem(alpha=2.0, eta=0.2, process="gd", t_max=STEPS * 0.2)
     eight = [base.replace(lam=0.01 * i) for i in range(8)]
     print(f"{'d':>6} {'floor ms':>9} {'1 run ms':>9} {'1 run/floor':>12} "
-          f"{'8 runs ms':>10} {'8 runs/1 run':>13}")
+          f"{'8 runs ms':>10} {'8 runs/1 run':>13} {'8 runs/8 floors':>16}")
     for d in dims:
         floor = floor_per_step(2 * d, d)
         one = simulator_per_step([base], d)
         batch = simulator_per_step(eight, d)
         print(f"{d:>6} {1e3 * floor:>9.2f} {1e3 * one:>9.2f} {one / floor:>12.2f} "
-              f"{1e3 * batch:>10.2f} {batch / one:>13.2f}")
+              f"{1e3 * batch:>10.2f} {batch / one:>13.2f} {batch / (8 * floor):>16.2f}")
 
 
 if __name__ == "__main__":
