@@ -92,7 +92,8 @@ class Solver:
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
         self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
-        self.s = self.chain.initial(self._shared(self.rng.random))
+        self.s = self.chain.initial(self._shared(
+            lambda shape: sampling.stratified_uniforms(self.rng, shape)))
         self.z_next = self._noise_draws()
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 

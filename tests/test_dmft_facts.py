@@ -53,7 +53,8 @@ def test_first_step_error_and_magnetization_with_minibatches(process, b, tau, ex
     assert first_step_error(b) == pytest.approx(expected, abs=5e-6)
     ds = dmft.solve(Problem(R=0.0, process=process, b=b, tau=tau, t_max=0.2), n_samples=16000)
     t1 = ds.isel(time=1)
-    assert abs(t1.gen_error - expected) < 3 * t1.gen_error_mc_error
+    # stratified masks make the active count exact: the error may vanish at R = 0
+    assert abs(t1.gen_error - first_step_error(b)) <= 3 * t1.gen_error_mc_error + 1e-9
     assert abs(t1.magnetization - ETA * ALPHA * b / 2) < 3 * t1.magnetization_mc_error + 1e-12
 
 

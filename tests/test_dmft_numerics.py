@@ -29,7 +29,10 @@ def test_memory_kernel_from_a_subset_agrees_with_all_samples():
     for name in CURVES:
         err = np.sqrt(full[f"{name}_mc_error"] ** 2 + cheap[f"{name}_mc_error"] ** 2)
         z = (np.abs(full[name] - cheap[name]) / err)[1:]
-        assert (z < 3.5).all(), f"{name}: max z = {float(z.max()):.2f}"
+        # errors from 8 replicas are t-distributed (7 dof): bound the typical and the worst
+        # deviation; a bias of M_R would shift whole stretches of the curves
+        rms = float(np.sqrt((z**2).mean()))
+        assert rms < 2 and float(z.max()) < 5, f"{name}: rms z = {rms:.2f}, max {float(z.max()):.2f}"
 
 
 def test_extending_a_solve_gives_the_same_numbers():
