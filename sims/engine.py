@@ -62,46 +62,41 @@ class _Batch:
 
 
 _ROW_CHUNKS = 16  # fixed, so results do not depend on the number of threads
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _rows_times_w(a0, a1, a2, a3, w):
-    """Dot products of four rows with w, one pass over w."""
-    h0 = h1 = h2 = h3 = a0[0] * 0
-    for j in range(w.size):
-        h0 += a0[j] * w[j]
-        h1 += a1[j] * w[j]
-        h2 += a2[j] * w[j]
-        h3 += a3[j] * w[j]
-    return h0, h1, h2, h3
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _add_rows(acc, g0, a0, g1, a1, g2, a2, g3, a3):
-    """acc += g0 a0 + g1 a1 + g2 a2 + g3 a3, one pass over acc."""
-    for j in range(acc.size):
-        acc[j] += g0 * a0[j] + g1 * a1[j] + g2 * a2[j] + g3 * a3[j]
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _factor(active, y, h, L, door):
-    return gradient_factor(y, h, L, door) if active else h * 0
-
-
-@numba.njit(fastmath=True, cache=True, inline="always")
-def _quad(A, i, w, acc, h_out, active, y, L, door):
-    """Rows i..i+3 for one configuration: h = A[i:i+4] w, acc += sum_r s Lambda'(y, h_r) A[r]."""
-    a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
-    h0, h1, h2, h3 = _rows_times_w(a0, a1, a2, a3, w)
-    _add_rows(acc,
-              _factor(active[i], y[i], h0, L, door), a0,
-              _factor(active[i + 1], y[i + 1], h1, L, door), a1,
-              _factor(active[i + 2], y[i + 2], h2, L, door), a2,
-              _factor(active[i + 3], y[i + 3], h3, L, door), a3)
-    h_out[i], h_out[i + 1], h_out[i + 2], h_out[i + 3] = h0, h1, h2, h3
-
-
 _ROWS_PER_BLOCK = 8  # rows that share one read of each W[p] and gradient row
+
+
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _rows_times_pair(a0, a1, a2, a3, v, w):
+    """Dot products of four rows with two weight vectors, one pass over the rows."""
+    h0 = h1 = h2 = h3 = k0 = k1 = k2 = k3 = a0[0] * 0
+    for j in range(v.size):
+        h0 += a0[j] * v[j]
+        h1 += a1[j] * v[j]
+        h2 += a2[j] * v[j]
+        h3 += a3[j] * v[j]
+        k0 += a0[j] * w[j]
+        k1 += a1[j] * w[j]
+        k2 += a2[j] * w[j]
+        k3 += a3[j] * w[j]
+    return h0, h1, h2, h3, k0, k1, k2, k3
+
+
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _add_rows_pair(acc_v, acc_w, g, f, a0, a1, a2, a3):
+    """acc_v += sum_r g[r] a_r and acc_w += sum_r f[r] a_r, one pass over the rows."""
+    for j in range(acc_v.size):
+        acc_v[j] += g[0] * a0[j] + g[1] * a1[j] + g[2] * a2[j] + g[3] * a3[j]
+        acc_w[j] += f[0] * a0[j] + f[1] * a1[j] + f[2] * a2[j] + f[3] * a3[j]
+
+
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _factors(active, y, h, L, door, i):
+    """s_mu Lambda'(y_mu, h_mu) of rows i..i+3 for one configuration (a 4-tuple)."""
+    zero = h[i] * 0
+    return (gradient_factor(y[i], h[i], L, door) if active[i] else zero,
+            gradient_factor(y[i + 1], h[i + 1], L, door) if active[i + 1] else zero,
+            gradient_factor(y[i + 2], h[i + 2], L, door) if active[i + 2] else zero,
+            gradient_factor(y[i + 3], h[i + 3], L, door) if active[i + 3] else zero)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -109,20 +104,29 @@ def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
     """One pass over the data matrix for all configurations (theory §1, update rule).
 
     For each row x_mu/sqrt(d) = A[mu] and configuration p: H[p, mu] = A[mu] . W[p] and,
-    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu]. Rows are
-    taken in blocks of eight (each W[p] and gradient row comes from memory once per block;
-    the data matrix is padded with zero rows to a multiple of eight) and the blocks are
-    split into a fixed number of chunks whose partial gradients are summed afterwards in a
-    fixed order: results depend neither on the number of threads nor on the batch.
+    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu].
+    Configurations go in pairs (W has an even number of rows) and rows in groups of four,
+    so each loaded row serves eight dot products; blocks of eight rows share one read of
+    each W[p] and gradient row (the data matrix is padded with zero rows to a multiple of
+    eight). The blocks are split into a fixed number of chunks whose partial gradients are
+    summed afterwards in a fixed order: results depend neither on the number of threads
+    nor on the batch (a configuration's arithmetic is the same in every pair slot).
     """
     blocks = A.shape[0] // _ROWS_PER_BLOCK
     for chunk in numba.prange(_ROW_CHUNKS):
         acc = grad_chunks[chunk]
         acc[:] = 0
         for block in range(chunk * blocks // _ROW_CHUNKS, (chunk + 1) * blocks // _ROW_CHUNKS):
-            for p in range(W.shape[0]):
+            for p in range(0, W.shape[0], 2):
                 for i in range(block * _ROWS_PER_BLOCK, (block + 1) * _ROWS_PER_BLOCK, 4):
-                    _quad(A, i, W[p], acc[p], H[p], active[p], y, L[p], door)
+                    a0, a1, a2, a3 = A[i], A[i + 1], A[i + 2], A[i + 3]
+                    (H[p, i], H[p, i + 1], H[p, i + 2], H[p, i + 3], H[p + 1, i],
+                     H[p + 1, i + 1], H[p + 1, i + 2], H[p + 1, i + 3]) = _rows_times_pair(
+                        a0, a1, a2, a3, W[p], W[p + 1])
+                    _add_rows_pair(acc[p], acc[p + 1],
+                                   _factors(active[p], y, H[p], L[p], door, i),
+                                   _factors(active[p + 1], y, H[p + 1], L[p + 1], door, i),
+                                   a0, a1, a2, a3)
 
 
 def _check_inputs(problems, d, seeds, record_every, dtype) -> list[int]:
@@ -247,7 +251,8 @@ def simulate_batch(problems: Sequence[Problem], d: int, seeds, *, record_every: 
     """
     problems = list(problems)
     seeds = _check_inputs(problems, d, seeds, record_every, dtype)
-    batch = _Batch(problems)
+    # the kernel takes configurations in pairs: an odd batch runs its last one twice
+    batch = _Batch(problems + problems[-1:] * (len(problems) % 2))
     n = round(batch.alpha * d)
     rows = -(-n // _ROWS_PER_BLOCK) * _ROWS_PER_BLOCK
     A = np.zeros((rows, d), dtype=np.dtype(dtype))  # padded with zero rows
