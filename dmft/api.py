@@ -43,20 +43,17 @@ def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replic
 
             Defaults (n_samples=4000, response_samples=400, n_replicas=8) and their
             trade-off, measured on the paper's Fig. 1 left (two-cluster, persistent-SGD
-            1/tau=0.6, b = 1, 0.3, 0.1, t_max=100, K=500) against a reference solve with
-            n_samples=32000, response_samples=4000 (itself uncertain by ~0.0007 RMS), one
-            seed: max over t of |gen_error - ref| = 0.0014 (b=0.3), 0.0021 (b=1, GD-like,
-            the hardest: RMS 0.0017) and up to ~0.006-0.01 at the first steps for b <= 0.3
-            (the random initial active fraction; from t = 2 on <= 0.0014); RMS over t
-            0.0004-0.0017. About 11-15 s at K=500 on 2 uncontended cores; K=1000 (t_max=200):
-            91 s CPU, 1.5 GB peak. Time is O(response_samples K^3) (the T paths, ~2/3 of
-            the time at K=500) plus O(n_samples K^2) (noise and memory terms, observables).
-            Both noise sources matter about equally at these settings: 4x n_samples alone
-            (16000) or 4x response_samples alone (1600) each lowers the replica error of
-            gen_error by only ~10-20%. Reaching max error < 0.002 over the whole GD curve
-            needs ~4x more samples (both kinds), i.e. ~4x the time. Fewer replicas reduce
-            the O(1/samples-per-group) bias of the per-group kernels but make `*_mc_error`
-            noisier (n_replicas >= 2).
+            1/tau=0.6, t_max=100, K=500) against a solve with 4x both sample counts, one
+            seed, 2 idle cores: about 6-7 s per curve; max over t of |gen_error - ref| =
+            0.0016 (b=0.3), 0.0012 (b=0.1), and 0.002-0.0065 for b=1 (GD, lam=0), whose
+            late-time error grows with |w| (replica error at t=100: 0.004-0.010 over
+            seeds). K=1000: ~40 s, 1.6 GB. Time is O(response_samples K^3) (the T paths,
+            ~2/3 of it) plus O(n_samples K^2). Both noise sources matter about equally:
+            4x only one of them lowers the error by 10-20%; 4x both halves it.
+            Keep at least ~500 samples per replica group (n_samples / n_replicas): with
+            250 the kernels are noisy enough to destabilise the non-convex three-cluster
+            dynamics (a DivergenceError, or a wrong plateau). Fewer replicas reduce the
+            O(1/samples-per-group) bias but make `*_mc_error` noisier (n_replicas >= 2).
         time_step: None (default) solves with step eta. A smaller value refines the grid at
             fixed physical rates (§4: persistent chain P(0->1) = dt/tau,
             P(1->0) = (1-b) dt/(b tau); GD -> gradient flow); time_step -> 0 is the
