@@ -207,7 +207,7 @@ def agreement_statement(df: pd.DataFrame, z_max: float = 3.0) -> str:
     if len(bad):
         items = ", ".join(f"d = {int(r.d)} ({r.difference:+.3g}, {r.z:+.1f} s.e.)"
                           for r in bad.itertuples())
-        parts.append(f"Simulations and DMFT DISAGREE (|z| > {z_max:g}) at {items}.")
+        parts.append(f"Simulations and DMFT DISAGREE (by more than {z_max:g} s.e.) at {items}.")
     if len(dmft_stuck):
         parts.append("DMFT does not escape within t_max at d = "
                      + ", ".join(str(int(v)) for v in dmft_stuck.d)
