@@ -34,6 +34,7 @@ import numpy as np
 import xarray as xr
 
 from sims.datamodel import TIME_ATTRS, package_version
+from sims.engine import recorded_steps
 
 from .config import PROBLEM_FIELDS, ExperimentSpec, _problem, stable_hash
 
@@ -80,7 +81,7 @@ class Layout:
     # ------------------------------------------------------------------ coordinates
     def point_times(self, problem) -> np.ndarray:
         if self.solver == "sims":
-            steps = _recorded_steps(problem.n_steps, int(self.spec.sims["record_every"]))
+            steps = recorded_steps(problem.n_steps, int(self.spec.sims["record_every"]))
             return steps * problem.eta
         dt = self.spec.dmft["settings"].get("time_step") or problem.eta
         return np.arange(int(round(problem.t_max / dt)) + 1) * dt
@@ -159,12 +160,6 @@ class Layout:
 
     def seed_chunk(self) -> int:
         return int(self.spec.sims["seeds_per_task"]) if self.n_seeds else 0
-
-
-def _recorded_steps(n_steps: int, record_every: int) -> np.ndarray:
-    """The steps sims records: 0, r, 2r, ... and always the last one (checked on write)."""
-    steps = np.arange(0, n_steps + 1, record_every)
-    return steps if steps[-1] == n_steps else np.append(steps, n_steps)
 
 
 def _coord_values(values) -> np.ndarray:
