@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import xarray as xr
 
-from sims.problem import Problem, bayes_optimal_error, oracle_error, reference_error
+from sims.problem import Problem, reference_error
 
 from .store import open_experiment
 
@@ -105,17 +105,13 @@ def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
 
 
 def reference_for(fields: dict) -> float:
-    """Bayes-optimal / oracle error of the problem `fields` via `sims.problem.reference_error`.
+    """Bayes-optimal / oracle error (`sims.problem.reference_error`) of the problem `fields`.
 
-    If the training-process fields do not form a valid Problem (the reference does not depend
-    on them), the closed forms of sims.problem are called directly.
+    It depends on the data model only (model, alpha, delta, L), so the training-process
+    fields, which may not form a valid Problem at a padded grid point, are left out.
     """
-    try:
-        return reference_error(Problem.from_attrs(fields))
-    except (TypeError, ValueError):
-        if fields.get("model") == "three_cluster":
-            return oracle_error(float(fields["delta"]), float(fields["L"]))
-        return bayes_optimal_error(float(fields["alpha"]), float(fields["delta"]))
+    data = {k: fields[k] for k in ("model", "alpha", "delta", "L") if fields.get(k) is not None}
+    return reference_error(Problem(**data))
 
 
 def format_value(dim: str, value) -> str:

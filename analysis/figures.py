@@ -113,6 +113,18 @@ def _positive(t, y, logx):
     return keep
 
 
+def _curves_at(ds: xr.Dataset | None, point: dict, var: str, d_values: list):
+    """(d, curve of `var`) at a grid point, one per d value (d = None without a d axis)."""
+    if ds is None or var not in ds:
+        return
+    try:
+        sub = select(ds, point)[var]
+    except KeyError:  # the point is not in this store
+        return
+    for d in (d_values or [None]):
+        yield d, (sub.sel(d=d) if d is not None else sub)
+
+
 def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str = "gen_error", *,
                 logx: bool = True, n_markers: int = 22, errorbars: bool = True,
                 small: bool = False) -> dict:
@@ -140,45 +152,29 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
     for i, point in enumerate(iter_points(point_source, dims)):
         color = COLORS[i % len(COLORS)]
         drew_line = drew_marker = False
-        if dmft is not None and var in dmft:
-            try:
-                sub = select(dmft, point)[var]
-            except KeyError:
-                sub = None
-            for d in (m_d or [None]):
-                if sub is None:
-                    break
-                curve = sub.sel(d=d) if d is not None else sub
-                y = np.asarray(curve.values, dtype=float)
-                keep = _positive(curve.time.values, y, logx)
-                if not keep.any():
-                    continue
-                ax.plot(curve.time.values[keep], y[keep], "-", color=color, lw=lw,
-                        alpha=d_alpha.get(d, 1.0), zorder=2)
-                drew_line = True
-                n_lines += 1
-        if sims is not None and var in sims:
-            try:
-                sub = select(sims, point)[var]
-            except KeyError:
-                sub = None
-            for d in (s_d or [None]):
-                if sub is None:
-                    break
-                curve = sub.sel(d=d) if d is not None else sub
-                mean, sem = mean_and_sem(curve)
-                t = mean.time.values.astype(float)
-                y = np.asarray(mean.values, dtype=float)
-                idx = log_subsample(t, n_markers, log=logx)
-                idx = idx[np.isfinite(y[idx])]
-                if idx.size == 0:
-                    continue
-                err = np.asarray(sem.values, dtype=float)[idx] if errorbars else None
-                ax.errorbar(t[idx], y[idx], yerr=err, fmt=d_marker.get(d, "o"), color=color,
-                            ms=ms, mfc="white" if len(s_d) > 1 else color, mew=1.0,
-                            elinewidth=0.8, capsize=0, zorder=3, lw=0)
-                drew_marker = True
-                n_series += 1
+        for d, curve in _curves_at(dmft, point, var, m_d):
+            y = np.asarray(curve.values, dtype=float)
+            keep = _positive(curve.time.values, y, logx)
+            if not keep.any():
+                continue
+            ax.plot(curve.time.values[keep], y[keep], "-", color=color, lw=lw,
+                    alpha=d_alpha.get(d, 1.0), zorder=2)
+            drew_line = True
+            n_lines += 1
+        for d, curve in _curves_at(sims, point, var, s_d):
+            mean, sem = mean_and_sem(curve)
+            t = mean.time.values.astype(float)
+            y = np.asarray(mean.values, dtype=float)
+            idx = log_subsample(t, n_markers, log=logx)
+            idx = idx[np.isfinite(y[idx])]
+            if idx.size == 0:
+                continue
+            err = np.asarray(sem.values, dtype=float)[idx] if errorbars else None
+            ax.errorbar(t[idx], y[idx], yerr=err, fmt=d_marker.get(d, "o"), color=color,
+                        ms=ms, mfc="white" if len(s_d) > 1 else color, mew=1.0,
+                        elinewidth=0.8, capsize=0, zorder=3, lw=0)
+            drew_marker = True
+            n_series += 1
         if not (drew_line or drew_marker):
             continue
         points.append(point)
@@ -430,7 +426,6 @@ def plot_finite_size(sims: xr.Dataset, dmft: xr.Dataset | None, table, title: st
     One row per grid point (usually one), one column per observable. Open markers at 1/d = 0:
     the extrapolation a - DMFT with its fit error.
     """
-    from .finite_size import _dmft_at  # noqa: F401  (same interpolation as the table)
     observables = list(dict.fromkeys(table.observable))
     grid = [c for c in table.columns if c not in (
         "observable", "time", "n_d", "a", "a_err", "c", "c_err", "chi2", "ndof", "dmft",

@@ -1,7 +1,6 @@
 """The finite-d simulator against exact properties of the model."""
 
 import math
-import warnings
 
 import numpy as np
 import pytest
