@@ -1,6 +1,7 @@
 """Command line: simulate one problem and print the seed-averaged curves.
 
     python -m sims --model two_cluster --process persistent --b 0.3 --tau 1.6667 --d 500 --seeds 8
+    python -m sims --momentum 0.5 --nesterov --covariance 0.2:3,0.8:0.5 --d 500
 """
 
 import argparse
@@ -11,11 +12,30 @@ import numpy as np
 from . import Problem, simulate
 
 
+def _levels(text: str) -> dict:
+    """'0.2:3,0.8:0.5' -> {fractions: [0.2, 0.8], variances: [3.0, 0.5]}."""
+    try:
+        pairs = [tuple(map(float, level.split(":"))) for level in text.split(",")]
+        fractions, variances = zip(*pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give fraction:variance pairs separated by commas, e.g. 0.2:3,0.8:0.5")
+    return {"fractions": list(fractions), "variances": list(variances)}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sims", description=__doc__.splitlines()[0])
     for field in dataclasses.fields(Problem):
-        kind = str if field.name in ("model", "process") else float
-        parser.add_argument(f"--{field.name}", type=kind, default=field.default)
+        if field.name == "nesterov":
+            parser.add_argument("--nesterov", action="store_true",
+                                help="gradient at the look-ahead point (needs --momentum)")
+        elif field.name == "covariance":
+            parser.add_argument("--covariance", type=_levels, default=None,
+                                metavar="F1:S1,F2:S2,...",
+                                help="diagonal input covariance: fraction:variance per level")
+        else:
+            kind = str if field.name in ("model", "process", "loss") else float
+            parser.add_argument(f"--{field.name}", type=kind, default=field.default)
     parser.add_argument("--d", type=int, default=500, help="input dimension")
     parser.add_argument("--seeds", type=int, default=4, help="number of seeds")
     parser.add_argument("--rows", type=int, default=10, help="table rows")

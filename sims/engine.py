@@ -1,14 +1,18 @@
-"""Finite-d simulation of GD, SGD and persistent-SGD (docs/theory.md §1).
+"""Finite-d simulation of GD, SGD and persistent-SGD, with momentum (docs/theory.md §1, §7).
 
-The update rule, with A = X / sqrt(d) the (n, d) data matrix and s_mu(t) the selection mask,
+The update rule, with A = X / sqrt(d) the (n, d) data matrix, s_mu(k) the selection mask
+and p_k = (1 + gamma) w_k - gamma w_{k-1} the gradient point (gamma = beta for Nesterov,
+0 for heavy ball; w_{-1} = w_0),
 
-    w(t + eta) = w(t) - eta [ lam w(t) + A^T (s * Lambda'(y, A w(t))) ],
+    w_{k+1} = w_k + beta (w_k - w_{k-1}) - eta [ lam p_k + A^T (s * Lambda'(y, A p_k)) ],
 
-is applied to several configurations at once: configurations that share (model, alpha,
-delta) share the data matrix, the weights of P configurations form a (P, d) matrix, and
-each step is a single pass over the rows of A (`_forward_backward`): the pre-activation
-A[mu] . w and the gradient contribution of that row are computed while the row is in
-cache, for all P configurations. The data matrix (n d numbers) is the only O(n d) array.
+is applied to several configurations at once: configurations with the same
+`Problem.data_key` (model, alpha, delta, covariance) share the data matrix, the gradient
+points of P configurations form a (P, d) matrix, and each step is a single pass over the
+rows of A (`_forward_backward`): the pre-activation A[mu] . p and the gradient contribution
+of that row are computed while the row is in cache, for all P configurations. The data
+matrix (n d numbers) is the only O(n d) array; momentum keeps w_{k-1} (one more d-vector per
+configuration) and Nesterov the gradient points (one more).
 """
 
 from __future__ import annotations
@@ -50,8 +54,13 @@ class _Batch:
     def __post_init__(self):
         first = self.problems[0]
         self.model, self.alpha, self.delta = first.model, first.alpha, first.delta
+        self.first = first  # its covariance levels are every problem's (same data_key)
         self.eta = np.array([p.eta for p in self.problems])
         self.lam = np.array([p.lam for p in self.problems])
+        self.beta = np.array([p.momentum for p in self.problems])
+        self.gamma = np.array([p.gamma for p in self.problems])
+        self.loss_names = np.array([p.loss for p in self.problems])
+        self.loss = pb.loss_code(self.loss_names)
         self.R = np.array([p.R for p in self.problems])
         self.L = (np.array([p.L for p in self.problems]) if self.model == "three_cluster"
                   else None)
@@ -90,20 +99,22 @@ def _add_rows_pair(acc_v, acc_w, g, f, a0, a1, a2, a3):
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
-def _factors(active, y, h, L, door, i):
+def _factors(active, y, h, L, door, kind, i):
     """s_mu Lambda'(y_mu, h_mu) of rows i..i+3 for one configuration (a 4-tuple)."""
     zero = h[i] * 0
-    return (gradient_factor(y[i], h[i], L, door) if active[i] else zero,
-            gradient_factor(y[i + 1], h[i + 1], L, door) if active[i + 1] else zero,
-            gradient_factor(y[i + 2], h[i + 2], L, door) if active[i + 2] else zero,
-            gradient_factor(y[i + 3], h[i + 3], L, door) if active[i + 3] else zero)
+    return (gradient_factor(y[i], h[i], L, door, kind) if active[i] else zero,
+            gradient_factor(y[i + 1], h[i + 1], L, door, kind) if active[i + 1] else zero,
+            gradient_factor(y[i + 2], h[i + 2], L, door, kind) if active[i + 2] else zero,
+            gradient_factor(y[i + 3], h[i + 3], L, door, kind) if active[i + 3] else zero)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
+def _forward_backward(A, W, y, active, L, door, loss, H, grad_chunks):
     """One pass over the data matrix for all configurations (theory §1, update rule).
 
-    For each row x_mu/sqrt(d) = A[mu] and configuration p: H[p, mu] = A[mu] . W[p] and,
+    W holds the gradient points p (the weights w without Nesterov), `loss` the loss code of
+    each configuration. For each row x_mu/sqrt(d) = A[mu] and configuration p:
+    H[p, mu] = A[mu] . W[p] and,
     while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu].
     Configurations go in pairs (W has an even number of rows) and rows in groups of four,
     so each loaded row serves eight dot products; blocks of eight rows share one read of
@@ -124,8 +135,9 @@ def _forward_backward(A, W, y, active, L, door, H, grad_chunks):
                      H[p + 1, i + 1], H[p + 1, i + 2], H[p + 1, i + 3]) = _rows_times_pair(
                         a0, a1, a2, a3, W[p], W[p + 1])
                     _add_rows_pair(acc[p], acc[p + 1],
-                                   _factors(active[p], y, H[p], L[p], door, i),
-                                   _factors(active[p + 1], y, H[p + 1], L[p + 1], door, i),
+                                   _factors(active[p], y, H[p], L[p], door, loss[p], i),
+                                   _factors(active[p + 1], y, H[p + 1], L[p + 1], door,
+                                            loss[p + 1], i),
                                    a0, a1, a2, a3)
 
 
@@ -135,13 +147,17 @@ def _check_inputs(problems, d, seeds, record_every, dtype) -> list[int]:
     for p in problems:
         if not isinstance(p, Problem):
             raise TypeError(f"problems must be sims.Problem instances, got {type(p).__name__}")
-        shared = (p.model, p.alpha, p.delta)
-        if shared != (problems[0].model, problems[0].alpha, problems[0].delta):
+        if p.data_key != problems[0].data_key:
             raise ValueError("a batch shares one data matrix: every problem needs the same "
-                             f"(model, alpha, delta); got {shared} and "
-                             f"{(problems[0].model, problems[0].alpha, problems[0].delta)}")
+                             f"(model, alpha, delta) and covariance (Problem.data_key); got "
+                             f"{p.data_key} and {problems[0].data_key}")
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d = {d!r} is not allowed: d must be an integer >= 1")
+    bounds = problems[0].level_bounds(d)
+    if min(np.diff(bounds)) < 1:
+        raise ValueError(f"d = {d} is not allowed for covariance {problems[0].covariance}: "
+                         f"level sizes {np.diff(bounds).tolist()}; d must give every level "
+                         "at least one coordinate")
     n = round(problems[0].alpha * d)
     if n < 1:
         raise ValueError(f"d = {d} gives n = alpha*d = {n} samples: d must give n >= 1")
@@ -167,40 +183,122 @@ def recorded_steps(n_steps: int, record_every: int) -> np.ndarray:
     return steps if steps[-1] == n_steps else np.append(steps, n_steps)
 
 
-def _data_matrix(batch: _Batch, d: int, rng: np.random.Generator, out: np.ndarray):
-    """Fill out = X / sqrt(d), X_mu = c_mu v*/sqrt(d) + sqrt(Delta) z_mu; return labels y.
+def _data_matrix(problem: Problem, d: int, rng: np.random.Generator, out: np.ndarray):
+    """Fill out = X / sqrt(d), X_mu = c_mu v*/sqrt(d) + sqrt(Delta) Sigma^1/2 z_mu; return y.
 
-    Drawn in float64 row chunks (so float32 runs see the same data, rounded) without any
-    second (n, d) array.
+    Sigma is the diagonal covariance of the problem's levels (theory §7; identity by
+    default); the same z are drawn whatever Sigma. Drawn in float64 row chunks (so float32
+    runs see the same data, rounded) without any second (n, d) array.
     """
     n = out.shape[0]
-    c = pb.sample_clusters(batch.model, n, rng)
+    c = pb.sample_clusters(problem.model, n, rng)
+    scale = None
+    if problem.covariance is not None:
+        bounds = problem.level_bounds(d)
+        scale = np.repeat(np.sqrt(problem.level_variances), np.diff(bounds))
     for start in range(0, n, _DATA_ROWS_PER_CHUNK):
         rows = slice(start, min(start + _DATA_ROWS_PER_CHUNK, n))
         z = rng.standard_normal((rows.stop - rows.start, d))
-        out[rows] = (c[rows, None] / math.sqrt(d) + math.sqrt(batch.delta) * z) / math.sqrt(d)
-    return pb.labels(batch.model, c).astype(out.dtype)
+        if scale is not None:
+            z *= scale
+        out[rows] = (c[rows, None] / math.sqrt(d) + math.sqrt(problem.delta) * z) / math.sqrt(d)
+    return pb.labels(problem.model, c).astype(out.dtype)
+
+
+def training_data(problem: Problem, d: int, seed: int, *, dtype="float64", entropy: int = 0):
+    """The data and initial weights a run of `problem` at (d, seed, entropy) trains on.
+
+    Returns (A, y, w0): A = X / sqrt(d) of shape (n, d), the labels y (n,) and w_0 (d,),
+    exactly as `simulate` draws them (for checks and for users who want the data).
+    """
+    _check_inputs([problem], d, [seed], 1, dtype)
+    streams = _Streams(entropy, d, seed)
+    A = np.empty((round(problem.alpha * d), d), dtype=np.dtype(dtype))
+    y = _data_matrix(problem, d, streams.data, A)
+    return A, y, _initial_weights(np.array([problem.R]), d, streams.init, A.dtype)[0]
+
+
+class _Memory:
+    """The momentum state of a batch (theory §7): w_{k-1}, gradient points, and the
+    pre-activations A w_k of Nesterov configurations (whose kernel pass gives A p_k).
+
+    Without momentum it is inert and the update is the plain one, operation for operation.
+    """
+
+    def __init__(self, batch: _Batch, W: np.ndarray):
+        dtype = W.dtype.type
+        self.beta = batch.beta[:, None].astype(dtype)
+        self.nesterov = batch.gamma > 0
+        self.gamma = batch.gamma[self.nesterov, None].astype(dtype)
+        self.W_prev = W.copy() if (batch.beta > 0).any() else None  # w_{-1} = w_0
+        self.H_w = None
+
+    def gradient_points(self, W: np.ndarray) -> np.ndarray:
+        """p_k = (1 + gamma) w_k - gamma w_{k-1} (a copy of W where any gamma > 0)."""
+        if not self.nesterov.any():
+            return W
+        G = W.copy()
+        G[self.nesterov] = ((1 + self.gamma) * W[self.nesterov]
+                            - self.gamma * self.W_prev[self.nesterov])
+        return G
+
+    def iterate_preactivations(self, H: np.ndarray) -> np.ndarray:
+        """A w_k from H = A p_k: A w_k = (A p_k + gamma A w_{k-1}) / (1 + gamma), exact in
+        exact arithmetic (p is linear in w) and stable (rounding errors shrink by
+        gamma / (1 + gamma) < 1/2 per step); A w_0 = A p_0. Call it at every step."""
+        if not self.nesterov.any():
+            return H
+        if self.H_w is None:
+            self.H_w = H.copy()
+        else:
+            nesterov = (H[self.nesterov] + self.gamma * self.H_w[self.nesterov]) / (1 + self.gamma)
+            self.H_w[:] = H
+            self.H_w[self.nesterov] = nesterov
+        return self.H_w
+
+    def stop(self, stopped: np.ndarray):
+        """Zero the memory of diverged configurations (their weights are zeroed too)."""
+        if self.W_prev is not None:
+            self.W_prev[stopped] = 0
+        if self.H_w is not None:
+            self.H_w[stopped] = 0
+
+    def advance(self, W: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """w_{k+1} = w_k + beta (w_k - w_{k-1}) - step; in place (w -= step) without momentum."""
+        if self.W_prev is None:
+            W -= step
+            return W
+        new = W + self.beta * (W - self.W_prev) - step
+        self.W_prev = W
+        return new
+
+
+def _initial_weights(R: np.ndarray, d: int, rng: np.random.Generator, dtype) -> np.ndarray:
+    """w_0 ~ N(0, R I_d) for each configuration's R: (P, d), one draw shared by all."""
+    return (np.sqrt(R)[:, None] * rng.standard_normal(d)).astype(dtype)
 
 
 def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int):
-    """Train all configurations of the batch on one data set; return records (P, steps)."""
+    """Train all configurations of the batch on one data set; return records (P, ..., steps)."""
     n, d = round(batch.alpha * A.shape[1]), A.shape[1]
     P = len(batch.problems)
     dtype = A.dtype.type
-    y = _data_matrix(batch, d, streams.data, A[:n])
+    y = _data_matrix(batch.first, d, streams.data, A[:n])
     y_padded = np.append(y, np.zeros(A.shape[0] - n, dtype))
-    W = np.sqrt(batch.R)[:, None] * streams.init.standard_normal(d)  # (P, d), float64
-    W = W.astype(dtype)
+    W = _initial_weights(batch.R, d, streams.init, dtype)  # (P, d)
+    memory = _Memory(batch, W)
     eta, lam = batch.eta[:, None].astype(dtype), batch.lam[:, None].astype(dtype)
     L = (np.zeros(P) if batch.L is None else batch.L).astype(dtype)
     door = batch.model == "three_cluster"
     s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
-    H = np.empty((P, A.shape[0]), dtype)  # pre-activations h_mu (padded rows: 0)
+    H = np.empty((P, A.shape[0]), dtype)  # pre-activations of the gradient points (padded rows: 0)
     grad_chunks = np.empty((_ROW_CHUNKS, P, d), dtype)
 
     k_max = int(batch.n_steps.max())
     steps = np.unique(np.concatenate([recorded_steps(k, record_every) for k in batch.n_steps]))
-    records = {name: np.full((P, steps.size), np.nan) for name in _RECORDED}
+    levels = len(batch.first.level_fractions)
+    records = {name: np.full((P, levels, steps.size) if name in _PER_LEVEL else (P, steps.size),
+                             np.nan) for name in _RECORDED}
     diverged_at_step = np.full(P, -1)
     running = np.ones(P, dtype=bool)
     next_record = 0
@@ -210,32 +308,57 @@ def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int
             running &= np.isfinite(norm2) & (norm2 < _DIVERGENCE_NORM2)
             diverged_at_step[~running & (diverged_at_step < 0)] = k
             W[~running] = 0
+            memory.stop(~running)
+            G = memory.gradient_points(W)
             active = np.zeros((P, A.shape[0]), dtype=bool)
             active[:, :n] = s & running[:, None]
-            _forward_backward(A, W, y_padded, active, L, door, H, grad_chunks)
+            _forward_backward(A, G, y_padded, active, L, door, batch.loss, H, grad_chunks)
+            H_w = memory.iterate_preactivations(H)
             if steps[next_record] == k:
-                _record(records, next_record, batch, y, H[:, :n], W, norm2, s)
+                _record(records, next_record, batch, y, H_w[:, :n], W, norm2, s)
                 for values in records.values():
-                    values[~running, next_record] = np.nan
+                    values[~running, ..., next_record] = np.nan
                 next_record += 1
             if k == k_max:
                 break
-            W -= eta * (lam * W + grad_chunks.sum(axis=0))
+            W = memory.advance(W, eta * (lam * G + grad_chunks.sum(axis=0)))
             s = batch.chain.step(s, streams.mask.random(n))
     return steps, records, diverged_at_step
 
 
-_RECORDED = ("train_loss", "train_acc", "norm2", "magnetization", "active_fraction")
+_PER_LEVEL = ("magnetization_level", "norm2_level")
+_RECORDED = ("train_loss", "train_acc", "norm2", "magnetization", "active_fraction",
+             "norm2_sigma", *_PER_LEVEL)
 
 
 def _record(records, i, batch: _Batch, y, H, W, norm2, s):
-    """Observables at one recorded step (docs/theory.md §1, finite-d observables)."""
+    """Observables of the iterates w_k at one recorded step (docs/theory.md §1, §7).
+
+    H holds the pre-activations A w_k. Per level a (coordinates lo:hi): m_a = mean of w over
+    the level, C_a = |w_a|^2 / (hi - lo); C_Sigma = w^T Sigma w / d = sum_a s_a |w_a|^2 / d
+    (= norm2 for the identity).
+    """
     L = None if batch.L is None else batch.L[:, None]
-    records["train_loss"][:, i] = pb.sample_loss(batch.model, y, H, L).mean(axis=1)
+    loss = batch.loss_names[:, None]
+    records["train_loss"][:, i] = pb.sample_loss(batch.model, y, H, L, loss).mean(axis=1)
     records["train_acc"][:, i] = pb.correct(batch.model, y, H, L).mean(axis=1)
     records["norm2"][:, i] = norm2
     records["magnetization"][:, i] = W.sum(axis=1, dtype=float) / W.shape[1]
     records["active_fraction"][:, i] = s.mean(axis=1)
+    if batch.first.covariance is None:
+        records["magnetization_level"][:, 0, i] = records["magnetization"][:, i]
+        records["norm2_level"][:, 0, i] = norm2
+        records["norm2_sigma"][:, i] = norm2
+        return
+    bounds = batch.first.level_bounds(W.shape[1])
+    squares = np.stack([np.square(W[:, lo:hi], dtype=float).sum(axis=1)
+                        for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)  # (P, levels)
+    sizes = np.diff(bounds)
+    records["magnetization_level"][:, :, i] = np.stack(
+        [W[:, lo:hi].sum(axis=1, dtype=float) for lo, hi in zip(bounds[:-1], bounds[1:])],
+        axis=1) / sizes
+    records["norm2_level"][:, :, i] = squares / sizes
+    records["norm2_sigma"][:, i] = (squares * batch.first.level_variances).sum(axis=1) / W.shape[1]
 
 
 def simulate_batch(problems: Sequence[Problem], d: int, seeds, *, record_every: int = 1,
@@ -269,21 +392,22 @@ def _dataset(problem: Problem, i: int, d, seeds, steps, per_seed, record_every, 
     """The dataset of configuration i: dims (seed, time), its own steps only."""
     my_steps = recorded_steps(problem.n_steps, record_every)
     index = np.searchsorted(steps, my_steps)
-    records = {name: np.stack([r[name][i, index] for _, r, _ in per_seed])
+    records = {name: np.stack([r[name][i][..., index] for _, r, _ in per_seed])
                for name in per_seed[0][1]}
     diverged_step = np.array([div[i] for _, _, div in per_seed])
     diverged_at = np.where(diverged_step >= 0, diverged_step * problem.eta, np.nan)
     _warn_divergence(problem, d, seeds, diverged_at)
     gen_error = pb.generalization_error(problem.model, records["magnetization"],
-                                        records["norm2"], problem.delta, problem.L)
+                                        records["norm2_sigma"], problem.delta, problem.L)
     ds = xr.Dataset(
         {"gen_error": (("seed", "time"), gen_error),
-         **{name: (("seed", "time"), values) for name, values in records.items()},
+         **{name: (("seed", "level", "time") if name in _PER_LEVEL else ("seed", "time"), values)
+            for name, values in records.items()},
          "diverged_at": (("seed",), diverged_at, {
              "long_name": "time at which the run diverged (NaN: it did not)",
              "units": "eta * steps"})},
         coords={"seed": np.array(seeds), "time": my_steps * problem.eta,
-                "step": ("time", my_steps)},
+                "step": ("time", my_steps), "level": np.arange(len(problem.level_fractions))},
         attrs=dataset_attrs(problem, d=d, n=round(problem.alpha * d),
                             record_every=record_every, dtype=dtype, entropy=entropy,
                             diverged_runs=int(np.isfinite(diverged_at).sum())),
@@ -315,9 +439,12 @@ def simulate(problem: Problem, d: int, seeds, *, record_every: int = 1, dtype="f
         entropy: extra entropy of the random streams, SeedSequence([entropy, d, seed]).
 
     Returns:
-        xarray.Dataset, dims (seed, time), time = step * eta: gen_error, train_loss,
-        train_acc, norm2 (|w|^2/d), magnetization (w.v*/d), active_fraction, and
-        diverged_at (seed,), NaN for runs that did not diverge (README, "Data model").
+        xarray.Dataset, dims (seed, time), time = step * eta: gen_error (from m and
+        norm2_sigma), train_loss, train_acc, norm2 (|w|^2/d), magnetization (w.v*/d),
+        active_fraction, norm2_sigma (w^T Sigma w/d); per covariance level, dims
+        (seed, level, time): magnetization_level, norm2_level (one level for the identity);
+        and diverged_at (seed,), NaN for runs that did not diverge (README, "Data model").
+        Observables are those of the iterates w_k (not of Nesterov's look-ahead points).
     """
     return simulate_batch([problem], d, seeds, record_every=record_every, dtype=dtype,
                           entropy=entropy)[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Literal
 
 import numba
@@ -17,9 +18,12 @@ from scipy import optimize, special
 
 MODELS = ("two_cluster", "three_cluster")
 PROCESSES = ("gd", "sgd", "persistent")
+LOSSES = ("logistic", "square")
+LEVEL_TOLERANCE = 1e-6  # |sum f_a - 1| and |sum f_a s_a - 1| allowed in a covariance
 
 Model = Literal["two_cluster", "three_cluster"]
 Process = Literal["gd", "sgd", "persistent"]
+Loss = Literal["logistic", "square"]
 
 
 def _bad(field: str, value, allowed: str) -> ValueError:
@@ -28,6 +32,81 @@ def _bad(field: str, value, allowed: str) -> ValueError:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Covariance:
+    """Diagonal input covariance Sigma given by variance levels (docs/theory.md §7).
+
+    Level a holds a fraction `fractions[a]` of the d coordinates, all with variance
+    `variances[a]`; the levels are laid out in order (the first f_0 d coordinates form level
+    0, and so on). Fractions sum to 1 and the mean variance sum_a f_a s_a is 1 (both within
+    LEVEL_TOLERANCE). Immutable and hashable; build it with `Covariance.of(value)`.
+    """
+
+    fractions: tuple[float, ...]
+    variances: tuple[float, ...]
+
+    @classmethod
+    def of(cls, value) -> "Covariance | None":
+        """A validated Covariance from a Covariance, a mapping {fractions: [...],
+        variances: [...]} or a pair (fractions, variances); None stays None. One level is the
+        identity and gives None."""
+        if value is None or isinstance(value, cls):
+            levels = value
+        elif isinstance(value, Mapping) and set(value) == {"fractions", "variances"}:
+            levels = cls(_floats(value["fractions"], value),
+                         _floats(value["variances"], value))
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
+            levels = cls(_floats(value[0], value), _floats(value[1], value))
+        else:
+            raise _bad("covariance", value, _COVARIANCE_ALLOWED)
+        if levels is None:
+            return None
+        levels._validate()
+        return None if len(levels.fractions) == 1 else levels
+
+    def _validate(self):
+        f, s = self.fractions, self.variances
+        if len(f) != len(s) or not f:
+            raise _bad("covariance", self.to_attrs(), "as many fractions as variances (>= 1): "
+                       + _COVARIANCE_ALLOWED)
+        if not all(math.isfinite(v) and v > 0 for v in f + s):
+            raise _bad("covariance", self.to_attrs(), "finite fractions and variances > 0")
+        if abs(math.fsum(f) - 1) > LEVEL_TOLERANCE:
+            raise _bad("covariance", self.to_attrs(), f"fractions summing to 1 (they sum to "
+                       f"{math.fsum(f):.10g}; tolerance {LEVEL_TOLERANCE:g})")
+        mean = math.fsum(a * b for a, b in zip(f, s))
+        if abs(mean - 1) > LEVEL_TOLERANCE:
+            raise _bad("covariance", self.to_attrs(), f"normalised to mean variance "
+                       f"sum_a f_a s_a = 1 (it is {mean:.10g}; tolerance {LEVEL_TOLERANCE:g}); "
+                       "e.g. two levels: s_2 = (1 - f_1 s_1) / (1 - f_1)")
+
+    def level_bounds(self, d: int) -> tuple[int, ...]:
+        """Coordinate boundaries (0, d_0, d_0 + d_1, ..., d) of the levels at dimension d:
+        level a is coordinates bounds[a]:bounds[a+1], bounds[a+1] = round(d sum_{b<=a} f_b)."""
+        cumulative = np.round(np.cumsum(self.fractions[:-1]) * d).astype(int)
+        return (0, *map(int, cumulative), int(d))
+
+    def to_attrs(self) -> dict:
+        """{"fractions": [...], "variances": [...]} (JSON/Zarr attributes)."""
+        return {"fractions": list(self.fractions), "variances": list(self.variances)}
+
+
+_COVARIANCE_ALLOWED = ("None (identity) or levels {fractions: [f_1, ...], variances: "
+                       "[s_1, ...]} (or a pair (fractions, variances)) with f_a > 0 summing to 1, "
+                       "s_a > 0 and sum_a f_a s_a = 1")
+
+
+def _floats(values, whole) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+        raise _bad("covariance", whole, _COVARIANCE_ALLOWED)
+    values = tuple(values)
+    if not all(_is_number(v) for v in values):
+        raise _bad("covariance", whole, "numbers as fractions and variances: "
+                   + _COVARIANCE_ALLOWED)
+    return tuple(float(v) for v in values)
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +126,14 @@ class Problem:
         b: batch fraction in (0, 1]; must be 1 for "gd".
         tau: persistence time (persistent only), eta / tau <= 1.
         t_max: final time; the run makes round(t_max / eta) steps.
+        momentum: heavy-ball coefficient beta in [0, 1) (docs/theory.md §7); 0 is plain GD/SGD.
+        nesterov: evaluate the gradient (ridge included) at the look-ahead point
+            p_k = (1 + beta) w_k - beta w_{k-1} (gamma = beta); needs momentum > 0.
+        covariance: None (identity) or the levels of a diagonal input covariance, given as
+            {fractions: [...], variances: [...]}, a pair or a `Covariance` (stored as a
+            `Covariance`; one level is the identity and is stored as None).
+        loss: "logistic" (ell(v) = log(1 + e^-v)) or "square" (ell(v) = (1 - v)^2 / 2),
+            as a function of the margin v = y phi(h) (docs/theory.md §1, §7).
     """
 
     model: Model = "two_cluster"
@@ -60,8 +147,13 @@ class Problem:
     b: float = 1.0
     tau: float | None = None
     t_max: float = 20.0
+    momentum: float = 0.0
+    nesterov: bool = False
+    covariance: Covariance | None = None
+    loss: Loss = "logistic"
 
     def __post_init__(self):
+        object.__setattr__(self, "covariance", Covariance.of(self.covariance))
         self._validate()
         if self.process == "persistent" and self.deactivation_probability_unclipped > 1:
             warnings.warn(
@@ -105,6 +197,16 @@ class Problem:
                        "the persistence time of 'persistent'")
         if self.n_steps < 1:
             raise _bad("t_max", self.t_max, f"at least one step, t_max >= eta = {self.eta}")
+        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+            raise _bad("momentum", self.momentum, "a number in [0, 1) (heavy-ball beta)")
+        if not isinstance(self.nesterov, (bool, np.bool_)):
+            raise _bad("nesterov", self.nesterov, "True or False")
+        if self.nesterov and self.momentum == 0:
+            raise _bad("nesterov", self.nesterov, "False when momentum = 0 (Nesterov uses "
+                       "gamma = momentum: give momentum in (0, 1) with nesterov=True)")
+        if self.loss not in LOSSES:
+            raise _bad("loss", self.loss, f"one of {LOSSES}")
+        object.__setattr__(self, "nesterov", bool(self.nesterov))
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -137,12 +239,40 @@ class Problem:
         p01, p10 = self.activation_probability, self.deactivation_probability
         return p01 / (p01 + p10)
 
+    @property
+    def gamma(self) -> float:
+        """Look-ahead coefficient of the gradient point: beta (Nesterov) or 0 (heavy ball)."""
+        return self.momentum if self.nesterov else 0.0
+
+    @property
+    def level_fractions(self) -> tuple[float, ...]:
+        """Fractions f_a of the covariance levels; (1.0,) for the identity."""
+        return (1.0,) if self.covariance is None else self.covariance.fractions
+
+    @property
+    def level_variances(self) -> tuple[float, ...]:
+        """Variances s_a of the covariance levels; (1.0,) for the identity."""
+        return (1.0,) if self.covariance is None else self.covariance.variances
+
+    def level_bounds(self, d: int) -> tuple[int, ...]:
+        """Coordinate boundaries of the levels at dimension d; (0, d) for the identity."""
+        return (0, int(d)) if self.covariance is None else self.covariance.level_bounds(d)
+
+    @property
+    def data_key(self) -> tuple:
+        """What fixes the training data: problems with equal keys can share a data matrix."""
+        return (self.model, self.alpha, self.delta, self.covariance)
+
     def replace(self, **changes) -> "Problem":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field; the covariance as {"fractions": [...], "variances": [...]} or None."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.covariance is not None:
+            values["covariance"] = self.covariance.to_attrs()
+        return values
 
     def to_attrs(self) -> dict:
         """Flat attributes for a dataset; None becomes NaN-free string 'none'."""
@@ -209,24 +339,61 @@ def _logistic_loss_second(v):
 
 
 @numba.njit(cache=True)
-def gradient_factor(y, h, L, door):
-    """Lambda'(y, h) = y ell'(y phi(h)) phi'(h) (scalar, numba; theory §1)."""
-    return y * _logistic_loss_prime(y * _activation(h, L, door)) * _activation_prime(h, door)
+def _square_loss(v):
+    return 0.5 * (1.0 - v) * (1.0 - v)
 
 
 @numba.njit(cache=True)
-def _curvature(y, h, L, door):
+def _square_loss_prime(v):
+    return v - 1.0
+
+
+@numba.njit(cache=True)
+def _square_loss_second(v):
+    return 1.0 + 0.0 * v
+
+
+# loss codes of the compiled functions: LOSSES.index(problem.loss)
+_LOGISTIC, _SQUARE = LOSSES.index("logistic"), LOSSES.index("square")
+
+
+@numba.njit(cache=True)
+def _loss(v, kind):
+    return _square_loss(v) if kind == _SQUARE else _logistic_loss(v)
+
+
+@numba.njit(cache=True)
+def _loss_prime(v, kind):
+    return _square_loss_prime(v) if kind == _SQUARE else _logistic_loss_prime(v)
+
+
+@numba.njit(cache=True)
+def _loss_second(v, kind):
+    return _square_loss_second(v) if kind == _SQUARE else _logistic_loss_second(v)
+
+
+@numba.njit(cache=True)
+def gradient_factor(y, h, L, door, kind):
+    """Lambda'(y, h) = y ell'(y phi(h)) phi'(h) (scalar, numba; theory §1); `kind` is the
+    loss code `loss_code(loss)`."""
+    return y * _loss_prime(y * _activation(h, L, door), kind) * _activation_prime(h, door)
+
+
+@numba.njit(cache=True)
+def _curvature(y, h, L, door, kind):
     v = y * _activation(h, L, door)
-    second = _logistic_loss_second(v) * _activation_prime(h, door) ** 2
-    return second + (2.0 * y * _logistic_loss_prime(v) if door else 0.0)
+    second = _loss_second(v, kind) * _activation_prime(h, door) ** 2
+    return second + (2.0 * y * _loss_prime(v, kind) if door else 0.0)
 
 
 # float32 first: numpy picks the first loop the inputs cast to safely
-_SIGNATURES = ["float32(float32, float32, float32, boolean)",
-               "float64(float64, float64, float64, boolean)"]
+_SIGNATURES = ["float32(float32, float32, float32, boolean, int64)",
+               "float64(float64, float64, float64, boolean, int64)"]
 _UNARY = ["float32(float32)", "float64(float64)"]
 _gradient_factor_ufunc = numba.vectorize(_SIGNATURES, cache=True)(gradient_factor)
 _curvature_ufunc = numba.vectorize(_SIGNATURES, cache=True)(_curvature)
+_loss_ufunc = numba.vectorize(["float32(float32, int64)", "float64(float64, int64)"],
+                              cache=True)(_loss)
 _logistic_loss_ufunc = numba.vectorize(_UNARY,
                                        cache=True)(_logistic_loss)
 _logistic_loss_prime_ufunc = numba.vectorize(_UNARY,
@@ -235,12 +402,21 @@ _logistic_loss_second_ufunc = numba.vectorize(_UNARY,
                                               cache=True)(_logistic_loss_second)
 
 
-def _ufunc_args(model: str, y, h, L):
-    """(y, h, L, door) in one float dtype (float32 only if y and h are float32)."""
+def loss_code(loss) -> np.ndarray:
+    """Integer code(s) of loss name(s) for the compiled functions (array broadcasting like
+    `loss`)."""
+    names = np.asarray(loss)
+    if not np.isin(names, LOSSES).all():
+        raise ValueError(f"loss = {loss!r} is not allowed: loss must be one of {LOSSES}")
+    return np.vectorize(LOSSES.index, otypes=[np.int64])(names)
+
+
+def _ufunc_args(model: str, y, h, L, loss):
+    """(y, h, L, door, code) in one float dtype (float32 only if y and h are float32)."""
     dtype = np.float32 if np.result_type(y, h) == np.float32 else np.float64
     door = model == "three_cluster"
     return (np.asarray(y, dtype), np.asarray(h, dtype), np.asarray(L if door else 0.0, dtype),
-            door)
+            door, loss_code(loss))
 
 
 def activation(model: str, h, L=None):
@@ -263,19 +439,27 @@ def logistic_loss_second(v):
     return _logistic_loss_second_ufunc(v)
 
 
-def sample_loss(model: str, y, h, L=None):
-    """Lambda(y, h) = ell(y phi(h))."""
-    return logistic_loss(y * activation(model, h, L))
+def margin_loss(v, loss="logistic"):
+    """ell(v) of the margin v = y phi(h): logistic log(1 + e^-v) or square (1 - v)^2 / 2.
+
+    `loss` is a name of LOSSES or an array of names broadcasting against v (theory §1, §7).
+    """
+    return _loss_ufunc(v, loss_code(loss))
 
 
-def sample_loss_prime(model: str, y, h, L=None):
+def sample_loss(model: str, y, h, L=None, loss="logistic"):
+    """Lambda(y, h) = ell(y phi(h)) (theory §1, §7); `loss` as in `margin_loss`."""
+    return margin_loss(y * activation(model, h, L), loss)
+
+
+def sample_loss_prime(model: str, y, h, L=None, loss="logistic"):
     """Lambda'(y, h) = y ell'(y phi) phi'(h), the per-sample gradient factor (theory §1)."""
-    return _gradient_factor_ufunc(*_ufunc_args(model, y, h, L))
+    return _gradient_factor_ufunc(*_ufunc_args(model, y, h, L, loss))
 
 
-def sample_loss_second(model: str, y, h, L=None):
+def sample_loss_second(model: str, y, h, L=None, loss="logistic"):
     """Lambda''(y, h) = ell''(y phi) phi'^2 + y ell'(y phi) phi'' (theory §1); < 0 possible (door)."""
-    return _curvature_ufunc(*_ufunc_args(model, y, h, L))
+    return _curvature_ufunc(*_ufunc_args(model, y, h, L, loss))
 
 
 def correct(model: str, y, h, L=None):
@@ -286,6 +470,9 @@ def correct(model: str, y, h, L=None):
 # ------------------------------------------------------------------- closed-form errors
 def generalization_error(model: str, m, norm2, delta: float, L=None):
     """Test error from the order parameters m = w.v*/d and C = |w|^2/d (theory §1).
+
+    With a covariance Sigma pass C_Sigma = w^T Sigma w / d as `norm2` (theory §7): the
+    noise of a fresh point's pre-activation has variance Delta C_Sigma.
 
     two-cluster:   eps = 1/2 erfc(m / sqrt(2 Delta C))
     three-cluster: eps = 1/2 erfc(L / sqrt(2 Delta C))

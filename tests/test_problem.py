@@ -1,5 +1,6 @@
 """The problem definition: validation, loss derivatives, closed forms, the selection chain."""
 
+import json
 import math
 import warnings
 
@@ -110,3 +111,99 @@ def test_bad_values_name_the_field_and_what_is_allowed(fields, field):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Problem(**fields)
+
+
+# ------------------------------------------------ momentum, covariance, square loss (§7)
+LEVELS = {"fractions": [0.2, 0.8], "variances": [3.0, 0.5]}
+
+
+@pytest.mark.parametrize("fields, field", [
+    (dict(momentum=-0.1), "momentum"), (dict(momentum=1.0), "momentum"),
+    (dict(momentum="0.5"), "momentum"), (dict(momentum=float("nan")), "momentum"),
+    (dict(nesterov=True), "nesterov"), (dict(momentum=0.5, nesterov="yes"), "nesterov"),
+    (dict(loss="hinge"), "loss"),
+    (dict(covariance={"fractions": [0.2, 0.7], "variances": [3.0, 0.5]}), "covariance"),
+    (dict(covariance={"fractions": [0.2, 0.8], "variances": [3.0, 1.0]}), "covariance"),
+    (dict(covariance={"fractions": [0.2, 0.8], "variances": [-3.0, 2.0]}), "covariance"),
+    (dict(covariance={"fractions": [-0.2, 1.2], "variances": [1.0, 1.0]}), "covariance"),
+    (dict(covariance={"fractions": [0.2, 0.8], "variances": [3.0]}), "covariance"),
+    (dict(covariance={"fractions": [], "variances": []}), "covariance"),
+    (dict(covariance={"fraction": [1.0], "variances": [1.0]}), "covariance"),
+    (dict(covariance={"fractions": ["a", 1], "variances": [1, 1]}), "covariance"),
+    (dict(covariance="diagonal"), "covariance"), (dict(covariance=3.0), "covariance"),
+])
+def test_bad_extension_values_name_the_field_and_what_is_allowed(fields, field):
+    with pytest.raises(ValueError, match=rf"Problem\.{field} = .* must be"):
+        Problem(**fields)
+
+
+def test_nesterov_without_momentum_says_what_is_allowed():
+    with pytest.raises(ValueError, match=r"False when momentum = 0.*momentum in \(0, 1\)"):
+        Problem(nesterov=True)
+    assert Problem(momentum=0.5, nesterov=True).gamma == 0.5
+    assert Problem(momentum=0.5).gamma == 0.0
+
+
+def test_covariance_is_stored_immutable_and_hashable():
+    problem = Problem(momentum=0.9, nesterov=True, covariance=LEVELS, loss="square")
+    assert isinstance(problem.covariance, pb.Covariance)
+    assert problem.covariance.fractions == (0.2, 0.8)
+    same = Problem(momentum=0.9, nesterov=True, loss="square",
+                   covariance=([0.2, 0.8], [3, 0.5]))  # a pair, integer variance
+    assert same == problem and hash(same) == hash(problem)
+    assert len({problem, same, Problem()}) == 2
+    assert problem.level_fractions == (0.2, 0.8) and problem.level_variances == (3.0, 0.5)
+    assert problem.replace(alpha=3.0).covariance == problem.covariance
+    assert problem.replace(covariance=None).level_variances == (1.0,)
+    assert problem.data_key != problem.replace(covariance=None).data_key
+    # one level is the identity; mean variance within the stated tolerance is accepted
+    assert Problem(covariance={"fractions": [1], "variances": [1]}).covariance is None
+    assert Problem(covariance={"fractions": [1 / 3, 2 / 3],
+                               "variances": [2.0, 0.5 + 1e-8]}).covariance is not None
+
+
+def test_extended_problem_round_trips_through_json_attributes():
+    problem = Problem(momentum=0.5, nesterov=True, covariance=LEVELS, loss="square",
+                      process="persistent", b=0.3, tau=1 / 0.3)
+    attrs = json.loads(json.dumps(problem.to_attrs()))  # what a Zarr store keeps
+    assert attrs["covariance"] == LEVELS and attrs["nesterov"] is True
+    assert Problem.from_attrs(attrs) == problem
+    assert Problem.from_attrs(Problem().to_attrs()) == Problem()
+    assert Problem(**problem.to_dict()) == problem
+
+
+def test_level_bounds_place_the_first_fraction_first():
+    problem = Problem(covariance={"fractions": [0.25, 0.5, 0.25], "variances": [2.0, 0.5, 1.0]})
+    assert problem.level_bounds(1000) == (0, 250, 750, 1000)
+    assert problem.level_bounds(10) == (0, 2, 8, 10)  # round(2.5) = 2 (to even), round(7.5) = 8
+    assert Problem().level_bounds(7) == (0, 7)
+
+
+@pytest.mark.parametrize("model, L", [("two_cluster", None), ("three_cluster", 0.7)])
+def test_square_loss_derivatives_match_finite_differences(model, L):
+    rng = np.random.default_rng(2)
+    y = pb.labels(model, pb.sample_clusters(model, 200, rng))
+    h = rng.normal(0, 1.5, 200)
+    step = 1e-6
+    loss = dict(loss="square")
+    numeric = (pb.sample_loss(model, y, h + step, L, **loss)
+               - pb.sample_loss(model, y, h - step, L, **loss)) / (2 * step)
+    np.testing.assert_allclose(pb.sample_loss_prime(model, y, h, L, **loss), numeric,
+                               rtol=1e-6, atol=1e-7)
+    numeric2 = (pb.sample_loss_prime(model, y, h + step, L, **loss)
+                - pb.sample_loss_prime(model, y, h - step, L, **loss)) / (2 * step)
+    np.testing.assert_allclose(pb.sample_loss_second(model, y, h, L, **loss), numeric2,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_square_loss_is_half_the_squared_residual_for_two_clusters():
+    # dmft-extensions §5.3 convention: Lambda = (r - y)^2 / 2, so Lambda' = r - y, Lambda'' = 1
+    y, h = np.array([1.0, -1.0, 1.0]), np.array([0.3, 0.2, -2.0])
+    np.testing.assert_allclose(pb.sample_loss("two_cluster", y, h, loss="square"), (h - y) ** 2 / 2)
+    np.testing.assert_allclose(pb.sample_loss_prime("two_cluster", y, h, loss="square"), h - y)
+    np.testing.assert_allclose(pb.sample_loss_second("two_cluster", y, h, loss="square"), 1.0)
+    # a per-configuration array of losses broadcasts, the logistic row unchanged
+    both = pb.sample_loss("two_cluster", y, h, loss=np.array([["logistic"], ["square"]]))
+    np.testing.assert_array_equal(both[0], pb.sample_loss("two_cluster", y, h))
+    with pytest.raises(ValueError, match="loss = .* one of"):
+        pb.margin_loss(h, "hinge")
