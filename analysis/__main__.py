@@ -1,30 +1,42 @@
-"""Command line: python -m analysis <experiment> [...] --results results.
+"""Command line: python -m analysis <experiment> [...] --results results [--section JSON].
 
-Writes results/figures/<experiment>.png/.pdf and, for esmap_*/fss_*,
-results/tables/<experiment>.csv.
+Writes, per experiment (analysis.output.make): figures/<experiment>.png/.pdf,
+tables/<experiment>.csv, tables/<experiment>_agreement.csv (and tables/<experiment>.txt for
+an escape-time analysis). --section is the experiment's `analysis:` config section as JSON
+(the Snakemake rule passes it); without it, the paper's blocks for their names, else the
+default (learning curves).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
-from .figures import draw
+from .output import make
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiments", nargs="+", help="e.g. fig1_left esmap_sgd_two fss_two")
     parser.add_argument("--results", default="results", help="directory of the stores")
     parser.add_argument("--figures", default=None, help="default: <results>/figures")
     parser.add_argument("--tables", default=None, help="default: <results>/tables")
-    parser.add_argument("--escape-threshold", type=float, default=0.4,
-                        help="fss_three: escape = first time gen_error < this (default 0.4)")
+    parser.add_argument("--section", default=None,
+                        help="the experiments' analysis section, JSON (e.g. '{\"kind\": \"map\"}')")
     args = parser.parse_args(argv)
-    for experiment in args.experiments:
-        for path in draw(experiment, args.results, args.figures, args.tables,
-                         escape_threshold=args.escape_threshold):
-            print(path)
+    try:
+        section = json.loads(args.section) if args.section else None
+        for experiment in args.experiments:
+            for path in make(experiment, args.results, section, figures=args.figures,
+                             tables=args.tables):
+                print(path)
+    except (ValueError, FileNotFoundError) as err:  # a user error: its message, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

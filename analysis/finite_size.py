@@ -141,12 +141,55 @@ def escape_time(da: xr.DataArray, threshold: float = 0.4, dim: str = "time") -> 
                                    units="eta * steps", threshold=threshold))
 
 
+def auto_threshold(sims: xr.Dataset | None, dmft: xr.Dataset | None,
+                   var: str = "gen_error") -> float:
+    """Halfway between 1/2 (the error at the symmetric point) and the plateau, the minimum
+    over time of the mean curve at the largest d (simulations, else DMFT), over all points."""
+    ds = sims if sims is not None and var in sims else dmft
+    curve = ds[var]
+    if "d" in curve.dims:
+        curve = curve.sel(d=curve.d.max())
+    if "seed" in curve.dims:
+        curve = curve.mean("seed", skipna=True)
+    plateau = float(curve.min(skipna=True))
+    return 0.5 * (0.5 + plateau)
+
+
+def escape_per_seed(sims: xr.Dataset, point: dict, d, threshold: float,
+                    var: str = "gen_error") -> np.ndarray:
+    """Escape time of every seed at a grid point and d; +inf for a seed that does not escape
+    within t_max (a failed run, analysis.status, that stops before escaping: NaN)."""
+    curves = select(sims, point)[var].sel(d=d)
+    t = escape_time(curves, threshold).values.astype(float)
+    ran_to_end = np.isfinite(curves.isel(time=-1).values)
+    return np.where(np.isnan(t) & ran_to_end, np.inf, t)
+
+
+def _seed_summary(t: np.ndarray) -> dict:
+    """Median and quartiles over seeds (never-escaped seeds count as +inf, so the median
+    stays right while fewer than half of them never escape); mean and s.e. of the escaped."""
+    t = t[~np.isnan(t)]
+    esc = t[np.isfinite(t)]
+    q = np.full(3, np.nan)
+    if t.size:  # never escaped: beyond every escaped seed; a quantile among them is NaN
+        top = esc.max() if esc.size else 0.0
+        q = np.quantile(np.where(np.isfinite(t), t, 2 * abs(top) + 1), [0.25, 0.5, 0.75])
+        q = np.where(q <= top, q, np.nan)
+    return dict(n_seeds=int(t.size), n_escaped=int(esc.size),
+                sims_q25=float(q[0]), sims_median=float(q[1]), sims_q75=float(q[2]),
+                sims_mean=float(esc.mean()) if esc.size else math.nan,
+                sims_sem=float(esc.std(ddof=1) / math.sqrt(esc.size)) if esc.size > 1
+                else math.nan)
+
+
 def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: float = 0.4,
                  var: str = "gen_error", z_max: float = 3.0) -> pd.DataFrame:
-    """Escape time against d: simulations (per seed, then mean +- s.e.) and DMFT.
+    """Escape time against d: simulations per seed (median, quartiles, mean +- s.e. of the
+    escaped seeds) and DMFT (the escape time of its curve at that d's initial magnetization).
 
-    Columns: grid coordinates, d, sims_mean, sims_sem, n_seeds, n_escaped, dmft,
-    difference (sims - dmft), z (difference / s.e.), agree (|z| <= z_max).
+    Columns: grid coordinates, d, n_seeds, n_escaped, sims_q25, sims_median, sims_q75,
+    sims_mean, sims_sem, dmft, dmft_solved, difference (sims_mean - dmft), z (difference /
+    s.e.), agree (|z| <= z_max).
     """
     base = sims if sims is not None else dmft
     dims = [d for d in curve_dims(base, var) if d != "d"]
@@ -154,19 +197,14 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
     for point in iter_points(base, dims):
         s = select(sims, point) if sims is not None else None
         m = select(dmft, point) if dmft is not None else None
-        ds_values = sorted(set((s.d.values.tolist() if s is not None and "d" in s.dims else [])
-                               + (m.d.values.tolist() if m is not None and "d" in m.dims
-                                  else [])))
-        for d in ds_values:
-            row = {**point, "d": d, "sims_mean": math.nan, "sims_sem": math.nan,
-                   "n_seeds": 0, "n_escaped": 0, "dmft": math.nan, "dmft_solved": False}
+        d_values = sorted(set((s.d.values.tolist() if s is not None and "d" in s.dims else [])
+                              + (m.d.values.tolist() if m is not None and "d" in m.dims
+                                 else [])))
+        for d in d_values:
+            row = {**point, "d": d, **_seed_summary(np.array([])), "dmft": math.nan,
+                   "dmft_solved": False}
             if s is not None and d in s.d.values:
-                per_seed = escape_time(s[var].sel(d=d), threshold)
-                n_esc = int(np.isfinite(per_seed.values).sum())
-                row.update(n_seeds=int(per_seed.size), n_escaped=n_esc,
-                           sims_mean=float(np.nanmean(per_seed.values)) if n_esc else math.nan,
-                           sims_sem=float(np.nanstd(per_seed.values, ddof=1) / math.sqrt(n_esc))
-                           if n_esc > 1 else math.nan)
+                row.update(_seed_summary(escape_per_seed(sims, point, d, threshold, var)))
             if m is not None and "d" in m.dims and d in m.d.values:
                 row["dmft"] = float(escape_time(m[var].sel(d=d), threshold).values)
                 row["dmft_solved"] = bool(np.isfinite(m[var].sel(d=d).values).any())
@@ -193,31 +231,86 @@ def fit_log_d(d, t, sigma=None) -> dict:
     return dict(A=fit["a"], A_err=fit["a_err"], B=fit["c"], B_err=fit["c_err"])
 
 
+def gap_trend(df: pd.DataFrame, z_max: float = 3.0) -> dict:
+    """The gap sims_mean - dmft of the escape time against d, fitted as A + B ln d.
+
+    Returns dict(d, gap, gap_err (arrays over the d with both), A, B, B_err, verdict) with
+    verdict one of: none (no d with both), open (DMFT does not escape within t_max at the
+    largest d while the simulations do), closed (every gap within z_max s.e. of zero),
+    closes (within z_max s.e. at the largest d), shrinks (|gap| falls with d by more than
+    2 s.e. of the slope), grows (rises likewise), flat (no significant trend).
+    """
+    both = df.dropna(subset=["sims_mean", "dmft"]).sort_values("d")
+    out = dict(d=both.d.to_numpy(float), gap=both.difference.to_numpy(float),
+               gap_err=both.sims_sem.to_numpy(float), A=math.nan, B=math.nan,
+               B_err=math.nan, verdict="none")
+    stuck = df[df.dmft_solved & df.dmft.isna() & df.sims_mean.notna()]
+    if len(stuck) and stuck.d.max() >= (both.d.max() if len(both) else 0):
+        out["verdict"] = "open"
+    if not len(both):
+        return out
+    fit = fit_log_d(out["d"], out["gap"], out["gap_err"])
+    out.update(A=fit["A"], B=fit["B"], B_err=fit["B_err"])
+    within = np.abs(out["gap"]) <= z_max * out["gap_err"]
+    sign = np.sign(out["gap"][-1])
+    if out["verdict"] == "open":
+        pass
+    elif within.all():
+        out["verdict"] = "closed"
+    elif within[-1]:
+        out["verdict"] = "closes"
+    elif np.isfinite(fit["B_err"]) and sign * fit["B"] < -2 * fit["B_err"]:
+        out["verdict"] = "shrinks"
+    elif np.isfinite(fit["B_err"]) and sign * fit["B"] > 2 * fit["B_err"]:
+        out["verdict"] = "grows"
+    else:
+        out["verdict"] = "flat"
+    return out
+
+
+VERDICTS = {
+    "open": "At the largest d the DMFT does not escape within t_max while the simulations "
+            "do: the gap does NOT close.",
+    "closed": "Simulations and DMFT agree within {z:g} s.e. at every d: no gap is resolved.",
+    "closes": "At the largest d the gap is within {z:g} s.e. of zero: it closes within the "
+              "measured range.",
+    "shrinks": "The gap shrinks as d grows (slope {B:+.3g} ± {Be:.2g} per unit of ln d){zero}: "
+               "it closes, slowly.",
+    "grows": "The gap grows with d (slope {B:+.3g} ± {Be:.2g} per unit of ln d): it does NOT "
+             "close.",
+    "flat": "The gap does not change significantly with d (slope {B:+.3g} ± {Be:.2g} per unit "
+            "of ln d): no sign that it closes at these d.",
+}
+
+
 def agreement_statement(df: pd.DataFrame, z_max: float = 3.0) -> str:
-    """One plain sentence: where the simulated escape time and DMFT agree or disagree."""
+    """Plain words: the escape-time gap between simulations and DMFT at each d, and whether
+    it closes as d grows (gap_trend)."""
     if not len(df):
         return "No data: no comparison possible."
-    both = df.dropna(subset=["sims_mean", "dmft"])
-    dmft_stuck = df[df.dmft_solved & df.dmft.isna() & df.sims_mean.notna()]
-    if not len(both) and not len(dmft_stuck):
-        return "No d has both simulations and DMFT: no comparison possible."
-    bad = both[~both.agree]
-    never = df[(df.n_seeds > 0) & (df.n_escaped < df.n_seeds)] if "n_seeds" in df else df[:0]
+    trend = gap_trend(df, z_max)
     parts = []
-    if len(bad):
-        items = ", ".join(f"d = {int(r.d)} ({r.difference:+.3g}, {r.z:+.1f} s.e.)"
-                          for r in bad.itertuples())
-        parts.append(f"Simulations and DMFT DISAGREE (by more than {z_max:g} s.e.) at {items}.")
-    if len(dmft_stuck):
+    if len(trend["d"]):
+        gaps = ", ".join(f"{g:+.3g} ± {e:.2g} (d = {int(d)})"
+                         for d, g, e in zip(trend["d"], trend["gap"], trend["gap_err"]))
+        parts.append(f"Escape time, simulations (mean) minus DMFT: {gaps}.")
+    if trend["verdict"] == "none":
+        parts.append("No d has an escape time from both simulations and DMFT: no comparison "
+                     "possible.")
+    else:
+        zero = ""
+        if trend["verdict"] == "shrinks" and trend["B"] != 0:
+            zero = f", extrapolating to zero near d = {math.exp(-trend['A'] / trend['B']):.2g}"
+        parts.append(VERDICTS[trend["verdict"]].format(z=z_max, B=trend["B"],
+                                                       Be=trend["B_err"], zero=zero))
+    stuck = df[df.dmft_solved & df.dmft.isna() & df.sims_mean.notna()]
+    if len(stuck):
         parts.append("DMFT does not escape within t_max at d = "
-                     + ", ".join(str(int(v)) for v in dmft_stuck.d)
-                     + " while the simulations do: they DISAGREE there.")
-    good = both[both.agree]
-    if len(good):
-        parts.append("They agree within " f"{z_max:g} s.e. at d = "
-                     + ", ".join(str(int(v)) for v in good.d) + ".")
+                     + ", ".join(str(int(v)) for v in stuck.d) + " while the simulations do.")
+    never = df[(df.n_seeds > 0) & (df.n_escaped < df.n_seeds)]
     if len(never):
-        parts.append("Some seeds never escape within t_max at d = "
-                     + ", ".join(f"{int(r.d)} ({r.n_seeds - r.n_escaped}/{r.n_seeds})"
-                                 for r in never.itertuples()) + ": their mean is biased low.")
+        parts.append("Seeds that never escape within t_max, d = "
+                     + ", ".join(f"{int(r.d)}: {r.n_seeds - r.n_escaped}/{r.n_seeds}"
+                                 for r in never.itertuples())
+                     + " (left out of the mean, counted in the median).")
     return " ".join(parts)

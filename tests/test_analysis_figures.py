@@ -1,128 +1,163 @@
-"""Figures drawn from tiny real Zarr stores (sims.simulate at small d; the theory store is a
-large-d simulation average standing in for dmft.solve, in the same layout)."""
+"""Figures and tables drawn from stores made by the real pipeline (run_experiment, in
+process) at tiny sizes: learning curves, failed runs, clipped chains, maps, finite size."""
 
+import json
 import os
-import warnings
+import subprocess
+import sys
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_analysis import TINY_DMFT, build_experiment
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from analysis import load_experiment, make, plot_panel
+from analysis.__main__ import main
+from analysis.finite_size import VERDICTS
+from analysis.status import DIVERGED, OK, status
+from sims.problem import Problem, bayes_optimal_error
 
-from analysis import draw, load_experiment, plot_panel  # noqa: E402
-from analysis.__main__ import main  # noqa: E402
-from analysis.synthetic import build_stores  # noqa: E402
-from sims.problem import Problem, bayes_optimal_error, oracle_error  # noqa: E402
-
-TWO = Problem(model="two_cluster", alpha=2, delta=0.5, eta=0.2, t_max=2.0)
-THREE = Problem(model="three_cluster", alpha=2, delta=0.05, L=0.7, R=1.0, eta=0.2, t_max=3.0)
+TWO = {"model": "two_cluster", "alpha": 2, "delta": 0.5, "R": 0.01, "eta": 0.2, "t_max": 2.0}
+EXPERIMENTS = {
+    "curves": {"problem": {**TWO, "process": "persistent", "tau": 1.6667},
+               "grid": {"b": [1.0, 0.3]}, "sims": {"d": [40], "seeds": 3}, "dmft": TINY_DMFT},
+    # b = 0.05 at tau = 0.5 and 2: the persistent chain is clipped (active fraction > b)
+    "esmap": {"problem": {**TWO, "process": "persistent"},
+              "grid": {"b": [0.05, 0.3], "tau": [0.5, 2.0]}, "sims": {"d": [30], "seeds": 2},
+              "dmft": TINY_DMFT},
+    # ridge lam = 10 at eta = 0.5: w -> -4 w per step, every seed diverges
+    "diverge": {"problem": {**TWO, "eta": 0.5, "process": "gd", "t_max": 20.0},
+                "grid": {"lam": [0.0, 10.0]}, "sims": {"d": [30], "seeds": 2}},
+    "fss3": {"problem": {"model": "three_cluster", "alpha": 2, "delta": 0.05, "L": 0.7,
+                         "R": 1.0, "eta": 0.2, "process": "gd", "t_max": 8.0},
+             "sims": {"d": [30, 100], "seeds": 6}, "dmft": TINY_DMFT},
+}
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        build_stores(root / "fig1_left", TWO.replace(process="persistent", tau=1 / 0.6),
-                     {"b": [1.0, 0.3]}, d=[40], seeds=3, d_theory=80, theory_seeds=2)
-        build_stores(root / "fig1_right", TWO, {"lam": [0.0, 0.1, 1.0]}, d=[40], seeds=3,
-                     theory=None)
-        build_stores(root / "fig2_right", THREE.replace(alpha=3, R=0.01), {"lam": [0.1, 0.3]},
-                     d=[40], seeds=2, theory_seeds=2, write_sims=False)
-        build_stores(root / "fig3_left", THREE, {},
-                     cases={"gd": {"process": "gd", "b": 1.0},
-                            "psgd_b0.3": {"process": "persistent", "b": 0.3, "tau": 1 / 0.3}},
-                     d=[30, 60], seeds=3, theory_seeds=2)
-        build_stores(root / "esmap_sgd_two", TWO.replace(process="sgd", t_max=3.0),
-                     {"lam": [0.0, 0.5], "b": [0.3, 1.0]}, d=[40], seeds=2, d_theory=80,
-                     theory_seeds=2)
-        build_stores(root / "fss_two", TWO, {}, d=[30, 60, 120], seeds=4, d_theory=300,
-                     theory_seeds=4)
-        build_stores(root / "fss_three", THREE.replace(t_max=8.0), {}, d=[30, 100], seeds=4,
-                     theory_seeds=4)
+    for name, experiment in EXPERIMENTS.items():
+        summary = build_experiment(root, name, experiment, expect_failures=name == "diverge")
+        assert name != "diverge" or summary["sims"]["failed_runs"] == 2
     return root
 
 
-def _legend_labels(ax):
+def _legend(ax):
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_fig1_left_panel_has_one_dmft_line_and_one_marker_series_per_batch_size(results):
-    stores = load_experiment(results, "fig1_left")
-    assert set(stores) == {"sims", "dmft"}
-    fig = plot_panel(stores["sims"], stores["dmft"], experiment="fig1_left")
-    main_ax = fig.axes[0]
-    inset, = main_ax.child_axes
-    labels = _legend_labels(main_ax)
-    ref = bayes_optimal_error(2, 0.5)
-    assert labels == ["b = 1", "b = 0.3", f"Bayes-optimal error ({ref:.3g})"]
-    solid = [ln for ln in main_ax.get_lines() if ln.get_linestyle() == "-"]
-    dashed = [ln for ln in main_ax.get_lines() if ln.get_linestyle() == "--"]
-    assert len(solid) == 2 and len(dashed) == 1
-    assert dashed[0].get_ydata()[0] == pytest.approx(ref)
-    assert len(main_ax.containers) == 2  # errorbar series, one per b
-    assert main_ax.get_xscale() == "log"
-    assert main_ax.get_ylabel() == "generalization error"
-    assert inset.get_ylabel() == "training accuracy" and len(inset.get_lines()) >= 2
-    plt.close(fig)
-
-
-def test_every_panel_is_written_as_png_and_pdf_when_a_store_is_missing(results):
-    for experiment in ("fig1_left", "fig1_right", "fig2_right"):
-        paths = draw(experiment, str(results))
-        assert [os.path.basename(p) for p in paths] == [f"{experiment}.png", f"{experiment}.pdf"]
-        assert all(os.path.getsize(p) > 1000 for p in paths)
-    only_sims = plot_panel(**load_experiment(results, "fig1_right"), experiment="fig1_right")
-    ax = only_sims.axes[0]
-    assert _legend_labels(ax)[:3] == ["λ = 0", "λ = 0.1", "λ = 1"]
-    assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]  # no DMFT lines
-    only_dmft = plot_panel(**load_experiment(results, "fig2_right"), experiment="fig2_right")
-    ax = only_dmft.axes[0]
-    assert len(ax.containers) == 0 and len(ax.get_lines()) == 3  # 2 DMFT + oracle
-    assert only_dmft.axes[0].child_axes[0].get_ylabel() == "$|w|^2/d$"  # Fig. 2 inset: weight norm
-    plt.close("all")
-
-
-def test_fig3_left_labels_cases_by_process_and_d_by_marker_with_oracle_line(results):
-    fig = plot_panel(**load_experiment(results, "fig3_left"), experiment="fig3_left")
+def test_learning_curves_panel_draws_each_solver_and_changes_no_global_state(results):
+    import matplotlib
+    before = {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+    stores = load_experiment(results, "curves")
+    fig = plot_panel(stores["sims"], stores["dmft"], experiment="curves",
+                     section={"inset": "train_acc"})
     ax = fig.axes[0]
-    labels = _legend_labels(ax)
-    assert labels[:2] == ["GD", "p-SGD, b = 0.3, 1/τ = 0.3"]  # fields that differ
-    assert labels[2:4] == ["sims d = 30", "sims d = 60"]
-    assert labels[4] == f"oracle error ({oracle_error(0.05, 0.7):.3g})"
-    assert len(ax.containers) == 4  # 2 cases x 2 d
-    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]) == 4  # DMFT per d
-    plt.close(fig)
+    ref = bayes_optimal_error(2, 0.5)
+    assert _legend(ax) == ["b = 1", "b = 0.3", f"Bayes-optimal error ({ref:.3g})"]
+    solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == 2 and len(ax.containers) == 2  # a DMFT line, a marker series per b
+    assert dashed[0].get_ydata()[0] == pytest.approx(ref)
+    np.testing.assert_array_equal(  # the line is the stored DMFT curve (t > 0, log axis)
+        solid[1].get_ydata(), stores["dmft"].gen_error.sel(b=0.3).values[1:])
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "generalization error"
+    inset, = ax.child_axes
+    assert inset.get_title() == "training accuracy" and len(inset.get_lines()) >= 2
+    assert plt.get_fignums() == []  # not registered with pyplot
+    assert {k: v for k, v in matplotlib.rcParams.items() if k != "backend"} == before
 
 
-def test_early_stopping_map_has_dmft_sims_and_difference_rows(results):
-    paths = draw("esmap_sgd_two", str(results))
+def test_importing_the_analysis_selects_no_backend_and_sets_no_rcparams():
+    code = ("import matplotlib as m; before = dict(m.rcParams.copy()); import analysis; "
+            "after = dict(m.rcParams.copy()); "
+            "assert m.rcParams._get_backend_or_none() is None, 'a backend was chosen'; "
+            "assert before == after, 'rcParams changed'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MPLBACKEND": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_a_diverged_run_ends_with_an_x_at_its_failure_time_and_is_named(results):
+    stores = load_experiment(results, "diverge")
+    sims = stores["sims"]
+    assert status(sims).sel(lam=10.0).values.ravel().tolist() == [DIVERGED, DIVERGED]
+    assert status(sims).sel(lam=0.0).values.ravel().tolist() == [OK, OK]
+    when = "failure_time" if "failure_time" in sims else "diverged_at"
+    t_fail = float(sims[when].sel(lam=10.0).min())
+    fig = plot_panel(sims, None, experiment="diverge")
+    ax = fig.axes[0]
+    labels = _legend(ax)
+    assert labels[0] == "λ = 0"
+    assert labels[1] == f"λ = 10; sims: 2/2 seeds diverged at t = {t_fail:.3g}"
+    assert "run failed (diverged or error): curve ends there" in labels
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(crosses) == 1
+    mean = sims.gen_error.sel(lam=10.0).isel(d=0).mean("seed").values
+    last = np.flatnonzero(np.isfinite(mean))[-1]
+    assert crosses[0].get_xdata()[0] == pytest.approx(sims.time.values[last])
+    assert sims.time.values[last] <= t_fail
+
+
+def test_map_marks_clipped_chains_with_their_effective_fraction(results):
+    paths = make("esmap", str(results), {"kind": "map", "x": "b", "y": "tau"})
     assert [os.path.basename(p) for p in paths] == [
-        "esmap_sgd_two.png", "esmap_sgd_two.pdf", "esmap_sgd_two.csv"]
-    table = pd.read_csv(paths[-1])
-    assert set(table.source) == {"dmft", "sims", "sims - dmft"}
-    assert len(table) == 3 * 4  # 2 lam x 2 b per source
-    assert {"min_error", "argmin_time", "gain", "no_early_stopping"} <= set(table.columns)
+        "esmap.png", "esmap.pdf", "esmap.csv", "esmap_agreement.csv"]
+    table = pd.read_csv(paths[2])
+    assert set(table.source) == {"dmft", "sims", "sims - dmft"} and len(table) == 3 * 4
+    dmft = table[table.source == "dmft"].set_index(["b", "tau"])
+    for tau in (0.5, 2.0):
+        with pytest.warns(UserWarning, match="clipped"):
+            expected = Problem(**{**TWO, "process": "persistent", "b": 0.05, "tau": tau})
+        assert dmft.clipped_active_fraction[(0.05, tau)] == pytest.approx(
+            expected.active_fraction)
+        assert np.isnan(dmft.clipped_active_fraction[(0.3, tau)])  # not clipped
+    assert not table.failed.any()
     assert (table[table.source != "sims - dmft"].gain >= 0).all()
 
 
-def test_finite_size_outputs_table_and_figures(results):
-    paths = draw("fss_two", str(results))
+def test_agreement_table_is_the_largest_difference_and_z_over_time(results):
+    paths = make("curves", str(results))  # no section, not a paper name: learning curves
     table = pd.read_csv(paths[-1])
-    assert set(table.observable) == {"gen_error", "train_loss", "train_acc", "norm2",
-                                     "magnetization"}
-    assert (table.n_d == 3).all() and np.isfinite(table.a_err).all()
-    paths = draw("fss_three", str(results))
-    table = pd.read_csv(paths[-1])
-    assert table.d.tolist() == [30, 100] and (table.n_seeds == 4).all()
-    statement = open(os.path.join(results, "tables", "fss_three.txt")).read()
-    assert "agree" in statement.lower() or "disagree" in statement.lower()
+    stores = load_experiment(results, "curves")
+    assert table.b.tolist() == [1.0, 0.3] and (table.d == 40).all()
+    for row in table.itertuples():
+        sims = stores["sims"].sel(b=row.b, d=40)
+        dmft = stores["dmft"].sel(b=row.b)
+        runs = sims.gen_error.values  # (seed, time), same time axis as the DMFT here
+        mean = runs.mean(0)
+        se = runs.std(0, ddof=1) / np.sqrt(runs.shape[0])
+        diff = dmft.gen_error.values - mean
+        z = diff / np.hypot(se, dmft.gen_error_mc_error.values)
+        assert row.max_abs_diff == pytest.approx(np.abs(diff).max())
+        assert row.max_abs_z == pytest.approx(np.nanmax(np.abs(z)))
+        assert row.disagree == (row.max_abs_z > 3)
+    early = pd.read_csv(paths[2])
+    assert set(early.source) == {"dmft", "sims"} and {"min_error", "gain"} <= set(early)
 
 
-def test_command_line_writes_into_the_given_directories(results, tmp_path, capsys):
-    main(["fig1_left", "--results", str(results), "--figures", str(tmp_path / "figs")])
-    assert (tmp_path / "figs" / "fig1_left.png").exists()
-    assert "fig1_left.pdf" in capsys.readouterr().out
+def test_escape_time_analysis_states_a_verdict_on_the_gap(results):
+    paths = make("fss3", str(results), {"kind": "finite_size", "measure": "escape_time"})
+    table = pd.read_csv(paths[2])
+    assert table.d.tolist() == [30, 100] and (table.n_seeds == 6).all()
+    threshold = table.threshold.iloc[0]
+    assert 0.25 < threshold < 0.5  # halfway between 1/2 and a plateau below it
+    assert (table.sims_q25 <= table.sims_median).all()
+    assert (table.sims_median <= table.sims_q75).all()
+    statement = open(paths[3]).read()
+    assert statement.startswith("Escape time, simulations (mean) minus DMFT: ")
+    said = [k for k, v in VERDICTS.items() if v.split("{")[0] in statement]
+    assert len(said) == 1  # exactly one verdict on whether the gap closes
+
+
+def test_command_line_takes_the_section_and_reports_bad_ones_without_traceback(
+        results, tmp_path, capsys):
+    assert main(["esmap", "--results", str(results), "--figures", str(tmp_path / "f"),
+                 "--tables", str(tmp_path / "t"), "--section", json.dumps({"kind": "map"})]) == 0
+    assert (tmp_path / "f" / "esmap.png").exists() and (tmp_path / "t" / "esmap.csv").exists()
+    assert main(["esmap", "--results", str(results), "--section", '{"kind": "maps"}']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: experiment 'esmap', field 'analysis.kind': 'maps'")
+    assert "Traceback" not in err

@@ -1,11 +1,14 @@
 """Early-stopping reduction, finite-size fit and escape time against hand-built data."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d
-from analysis.finite_size import agreement_statement, escape_table, fit_log_d
+from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
+from analysis.agreement import agreement_table, compare
+from analysis.finite_size import (VERDICTS, agreement_statement, escape_table, fit_log_d,
+                                  gap_trend)
 
 
 def _curves():
@@ -102,19 +105,124 @@ def test_escape_time_interpolates_the_first_crossing_and_is_nan_without_one():
     assert out.values[0] == pytest.approx(2.5) and np.isnan(out.values[1])
 
 
-def test_escape_table_flags_disagreement_and_log_d_slope():
+def _escape_stores(dmft_delay, t_max):
+    """Step curves from 0.5 to 0.1: sims seed s escapes at 2 ln d + 0.3 (s - 2), s = 0..4;
+    DMFT at 2 ln d + dmft_delay."""
     d = np.array([100, 1000, 10000])
-    t = np.linspace(0, 20, 201)
-    t_esc = 2.0 * np.log(d)  # exact escape times ~ ln d
+    t = np.linspace(0, t_max, int(10 * t_max) + 1)
+    t_esc = 2.0 * np.log(d)
     sims_curves = np.stack([[0.5 - 0.4 * (t > te + 0.3 * (s - 2)) for s in range(5)]
                             for te in t_esc])
-    dmft_esc = t_esc + np.array([0.0, 0.0, 3.0])  # DMFT late at the largest d
-    dmft_curves = np.stack([0.5 - 0.4 * (t > te) for te in dmft_esc])
+    dmft_curves = np.stack([0.5 - 0.4 * (t > te) for te in t_esc + np.asarray(dmft_delay)])
     sims = xr.Dataset({"gen_error": (("d", "seed", "time"), sims_curves)},
                       coords={"d": d, "time": t})
     dmft = xr.Dataset({"gen_error": (("d", "time"), dmft_curves)}, coords={"d": d, "time": t})
+    return sims, dmft, t_esc
+
+
+def test_escape_table_flags_disagreement_and_log_d_slope():
+    sims, dmft, t_esc = _escape_stores([0.0, 1.5, 3.0], t_max=30)
     table = escape_table(sims, dmft, threshold=0.4)
-    assert table.agree.tolist() == [True, True, False]
-    assert "DISAGREE" in agreement_statement(table) and "10000" in agreement_statement(table)
+    assert table.agree.tolist() == [True, False, False]
+    np.testing.assert_allclose(table.sims_median, t_esc, atol=0.1)  # the middle seed
+    np.testing.assert_allclose(table.sims_q75 - table.sims_q25, 0.6, atol=0.1)
     fit = fit_log_d(table.d, table.sims_mean, table.sims_sem)
     assert fit["B"] == pytest.approx(2.0, abs=0.05)
+    assert gap_trend(table)["verdict"] == "grows"  # 0, -1.5, -3: |gap| rises with ln d
+    assert VERDICTS["grows"].split("{")[0] in agreement_statement(table)
+
+
+def test_a_dmft_that_never_escapes_at_the_largest_d_leaves_the_gap_open():
+    sims, dmft, _ = _escape_stores([0.0, 0.0, 3.0], t_max=20)  # DMFT escapes at 21.4
+    table = escape_table(sims, dmft, threshold=0.4)
+    assert np.isnan(table.dmft.iloc[-1]) and table.dmft_solved.all()
+    assert gap_trend(table)["verdict"] == "open"
+    statement = agreement_statement(table)
+    assert VERDICTS["open"] in statement and "at d = 10000 while" in statement
+
+
+def _gap_table(gaps, se=0.1, d=(500, 1000, 2000, 5000)):
+    d = np.asarray(d, float)
+    dmft = 5 + np.log(d)
+    return pd.DataFrame(dict(d=d, sims_mean=dmft + np.asarray(gaps), sims_sem=se, dmft=dmft,
+                             difference=np.asarray(gaps, float), dmft_solved=True,
+                             n_seeds=32, n_escaped=32))
+
+
+@pytest.mark.parametrize("gaps, verdict", [
+    ([0.05, -0.1, 0.2, 0.0], "closed"),            # within 3 s.e. everywhere
+    ([2.0, 1.5, 0.9, 0.1], "closes"),             # within 3 s.e. at the largest d only
+    ([3.0, 2.6, 2.2, 1.65], "shrinks"),           # falls by 0.58 per unit of ln d
+    ([1.0, 1.6, 2.2, 3.0], "grows"),
+    ([1.5, 1.45, 1.55, 1.5], "flat"),
+])
+def test_the_gap_verdict_follows_the_trend_of_the_escape_time_gap(gaps, verdict):
+    table = _gap_table(gaps)
+    assert gap_trend(table)["verdict"] == verdict
+    statement = agreement_statement(table)
+    assert [k for k, v in VERDICTS.items() if v.split("{")[0] in statement] == [verdict]
+
+
+def test_a_shrinking_gap_is_extrapolated_to_where_it_would_close():
+    d = np.array([500, 1000, 2000, 5000], float)
+    table = _gap_table(0.5 * np.log(2e5 / d), se=0.01, d=d)  # zero at d = 2e5
+    trend = gap_trend(table)
+    assert trend["verdict"] == "shrinks" and trend["B"] == pytest.approx(-0.5)
+    assert "extrapolating to zero near d = 2e+05" in agreement_statement(table)
+
+
+def test_seeds_that_never_escape_count_in_the_median_not_the_mean():
+    t = np.arange(10.0)
+    curves = np.full((1, 5, t.size), 0.5)
+    for s, te in enumerate([2, 3, 4]):  # seeds 3, 4 stay at 0.5
+        curves[0, s, te:] = 0.1
+    sims = xr.Dataset({"gen_error": (("d", "seed", "time"), curves)},
+                      coords={"d": [100], "time": t})
+    row = escape_table(sims, None, threshold=0.4).iloc[0]
+    assert row.n_escaped == 3 and row.n_seeds == 5
+    # crossing between t_e - 1 (0.5) and t_e (0.1) at t_e - 0.75
+    assert row.sims_mean == pytest.approx(np.mean([1.25, 2.25, 3.25]))
+    assert row.sims_median == pytest.approx(3.25)  # 1.25 2.25 3.25 inf inf
+    assert "2/5" in agreement_statement(escape_table(sims, None, threshold=0.4))
+
+
+def test_agreement_z_combines_the_two_standard_errors():
+    t = np.arange(4.0)
+    a, delta = 0.3, 0.01
+    sims = xr.DataArray(np.stack([np.full(4, a + delta), np.full(4, a - delta)]),
+                        dims=("seed", "time"), coords={"time": t})  # mean a, s.e. delta
+    dmft = xr.DataArray(a + np.array([0, 1, -4, 2]) * delta, dims="time", coords={"time": t})
+    err = xr.full_like(dmft, 0.0)
+    out = compare(sims, dmft, err)
+    assert out["max_abs_z"] == pytest.approx(4.0) and out["time_max_abs_z"] == 2.0
+    assert out["max_abs_diff"] == pytest.approx(4 * delta)
+    out = compare(sims, dmft, xr.full_like(dmft, np.sqrt(3) * delta))  # combined: 2 delta
+    assert out["max_abs_z"] == pytest.approx(2.0)
+
+
+def _panel_stores(offset):
+    t = np.linspace(0, 4, 21)
+    rng = np.random.default_rng(3)
+    curve = 0.1 + 0.3 * np.exp(-t)
+    runs = curve + 0.002 * rng.standard_normal((2, 8, t.size))
+    dmft_curve = np.stack([curve, curve + offset * (t > 1)])
+    attrs = dict(model="two_cluster", alpha=2.0, delta=0.5, L="none", lam=0.0, R=0.01,
+                 eta=0.2, process="gd", b=1.0, tau="none", t_max=4.0)
+    sims = xr.Dataset({"gen_error": (("lam", "d", "seed", "time"), runs[:, None])},
+                      coords={"lam": [0.0, 0.1], "d": [100], "time": t}, attrs=attrs)
+    dmft = xr.Dataset({"gen_error": (("lam", "time"), dmft_curve),
+                       "gen_error_mc_error": (("lam", "time"), np.full((2, t.size), 1e-3))},
+                      coords={"lam": [0.0, 0.1], "time": t}, attrs=attrs)
+    return sims, dmft
+
+
+def test_the_panel_names_curves_that_disagree_beyond_three_sigma_and_only_those():
+    sims, dmft = _panel_stores(offset=0.05)  # 0.05 against ~0.001: far beyond 3 sigma
+    table = agreement_table(sims, dmft)
+    assert table.disagree.tolist() == [False, True]
+    texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
+    note = [t for t in texts if "beyond 3σ" in t]
+    assert len(note) == 1 and "λ = 0.1, d = 100: |z| = " in note[0] and "λ = 0," not in note[0]
+    sims, dmft = _panel_stores(offset=0.0)
+    texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
+    assert not [t for t in texts if "beyond" in t]

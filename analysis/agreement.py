@@ -1,0 +1,103 @@
+"""How well simulations and DMFT agree, curve by curve (issue 11).
+
+For every grid point and simulated d: the largest |eps_DMFT - eps_sims| over the times both
+have, and the largest |z| with z = (eps_DMFT - eps_sims) / sqrt(se_DMFT^2 + se_sims^2), where
+se_DMFT is the solver's Monte-Carlo error (`<observable>_mc_error`) and se_sims the standard
+error of the seed mean. A three-cluster DMFT store has its own d axis (initial
+magnetization): each d is compared with the DMFT solved at that d.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .data import curve_dims, format_value, iter_points, label_for, mean_and_sem, select
+
+COLUMNS = ["observable", "d", "n_seeds", "n_times", "max_abs_diff", "time_max_abs_diff",
+           "max_abs_z", "time_max_abs_z", "disagree"]
+
+
+def _dmft_curve(dmft: xr.Dataset, point: dict, var: str, d):
+    sub = select(dmft, point)
+    if "d" in sub.dims:
+        if d not in sub.d.values:
+            return None, None
+        sub = sub.sel(d=d)
+    err = sub[f"{var}_mc_error"] if f"{var}_mc_error" in sub else xr.zeros_like(sub[var])
+    return sub[var], err
+
+
+def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
+            dmft_err: xr.DataArray) -> dict:
+    """max |difference| and max |z| (and their times) of one simulated curve (seed, time)
+    against one DMFT curve (time,), on the simulated times inside the DMFT's time range (DMFT interpolated linearly in t)
+    where both are finite."""
+    mean, sem = mean_and_sem(sims_curve)
+    inside = ((mean.time >= dmft_curve.time.min() - 1e-9)
+              & (mean.time <= dmft_curve.time.max() + 1e-9))
+    mean, sem = mean.where(inside, drop=True), sem.where(inside, drop=True)
+    at = dict(time=mean.time.values, kwargs={"fill_value": "extrapolate"})  # rounding only
+    m, e = dmft_curve.interp(**at), dmft_err.interp(**at)
+    diff = np.asarray(m.values - mean.values, dtype=float)
+    comb = np.sqrt(np.asarray(e.values, float) ** 2 + np.asarray(sem.values, float) ** 2)
+    t = mean.time.values.astype(float)
+    ok = np.isfinite(diff)
+    out = dict(n_seeds=int(sims_curve.sizes.get("seed", 1)), n_times=int(ok.sum()),
+               max_abs_diff=math.nan, time_max_abs_diff=math.nan, max_abs_z=math.nan,
+               time_max_abs_z=math.nan)
+    if not ok.any():
+        return out
+    i = np.flatnonzero(ok)[np.argmax(np.abs(diff[ok]))]
+    out.update(max_abs_diff=float(abs(diff[i])), time_max_abs_diff=float(t[i]))
+    zok = ok & np.isfinite(comb) & (comb > 0)
+    if zok.any():
+        z = np.abs(diff[zok] / comb[zok])
+        j = int(np.argmax(z))
+        out.update(max_abs_z=float(z[j]), time_max_abs_z=float(t[zok][j]))
+    return out
+
+
+def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str = "gen_error",
+                    z_max: float = 3.0) -> pd.DataFrame:
+    """One row per grid point and simulated d (columns: grid coordinates, then COLUMNS);
+    empty (with the columns) unless both stores hold `var`."""
+    if sims is None or dmft is None or var not in sims or var not in dmft:
+        return pd.DataFrame(columns=COLUMNS)
+    dims = [d for d in curve_dims(sims, var) if d != "d"]
+    d_values = sims.d.values.tolist() if "d" in sims.dims else [None]
+    rows = []
+    for point in iter_points(sims, dims):
+        s = select(sims, point)[var]
+        for d in d_values:
+            m, e = _dmft_curve(dmft, point, var, d)
+            if m is None:
+                continue
+            row = compare(s.sel(d=d) if d is not None else s, m, e)
+            rows.append({**point, "observable": var, "d": d, **row,
+                         "disagree": bool(row["max_abs_z"] > z_max)})
+    return pd.DataFrame(rows, columns=dims + COLUMNS)
+
+
+def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
+                      z_max: float = 3.0) -> str:
+    """Text for the figure where some curve disagrees beyond z_max (empty if none)."""
+    if not len(table):
+        return ""
+    bad = table[table.max_abs_z > z_max]
+    if not len(bad):
+        return ""
+    dims = [c for c in table.columns if c not in COLUMNS]
+    items = []
+    for row in bad.itertuples(index=False):
+        r = row._asdict()
+        where = label_for({k: r[k] for k in dims}, dims, ds)
+        if r["d"] is not None and not (isinstance(r["d"], float) and math.isnan(r["d"])):
+            where = ", ".join(p for p in (where, f"d = {format_value('d', r['d'])}") if p)
+        items.append(f"{where or 'the curve'}: |z| = {r['max_abs_z']:.1f} at "
+                     f"t = {r['time_max_abs_z']:.3g}")
+    return (f"sims vs DMFT differ beyond {z_max:g}σ:\n" + "\n".join(items[:6])
+            + (f"\n(+{len(items) - 6} more, see table)" if len(items) > 6 else ""))

@@ -1,0 +1,121 @@
+"""Everything the analysis writes for one experiment, chosen by its `analysis:` kind.
+
+    make("fig1_left", "results", section={"kind": "curves", "inset": "train_acc"})
+
+writes <figures>/<experiment>.png and .pdf, <tables>/<experiment>.csv (the kind's table:
+early stopping for curves and maps, the fits or escape times for finite_size) and
+<tables>/<experiment>_agreement.csv (simulations against DMFT, analysis.agreement), and
+for an escape-time analysis <tables>/<experiment>.txt (the verdict in words).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from .agreement import agreement_table
+from .data import load_experiment
+from .early_stopping import early_stopping
+from .finite_size import (agreement_statement, auto_threshold, escape_table,
+                          finite_size_table)
+from .fss_plots import plot_escape, plot_finite_size
+from .maps import early_stopping_maps, map_table, plot_maps
+from .panels import load, plot_panel
+from .spec import analysis_section
+
+
+def save(fig, out_base: str) -> list[str]:
+    """Write out_base.png and out_base.pdf (the Agg renderer, whatever the pyplot backend);
+    returns the paths."""
+    os.makedirs(os.path.dirname(out_base) or ".", exist_ok=True)
+    paths = [f"{out_base}.png", f"{out_base}.pdf"]
+    for path in paths:
+        fig.savefig(path)
+    return paths
+
+
+def write_table(df: pd.DataFrame, path: str) -> str:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    df.to_csv(path, index=False)
+    return path
+
+
+def outputs(experiment: str, figures: str, tables: str) -> dict:
+    """The files `make` writes for an experiment (the same for every kind, plus `text` for
+    an escape-time analysis)."""
+    return dict(figure=os.path.join(figures, experiment),
+                table=os.path.join(tables, f"{experiment}.csv"),
+                agreement=os.path.join(tables, f"{experiment}_agreement.csv"),
+                text=os.path.join(tables, f"{experiment}.txt"))
+
+
+def make(experiment: str, results: str = "results", section: dict | None = None, *,
+         figures: str | None = None, tables: str | None = None) -> list[str]:
+    """Draw and tabulate one experiment from results/<experiment>/; returns the paths.
+
+    section: the experiment's `analysis:` config section (analysis.spec); None uses the
+    default (learning curves) or, for the paper's experiment names, their blocks.
+    """
+    stores = load_experiment(results, experiment)
+    if not stores:
+        raise FileNotFoundError(f"no sims.zarr or dmft.zarr under {results}/{experiment}")
+    base = stores.get("dmft", stores.get("sims"))
+    grid_axes = [d for d in base.dims if d not in ("case", "d", "seed", "time", "time_prime")]
+    spec = analysis_section(experiment, section, grid_axes)
+    out = outputs(experiment, figures or os.path.join(results, "figures"),
+                  tables or os.path.join(results, "tables"))
+    sims, dmft = stores.get("sims"), stores.get("dmft")
+    var = spec["observable"]
+    os.makedirs(os.path.dirname(out["table"]) or ".", exist_ok=True)
+    paths = MAKERS[spec["kind"]](experiment, sims, dmft, spec, out)
+    loaded = [load(ds, [var]) for ds in (sims, dmft)]
+    paths.append(write_table(agreement_table(*loaded, var, spec["z_max"]), out["agreement"]))
+    return paths
+
+
+def _curves(experiment, sims, dmft, spec, out) -> list[str]:
+    fig = plot_panel(sims, dmft, experiment=experiment, section=spec)
+    frames = []
+    for key, ds in (("dmft", dmft), ("sims", sims)):
+        if ds is not None and spec["observable"] in ds:
+            df = early_stopping(load(ds, [spec["observable"]]), spec["observable"])
+            df = df.to_dataframe().reset_index()
+            df.insert(0, "source", key)
+            frames.append(df)
+    return save(fig, out["figure"]) + [write_table(pd.concat(frames, ignore_index=True),
+                                                   out["table"])]
+
+
+def _map(experiment, sims, dmft, spec, out) -> list[str]:
+    maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"])
+    fig = plot_maps(maps, spec, title=spec["title"] or experiment)
+    return save(fig, out["figure"]) + [write_table(map_table(maps), out["table"])]
+
+
+def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
+    title = spec["title"] or experiment
+    var = spec["observable"]
+    sims = sims.load() if sims is not None else None
+    dmft = dmft.load() if dmft is not None else None
+    if spec["measure"] == "extrapolation":
+        if sims is None:
+            raise FileNotFoundError(f"{experiment}: finite-size extrapolation needs sims.zarr")
+        table = finite_size_table(sims, dmft, times=spec["times"],
+                                  observables=spec["observables"])
+        fig = plot_finite_size(sims, dmft, table, title=title)
+        return save(fig, out["figure"]) + [write_table(table, out["table"])]
+    threshold = spec["threshold"]
+    if threshold == "auto":
+        threshold = auto_threshold(sims, dmft, var)
+    table = escape_table(sims, dmft, threshold, var, spec["z_max"])
+    table.insert(0, "threshold", threshold)
+    statement = agreement_statement(table, spec["z_max"])
+    with open(out["text"], "w") as fh:
+        fh.write(statement + "\n")
+    fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
+                      title=title, var=var)
+    return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]
+
+
+MAKERS = {"curves": _curves, "map": _map, "finite_size": _finite_size}

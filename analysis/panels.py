@@ -1,0 +1,139 @@
+"""Learning-curve panels (analysis kind `curves`, Figs. 1-4 of the paper).
+
+One panel: the observable against training time (analysis.curves conventions), the
+reference error, a legend outside the axes, the fixed parameters in the title, an optional
+inset placed where it hides the fewest data points, and, where simulations and DMFT differ
+beyond z_max standard errors (analysis.agreement), a note on the panel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .agreement import agreement_table, disagreement_note
+from .curves import (d_handles, draw_curves, draw_reference, failed_handle, fixed_parameters,
+                     short_name)
+from .data import curve_dims
+from .spec import check_analysis
+from .style import new_figure, style
+
+INSET_CANDIDATES = [(0.57, 0.58, 0.4, 0.36), (0.57, 0.06, 0.4, 0.36), (0.08, 0.06, 0.4, 0.36),
+                    (0.08, 0.58, 0.4, 0.36), (0.3, 0.32, 0.4, 0.36), (0.57, 0.32, 0.4, 0.36),
+                    (0.08, 0.32, 0.4, 0.36), (0.3, 0.06, 0.4, 0.36), (0.3, 0.58, 0.4, 0.36)]
+
+
+def _data_points_axes(ax) -> np.ndarray:
+    """Every drawn data point (lines, markers, reference lines) in axes coordinates."""
+    pts = []
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        if not xy.size:
+            continue
+        if line.get_transform() != ax.transData:  # axhline: dense points along x
+            x = np.linspace(0, 1, 60)
+            y = ax.transAxes.inverted().transform(line.get_transform().transform(xy[:1]))[0, 1]
+            pts.append(np.stack([x, np.full_like(x, y)], 1))
+            continue
+        xd = ax.transData.transform(xy)
+        if len(xy) > 1:  # densify segments so a line crossing a box counts
+            xd = np.concatenate([np.linspace(a, b, 8) for a, b in zip(xd[:-1], xd[1:])])
+        pts.append(ax.transAxes.inverted().transform(xd))
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+def choose_inset_bounds(ax, candidates=INSET_CANDIDATES) -> tuple:
+    """The candidate inset box (axes coordinates) that hides the fewest data points."""
+    pts = _data_points_axes(ax)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    pad = 0.03
+    counts = [int(((pts[:, 0] > x0 - pad) & (pts[:, 0] < x0 + w + pad)
+                   & (pts[:, 1] > y0 - pad) & (pts[:, 1] < y0 + h + pad)).sum())
+              for x0, y0, w, h in candidates]
+    return candidates[int(np.argmin(counts))]
+
+
+def load(ds: xr.Dataset | None, names) -> xr.Dataset | None:
+    """The variables `names` of a (lazy) store in memory, with the status variables."""
+    if ds is None:
+        return None
+    extra = ("status", "failure_time", "diverged_at", "done", "effective_active_fraction")
+    keep = [n for n in list(names) + [f"{n}_mc_error" for n in names if n] + list(extra)
+            if n and n in ds.data_vars]
+    return ds[list(dict.fromkeys(keep))].load() if keep else None
+
+
+def _legend_title(sims, dmft, var, drawn) -> str:
+    parts = []
+    if dmft is not None and var in dmft:
+        parts.append("lines: DMFT" + (" (lighter: smaller d)" if len(drawn.d_values) > 1
+                                      and "d" in dmft.dims else ""))
+    if sims is not None and var in sims:
+        dtxt = f", d = {int(drawn.d_values[0])}" if len(drawn.d_values) == 1 else ""
+        parts.append(f"markers: sims ({drawn.n_seeds} seeds{dtxt}, ± s.e.)")
+    return "\n".join(parts)
+
+
+def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *,
+               experiment: str = "", section: dict | None = None, ax=None):
+    """One learning-curve panel from an experiment's stores; returns the figure.
+
+    section: the experiment's `analysis:` section (kind curves; analysis.spec), default
+    {kind: curves}. ax: draw into this Axes (e.g. a pyplot figure in a notebook) instead of
+    a new Figure. The main axes is fig.axes[0]; the inset is its child axes.
+    """
+    spec = check_analysis(section, experiment or "panel")
+    var, inset = spec["observable"], spec["inset"]
+    sims, dmft = (load(ds, [var, inset]) for ds in (sims, dmft))
+    with style():
+        if ax is None:
+            ax = new_figure(figsize=(9.2, 4.8)).add_subplot()
+        drawn = draw_curves(ax, sims, dmft, var, logx=spec["logx"])
+        if not drawn.handles:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
+            return ax.figure
+        _decorate(ax, spec, experiment, drawn, sims, dmft)
+        table = agreement_table(sims, dmft, var, spec["z_max"])
+        note = disagreement_note(table, sims, spec["z_max"])
+        if note:
+            ax.text(1.02, 0.0, note, transform=ax.transAxes, ha="left", va="bottom",
+                    fontsize=7.5, color="darkred", zorder=6,
+                    bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
+        if inset and any(ds is not None and inset in ds for ds in (sims, dmft)):
+            _inset(ax, spec, sims, dmft)
+    return ax.figure
+
+
+def _decorate(ax, spec, experiment, drawn, sims, dmft) -> None:
+    var = spec["observable"]
+    ref = draw_reference(ax, drawn.base, drawn.points)
+    handles, labels = list(drawn.handles), list(drawn.labels)
+    more_h, more_l = d_handles(drawn)
+    handles += more_h + ref
+    labels += more_l + [h.get_label() for h in ref]
+    if drawn.failed:
+        h, lab = failed_handle()
+        handles.append(h)
+        labels.append(lab)
+    keep = [i for i, lab in enumerate(labels) if lab]
+    handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
+    ax.legend(handles, labels, title=_legend_title(sims, dmft, var, drawn), title_fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+    ax.set_xlabel("training time t")
+    ax.set_ylabel(short_name(var))
+    if spec["ylim"] is not None:
+        ax.set_ylim(*spec["ylim"])
+    title = spec["title"] or experiment
+    fixed = fixed_parameters(drawn.base, curve_dims(drawn.base, var))
+    ax.set_title(f"{title}\n{fixed}" if fixed else title, fontsize=10)
+
+
+def _inset(ax, spec, sims, dmft) -> None:
+    if spec["ylim"] is None:
+        ax.autoscale_view()
+    ax.figure.draw_without_rendering()  # fixes the layout: data -> axes coordinates final
+    inset = ax.inset_axes(choose_inset_bounds(ax))
+    draw_curves(inset, sims, dmft, spec["inset"], logx=spec["logx"], n_markers=12,
+                errorbars=False, small=True)
+    inset.set_title(short_name(spec["inset"]), fontsize=8, pad=2)
+    inset.tick_params(labelsize=7, which="both")

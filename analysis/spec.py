@@ -1,0 +1,178 @@
+"""What the analysis makes of an experiment: the `analysis:` section of its config.
+
+Every experiment declares its kind (README "Figures and analysis"):
+
+    analysis: {kind: curves, inset: train_acc}                      # the default kind
+    analysis: {kind: map, x: b, y: tau}                             # early-stopping maps
+    analysis: {kind: finite_size, measure: escape_time, threshold: auto}
+
+Fields of every kind: `title` (figure title; default the experiment name), `observable`
+(the learning curve drawn and compared, one of sims.datamodel.OBSERVABLES; default
+gen_error), `z_max` (simulations and DMFT disagree where |z| exceeds it; default 3).
+
+* curves: `inset` (an observable or null), `logx` (log time axis, default true),
+  `ylim` ([low, high] or null). Writes the figure, the early-stopping table and the
+  agreement table.
+* map: `x`, `y` (grid axes; default the first two grid axes of the experiment). Writes
+  the maps of minimum error, time of the minimum and gain of early stopping.
+* finite_size: `measure` = `extrapolation` (each observable at fixed `times`, fitted as
+  a + c/d; `observables`, `times` optional) or `escape_time` (first time the observable
+  drops below `threshold`: a number in (0, 1) or `auto`, halfway between 1/2 and the
+  plateau, analysis.finite_size.auto_threshold).
+
+`check_analysis` validates and fills in the defaults; every error names the experiment,
+the field, the value and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sims.datamodel import OBSERVABLES
+
+KINDS = ("curves", "map", "finite_size")
+MEASURES = ("extrapolation", "escape_time")
+COMMON = dict(title=None, observable="gen_error", z_max=3.0)
+DEFAULTS = {
+    "curves": dict(inset=None, logx=True, ylim=None),
+    "map": dict(x=None, y=None),
+    "finite_size": dict(measure="extrapolation", threshold="auto", times=None,
+                        observables=None),
+}
+
+# The paper's experiments before their configs carried an `analysis:` section
+# (/work/helpers/analysis_config_snippets.yaml holds the same blocks for the configs):
+# used only when an experiment of one of these names has no section.
+PAPER = {
+    "fig1_left": dict(kind="curves", title="Fig. 1 left: persistent-SGD, two-cluster",
+                      inset="train_acc"),
+    "fig1_right": dict(kind="curves", title="Fig. 1 right: GD, two-cluster", inset="train_acc"),
+    "fig2_left": dict(kind="curves", title="Fig. 2 left: GD and persistent-SGD (1/τ = b), "
+                      "three-cluster", inset="norm2"),
+    "fig2_right": dict(kind="curves", title="Fig. 2 right: GD, three-cluster", inset="norm2"),
+    "fig3_left": dict(kind="curves", title="Fig. 3 left: GD and p-SGD (1/τ = b = 0.3), "
+                      "three-cluster", inset="train_acc"),
+    "fig3_right": dict(kind="curves", title="Fig. 3 right: p-SGD and SGD, two-cluster "
+                       "(b = 0.3)", inset="train_acc"),
+    "fig4_left": dict(kind="curves", title="Fig. 4 left: GD, two-cluster, initial variance R",
+                      inset="train_acc"),
+    "fig4_right": dict(kind="curves", title="Fig. 4 right: GD, three-cluster, initial "
+                       "variance R", inset="train_acc"),
+    "esmap_psgd_two": dict(kind="map", title="Early stopping, two-cluster persistent-SGD",
+                           x="b", y="tau"),
+    "esmap_sgd_two": dict(kind="map", title="Early stopping, two-cluster SGD", x="lam", y="b"),
+    "esmap_sgd_three": dict(kind="map", title="Early stopping, three-cluster SGD",
+                            x="lam", y="b"),
+    "fss_two": dict(kind="finite_size", title="Finite-size scaling, two-cluster",
+                    measure="extrapolation"),
+    "fss_three": dict(kind="finite_size", title="Escape from the symmetric point, "
+                      "three-cluster GD", measure="escape_time", threshold="auto"),
+}
+
+
+def _bad(experiment: str, field: str, value, allowed: str) -> ValueError:
+    return ValueError(f"experiment '{experiment}', field 'analysis.{field}': {value!r} is not "
+                      f"allowed: {allowed}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _observable(experiment, field, value, *, none_ok=False):
+    if value is None and none_ok:
+        return None
+    if value not in OBSERVABLES:
+        raise _bad(experiment, field, value, f"one of {list(OBSERVABLES)}"
+                   + (" or null" if none_ok else ""))
+    return value
+
+
+def check_analysis(section: dict | None, experiment: str,
+                   grid_axes: list[str] | None = None) -> dict:
+    """The normalised `analysis:` section of `experiment` (all fields of its kind filled in).
+
+    section: the config's mapping, or None for the default (learning curves).
+    grid_axes: the experiment's grid axes, if known: map axes must be among them.
+    Raises ValueError naming the experiment, the field, the value and the allowed values.
+    """
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ValueError(f"experiment '{experiment}', field 'analysis': {section!r} is not "
+                         f"allowed: a mapping such as {{kind: curves}} (kinds {list(KINDS)})")
+    kind = section.get("kind", "curves")
+    if kind not in KINDS:
+        raise _bad(experiment, "kind", kind, f"one of {list(KINDS)}")
+    allowed = {"kind", *COMMON, *DEFAULTS[kind]}
+    for field in section:
+        if field not in allowed:
+            raise _bad(experiment, field, section[field],
+                       f"unknown field for kind '{kind}'; its fields are {sorted(allowed)}")
+    out = {"kind": kind, **COMMON, **DEFAULTS[kind], **section}
+    if out["title"] is not None and not isinstance(out["title"], str):
+        raise _bad(experiment, "title", out["title"], "a string or null")
+    _observable(experiment, "observable", out["observable"])
+    if not _number(out["z_max"]) or out["z_max"] <= 0:
+        raise _bad(experiment, "z_max", out["z_max"], "a number > 0")
+    out["z_max"] = float(out["z_max"])
+    _check_kind[kind](out, experiment, grid_axes)
+    return out
+
+
+def _check_curves(out, experiment, grid_axes):
+    _observable(experiment, "inset", out["inset"], none_ok=True)
+    if not isinstance(out["logx"], bool):
+        raise _bad(experiment, "logx", out["logx"], "true or false")
+    ylim = out["ylim"]
+    if ylim is not None:
+        if (not isinstance(ylim, (list, tuple)) or len(ylim) != 2
+                or not all(_number(v) for v in ylim) or not ylim[0] < ylim[1]):
+            raise _bad(experiment, "ylim", ylim, "null or [low, high] with low < high")
+        out["ylim"] = [float(v) for v in ylim]
+
+
+def _check_map(out, experiment, grid_axes):
+    for field in ("x", "y"):
+        value = out[field]
+        if value is None:
+            continue
+        if not isinstance(value, str) or (grid_axes is not None and value not in grid_axes):
+            raise _bad(experiment, field, value, "a grid axis of the experiment"
+                       + (f": one of {list(grid_axes)}" if grid_axes is not None else ""))
+    if out["x"] is not None and out["x"] == out["y"]:
+        raise _bad(experiment, "y", out["y"], f"a grid axis other than x = {out['x']!r}")
+
+
+def _check_finite_size(out, experiment, grid_axes):
+    if out["measure"] not in MEASURES:
+        raise _bad(experiment, "measure", out["measure"], f"one of {list(MEASURES)}")
+    threshold = out["threshold"]
+    if threshold != "auto" and (not _number(threshold) or not 0 < threshold < 1):
+        raise _bad(experiment, "threshold", threshold, "'auto' or a number in (0, 1)")
+    times = out["times"]
+    if times is not None:
+        if (not isinstance(times, list) or not times
+                or not all(_number(t) and t > 0 for t in times)):
+            raise _bad(experiment, "times", times, "null or a non-empty list of numbers > 0")
+        out["times"] = [float(t) for t in times]
+    observables = out["observables"]
+    if observables is not None:
+        if not isinstance(observables, list) or not observables:
+            raise _bad(experiment, "observables", observables,
+                       f"null or a non-empty list from {list(OBSERVABLES)}")
+        for value in observables:
+            _observable(experiment, "observables", value)
+
+
+_check_kind = {"curves": _check_curves, "map": _check_map, "finite_size": _check_finite_size}
+
+
+def analysis_section(experiment: str, section: dict | None,
+                     grid_axes: list[str] | None = None) -> dict:
+    """check_analysis of the experiment's section, or of the paper's block for one of the
+    paper's experiment names that has none yet (PAPER); the default kind otherwise."""
+    if section is None:
+        section = PAPER.get(experiment)
+    return check_analysis(section, experiment, grid_axes)
