@@ -8,6 +8,11 @@ For each d (alpha = 2, GD, 100 steps) prints:
           floor of 8 separate runs (8 x floor).
 Targets (issue 3): 1 run within 1.5x of the floor, 8 configurations under 2.5x of one.
 
+Then, in the same run, the cost of the extensions of issue 12 (theory §7) per step relative
+to the plain run: heavy-ball momentum (one more d-vector per configuration), Nesterov (one
+more, and the look-ahead pre-activations), a two-level input covariance (per-level
+observables), the square loss; for 1 configuration and for 8 batched ones.
+
 Usage: python benchmarks/bench_sims.py [d ...]
 """
 
@@ -49,17 +54,32 @@ def simulator_per_step(problems, d: int) -> float:
     return (long - short) / (STEPS - 1)
 
 
+EXTENSIONS = {"momentum": dict(momentum=0.9), "nesterov": dict(momentum=0.9, nesterov=True),
+              "covariance": dict(covariance={"fractions": [0.2, 0.8], "variances": [3.0, 0.5]}),
+              "square": dict(loss="square")}
+
+
 def main(dims):
     base = Problem(alpha=2.0, eta=0.2, process="gd", t_max=STEPS * 0.2)
     eight = [base.replace(lam=0.01 * i) for i in range(8)]
     print(f"{'d':>6} {'floor ms':>9} {'1 run ms':>9} {'1 run/floor':>12} "
           f"{'8 runs ms':>10} {'8 runs/1 run':>13} {'8 runs/8 floors':>16}")
+    plain = {}
     for d in dims:
         floor = floor_per_step(2 * d, d)
         one = simulator_per_step([base], d)
         batch = simulator_per_step(eight, d)
+        plain[d] = one, batch
         print(f"{d:>6} {1e3 * floor:>9.2f} {1e3 * one:>9.2f} {one / floor:>12.2f} "
               f"{1e3 * batch:>10.2f} {batch / one:>13.2f} {batch / (8 * floor):>16.2f}")
+    print(f"\n{'d':>6} {'extension':>11} {'1 run ms':>9} {'/plain':>7} {'8 runs ms':>10} "
+          f"{'/plain':>7}")
+    for d in dims:
+        for name, fields in EXTENSIONS.items():
+            one = simulator_per_step([base.replace(**fields)], d)
+            batch = simulator_per_step([p.replace(**fields) for p in eight], d)
+            print(f"{d:>6} {name:>11} {1e3 * one:>9.2f} {one / plain[d][0]:>7.2f} "
+                  f"{1e3 * batch:>10.2f} {batch / plain[d][1]:>7.2f}")
 
 
 if __name__ == "__main__":
