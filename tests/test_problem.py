@@ -207,3 +207,15 @@ def test_square_loss_is_half_the_squared_residual_for_two_clusters():
     np.testing.assert_array_equal(both[0], pb.sample_loss("two_cluster", y, h))
     with pytest.raises(ValueError, match="loss = .* one of"):
         pb.margin_loss(h, "hinge")
+
+
+def test_two_level_family_has_mean_variance_one():
+    levels = pb.Covariance.two_levels(0.2, 3.0)
+    assert levels.fractions == (0.2, 0.8)
+    assert levels.variances == pytest.approx((3.0, 0.5), abs=1e-15)  # s_2 = (1 - 0.6) / 0.8
+    assert math.fsum(f * v for f, v in zip(levels.fractions, levels.variances)) == \
+        pytest.approx(1, abs=1e-15)
+    assert pb.Covariance.two_levels(0.3, 1.0) is None
+    for fraction, variance in [(0.5, 2.0), (0.0, 3.0), (1.0, 0.5), (0.2, -1.0)]:
+        with pytest.raises(ValueError, match=r"Problem\.covariance = .* must be"):
+            pb.Covariance.two_levels(fraction, variance)
