@@ -70,15 +70,14 @@ class Covariance:
     def two_levels(cls, fraction: float, variance: float) -> "Covariance | None":
         """Level 0: a fraction f of the coordinates with variance s; level 1 the rest, with
         the variance (1 - f s) / (1 - f) that makes the mean 1 (needs f s < 1). A sweep
-        over (f, s) is a sweep over this family; s = 1 is the identity (None)."""
+        over (f, s) is a sweep over this family; s = 1 gives two levels of variance 1 (the
+        identity's data and numbers, with the two levels recorded like the others')."""
         if not (_is_number(fraction) and 0 < fraction < 1 and _is_number(variance)
                 and 0 < variance and fraction * variance < 1):
             raise _bad("covariance", {"fraction": fraction, "variance": variance},
                        "two levels with 0 < fraction < 1, variance > 0 and "
                        "fraction * variance < 1 (the other level's variance "
                        "(1 - f s)/(1 - f) must be > 0)")
-        if variance == 1:
-            return None
         return cls.of(((fraction, 1 - fraction),
                        (variance, (1 - fraction * variance) / (1 - fraction))))
 

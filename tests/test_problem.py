@@ -215,7 +215,7 @@ def test_two_level_family_has_mean_variance_one():
     assert levels.variances == pytest.approx((3.0, 0.5), abs=1e-15)  # s_2 = (1 - 0.6) / 0.8
     assert math.fsum(f * v for f, v in zip(levels.fractions, levels.variances)) == \
         pytest.approx(1, abs=1e-15)
-    assert pb.Covariance.two_levels(0.3, 1.0) is None
+    assert pb.Covariance.two_levels(0.3, 1.0).variances == (1.0, 1.0)  # sweeps keep 2 levels
     for fraction, variance in [(0.5, 2.0), (0.0, 3.0), (1.0, 0.5), (0.2, -1.0)]:
         with pytest.raises(ValueError, match=r"Problem\.covariance = .* must be"):
             pb.Covariance.two_levels(fraction, variance)
