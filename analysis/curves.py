@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from sims.datamodel import OBSERVABLES
 
@@ -186,15 +186,20 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
     out.d_values = sorted(s_d)
     out.n_seeds = int(sims.sizes.get("seed", 0)) if sims is not None else 0
     if logx:
-        log_time_axis(ax)
+        log_time_axis(ax, minor_labels=not small)
     return out
 
 
-def log_time_axis(ax) -> None:
-    """Log x axis with plain numbers (0.5, 1, 10), minor ticks labelled over short spans."""
+def log_time_axis(ax, minor_labels: bool = True) -> None:
+    """Log x axis labelled with plain numbers (0.5, 1, 10); over less than 1.5 decades of
+    data the minor ticks at 2 and 5 are labelled too."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(LogFormatter())
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.6)))
+    plain = FuncFormatter(lambda x, _: f"{x:g}")
+    ax.xaxis.set_major_formatter(plain)
+    lo, hi = ax.dataLim.intervalx
+    short = minor_labels and lo > 0 and np.isfinite(hi / lo) and hi / lo < 10 ** 1.5
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5) if short else "auto"))
+    ax.xaxis.set_minor_formatter(plain if short else NullFormatter())
 
 
 def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:

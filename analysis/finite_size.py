@@ -235,7 +235,7 @@ def gap_trend(df: pd.DataFrame, z_max: float = 3.0) -> dict:
     """The gap sims_mean - dmft of the escape time against d, fitted as A + B ln d.
 
     Returns dict(d, gap, gap_err (arrays over the d with both), A, B, B_err, verdict) with
-    verdict one of: none (no d with both), open (DMFT does not escape within t_max at the
+    verdict one of: none (no d with both), single (one d only: no trend), open (DMFT does not escape within t_max at the
     largest d while the simulations do), closed (every gap within z_max s.e. of zero),
     closes (within z_max s.e. at the largest d), shrinks (|gap| falls with d by more than
     2 s.e. of the slope), grows (rises likewise), flat (no significant trend).
@@ -248,6 +248,9 @@ def gap_trend(df: pd.DataFrame, z_max: float = 3.0) -> dict:
     if len(stuck) and stuck.d.max() >= (both.d.max() if len(both) else 0):
         out["verdict"] = "open"
     if not len(both):
+        return out
+    if out["verdict"] != "open" and len(both) < 2:
+        out["verdict"] = "single"
         return out
     fit = fit_log_d(out["d"], out["gap"], out["gap_err"])
     out.update(A=fit["A"], B=fit["B"], B_err=fit["B_err"])
@@ -269,6 +272,7 @@ def gap_trend(df: pd.DataFrame, z_max: float = 3.0) -> dict:
 
 
 VERDICTS = {
+    "single": "Only one d has both: no trend in d can be measured.",
     "open": "At the largest d the DMFT does not escape within t_max while the simulations "
             "do: the gap does NOT close.",
     "closed": "Simulations and DMFT agree within {z:g} s.e. at every d: no gap is resolved.",

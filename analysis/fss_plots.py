@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import xarray as xr
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import NullFormatter
 
 from .curves import d_handles, draw_curves, draw_reference, failed_handle, short_name
 from .data import label_for, mean_and_sem, select
@@ -153,7 +153,7 @@ def _escape_axes(ax, sims, table, threshold, var) -> None:
     d_all = sorted(set(table.d))
     ax.set_xscale("log")
     ax.set_xticks(d_all, [str(int(v)) for v in d_all])
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(0, 0)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("dimension d")
     ax.set_ylabel(f"escape time: first t with ε_gen < {threshold:.3g}")
     ax.legend(fontsize=7.5, loc="upper left")

@@ -158,7 +158,16 @@ def plot_maps(maps: dict, spec: dict, title: str = ""):
                 ax.set_title(f"{'sims − DMFT' if diverging else key.upper()}"
                              f"{' (' + where + ')' if where else ''}: {label}"
                              + (" difference" if diverging else ""), fontsize=9)
-        fig.suptitle(f"{title}\n× no early stopping (minimum at t_max)   ▨ hatched: clipped "
-                     "persistent chain (active fraction ≠ b)   grey ✕✕: failed run",
-                     fontsize=10)
+        fig.suptitle(f"{title}\n{_marks_legend(maps)}", fontsize=10)
     return fig
+
+
+def _marks_legend(maps: dict) -> str:
+    """The meaning of the cell marks that appear in the figure."""
+    marks = [(lambda es: es.no_early_stopping.any(),
+              "×: no early stopping (minimum at t_max)"),
+             (lambda es: es.clipped_active_fraction.notnull().any(),
+              "diagonal hatching: clipped persistent chain (active fraction ≠ b)"),
+             (lambda es: es.failed.any(), "grey cross-hatching: a run failed (left out)")]
+    shown = [text for present, text in marks if any(bool(present(es)) for es in maps.values())]
+    return "   ".join(shown) or "no marks"

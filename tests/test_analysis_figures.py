@@ -154,9 +154,11 @@ def test_escape_time_analysis_states_a_verdict_on_the_gap(results):
 
 def test_command_line_takes_the_section_and_reports_bad_ones_without_traceback(
         results, tmp_path, capsys):
-    assert main(["esmap", "--results", str(results), "--figures", str(tmp_path / "f"),
-                 "--tables", str(tmp_path / "t"), "--section", json.dumps({"kind": "map"})]) == 0
-    assert (tmp_path / "f" / "esmap.png").exists() and (tmp_path / "t" / "esmap.csv").exists()
+    assert main(["diverge", "--results", str(results), "--figures", str(tmp_path / "f"),
+                 "--tables", str(tmp_path / "t"), "--section",
+                 json.dumps({"kind": "curves", "ylim": [0, 1]})]) == 0
+    assert (tmp_path / "f" / "diverge.png").exists()
+    assert (tmp_path / "t" / "diverge_agreement.csv").exists()
     assert main(["esmap", "--results", str(results), "--section", '{"kind": "maps"}']) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: experiment 'esmap', field 'analysis.kind': 'maps'")
