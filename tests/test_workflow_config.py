@@ -38,7 +38,9 @@ def test_ranges_cases_and_dims():
     assert spec.grid["lam"] == [0.1, 1.0]
     layout = Layout(spec, "sims")
     assert layout.lead_dims == ["case", "lam", "d"] and layout.sample_dims == ["seed"]
-    assert len(layout.tasks()) == 2 * 2  # all 4 points in one batch, x 2 d x 2 seed batches
+    units = layout.units()
+    assert len(units) == 4 * 2 * 2  # 4 points x 2 d x 2 seed batches, one marker each
+    assert len(layout.batches(units)) == 2 * 2  # all 4 points in one batch, x 2 d x 2 seeds
     dmft = Layout(spec, "dmft")
     assert dmft.lead_dims == ["case", "lam"]  # two-cluster DMFT has no d
     three = Layout(load_config(tiny_config())["three"], "dmft")

@@ -91,7 +91,7 @@ def test_killed_run_resumes_without_recomputing_and_gives_the_same_numbers(tmp_p
     path = write_config(tmp_path / "kill.yaml", config)
     work = tmp_path / "work"
     store = work / "results" / "two" / "sims.zarr"
-    n_tasks = len(Layout(load_config(config)["two"], "sims").tasks())
+    n_tasks = len(Layout(load_config(config)["two"], "sims").units())
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
            str(work), "--configfile", str(path), "--cores", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

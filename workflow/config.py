@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -38,9 +39,62 @@ def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice in one mapping (also through `<<:`)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen, merged = {}, set()
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    sources = value_node.value if isinstance(value_node, yaml.SequenceNode) \
+                        else [value_node]
+                    merged |= {k.value for s in sources if isinstance(s, yaml.MappingNode)
+                               for k, _ in s.value}
+                    continue
+                key = key_node.value
+                if key in seen:
+                    raise ConfigError(f"line {key_node.start_mark.line + 1}: key '{key}' is "
+                                      f"given twice (first on line {seen[key]}): every key "
+                                      "of a mapping must be unique")
+                seen[key] = key_node.start_mark.line + 1
+            for key in sorted(merged & set(seen)):
+                raise ConfigError(f"line {seen[key]}: key '{key}' is given here and by a "
+                                  "'<<:' merge into the same mapping: give it once")
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f) or {}
+    """A YAML config file; ConfigError naming the file (and line) if it cannot be used."""
+    try:
+        with open(path) as f:
+            data = yaml.load(f, Loader=_StrictLoader)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}, {err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping (experiments: ...), not "
+                          f"{type(data).__name__}")
+    return data
+
+
+def resolve_config(configfiles, overrides: dict, default) -> dict:
+    """The config a Snakemake run means: the given config files (each read strictly, later
+    ones updating earlier ones at the top level) or, only if none was given, the default
+    file; then the `--config key=value` overrides."""
+    config = {}
+    for path in configfiles or [default]:
+        config.update(read_yaml(path))
+    config.update(json.loads(json.dumps(dict(overrides), default=str)))
+    return config
 
 
 def _where(path) -> str:
@@ -53,7 +107,7 @@ def _where(path) -> str:
 
 def check_schema(config: dict) -> None:
     """JSON-Schema check with a message naming where, what value and what is allowed."""
-    validator = jsonschema.Draft7Validator(schema())
+    validator = jsonschema.validators.validator_for(schema())(schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if not errors:
         return
@@ -72,13 +126,14 @@ def check_schema(config: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- specs
-def axis_values(values) -> list:
+def axis_values(values, where: str = "grid axis") -> list:
     """A grid axis: a list as is, or {start, stop, num, log} as linspace / geomspace."""
     if isinstance(values, dict):
         start, stop, num = values["start"], values["stop"], values["num"]
         if values.get("log", False):
             if start <= 0 or stop <= 0:
-                raise ValueError(f"a log range needs start, stop > 0, got {values}")
+                raise ConfigError(f"{where}: {values!r} is not allowed: a log range needs "
+                                  "start > 0 and stop > 0")
             out = np.geomspace(start, stop, num)
         else:
             out = np.linspace(start, stop, num)
@@ -148,28 +203,113 @@ class ExperimentSpec:
         return data
 
 
-def _problem(fields: dict) -> Problem:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. the clipped persistent chain: allowed
-        return Problem(**fields)
+def checked_problem(fields: dict) -> tuple[Problem, list[str]]:
+    """The Problem of a grid point and the warnings its construction raised (e.g. the
+    clipped persistent chain), returned so the caller can name the point in its log."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        problem = Problem(**fields)
+    return problem, [str(w.message) for w in caught]
 
 
-def _dmft_parameters():
+def _positive_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _positive_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+
+
+def _memory(v):
+    from dmft.solver import parse_bytes
     try:
-        import dmft
-        solve = dmft.solve
-    except (ImportError, AttributeError):
-        return None
-    params = inspect.signature(solve).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return None
-    return [n for n, p in params.items()
-            if n not in ("problem", "d") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return parse_bytes(v) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+# Allowed values of the dmft.solve keywords a config may set (docs: dmft.solve docstring).
+# A keyword of dmft.solve missing here is checked by the type of its default value.
+DMFT_RULES = {
+    "method": (lambda v: v in ("causal", "iterative"), "one of ['causal', 'iterative']"),
+    "n_samples": (_positive_int, "an integer >= 1"),
+    "n_replicas": (_positive_int, "an integer >= 1"),
+    "response_samples": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
+    "time_step": (lambda v: v is None or _positive_number(v), "null or a number > 0"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+             "an integer in [0, 2**32)"),
+    "backend": (lambda v: v in ("numba", "numpy"), "one of ['numba', 'numpy']"),
+    "response_dtype": (lambda v: v in ("float32", "float64"), "one of ['float32', 'float64']"),
+    "memory_limit": (_memory, "a number of bytes > 0 or a string like '8GB'"),
+    "max_iterations": (_positive_int, "an integer >= 1"),
+    "damping": (lambda v: _positive_number(v) and v <= 1, "a number in (0, 1]"),
+    "tolerance": (_positive_number, "a number > 0"),
+}
+NOT_IN_CONFIG = ("problem", "d", "resume_from")
+
+
+def dmft_keywords() -> dict:
+    """{keyword: default} of dmft.solve that a config may set."""
+    import dmft
+    params = inspect.signature(dmft.solve).parameters
+    return {n: p.default for n, p in params.items() if n not in NOT_IN_CONFIG
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _rule(name: str, default):
+    if name in DMFT_RULES:
+        return DMFT_RULES[name]
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if isinstance(default, int):
+        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"
+    if isinstance(default, float):
+        return _positive_number, "a number > 0"
+    if isinstance(default, str):
+        return (lambda v: isinstance(v, str)), "a string"
+    return (lambda v: v is None or _positive_number(v)), "null or a number > 0"
+
+
+def check_dmft_settings(where: str, settings: dict) -> None:
+    """Every setting is a keyword of dmft.solve with an allowed value."""
+    allowed = dmft_keywords()
+    for name, value in settings.items():
+        if name not in allowed:
+            raise ConfigError(f"{where}, field 'dmft.{name}': unknown setting {name!r}: "
+                              f"allowed are the keywords of dmft.solve {sorted(allowed)} and d")
+        check, text = _rule(name, allowed[name])
+        if not check(value):
+            raise ConfigError(f"{where}, field 'dmft.{name}': {value!r} is not allowed: "
+                              f"{name} must be {text}")
+
+
+SCHEDULERS = ("local", "sync", "slurm")
+
+
+def check_scheduler(field: str, value) -> None:
+    """local, sync, slurm or the address of a running scheduler (tcp://host:port)."""
+    if value in SCHEDULERS or (isinstance(value, str) and "://" in value):
+        return
+    raise ConfigError(f"field '{field}': {value!r} is not allowed: one of {list(SCHEDULERS)} "
+                      "or the address of a running scheduler such as tcp://host:8786")
+
+
+def check_analysis_section(name: str, raw: dict, grid_axes: list) -> None:
+    """The experiment's `analysis:` section, checked by analysis.spec (owned by the analysis)."""
+    if "analysis" not in raw:
+        return
+    from analysis.spec import check_analysis
+    try:
+        check_analysis(raw["analysis"], name, grid_axes)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentSpec:
     where = f"experiment '{name}'"
-    grid = {axis: axis_values(values) for axis, values in (raw.get("grid") or {}).items()}
+    grid = {axis: axis_values(values, f"{where}, field 'grid.{axis}'")
+            for axis, values in (raw.get("grid") or {}).items()}
+    check_analysis_section(name, raw, [a for a in grid if a != "d"])
     cases = raw.get("cases") or None
     sims = dict(raw["sims"]) if raw.get("sims") is not None else None
     dmft = dict(raw["dmft"]) if raw.get("dmft") is not None else None
@@ -204,7 +344,7 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
     models = set()
     for index, fields in spec.points():
         try:
-            problem = _problem(fields)
+            problem, _ = checked_problem(fields)
         except (TypeError, ValueError) as err:
             point = _describe(spec, index)
             raise ConfigError(f"{where}, {point}: {err}") from None
@@ -224,13 +364,7 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         elif d is not None:
             raise ConfigError(f"{where}, field 'dmft.d': {d!r} is not allowed: d is only used by "
                               "three_cluster DMFT (model here: two_cluster); remove it")
-        allowed = _dmft_parameters()
-        if allowed is not None:
-            unknown = sorted(set(dmft) - set(allowed))
-            if unknown:
-                raise ConfigError(f"{where}, field 'dmft.{unknown[0]}': unknown setting "
-                                  f"{unknown!r}: allowed are the keywords of dmft.solve "
-                                  f"{sorted(allowed)} and d")
+        check_dmft_settings(where, dmft)
         spec.dmft = {"d": d, "settings": dmft}
     return spec
 
@@ -248,6 +382,10 @@ def load_config(config: dict) -> dict[str, ExperimentSpec]:
     """Check a config completely and return {experiment name: ExperimentSpec}."""
     config = json.loads(json.dumps(config))  # plain JSON types (snakemake passes its own)
     check_schema(config)
+    for field, value in (("dask_scheduler", config.get("dask_scheduler")),
+                         ("dask.scheduler", (config.get("dask") or {}).get("scheduler"))):
+        if value not in (None, "", "default"):
+            check_scheduler(field, value)
     seed = int(config.get("seed", 0))
     return {name: normalise_experiment(name, raw, seed)
             for name, raw in config["experiments"].items()}

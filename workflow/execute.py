@@ -9,7 +9,10 @@ dask_jobqueue.SLURMCluster) and logs done/total with an ETA every few seconds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -17,41 +20,90 @@ import time
 import uuid
 import warnings
 
+from pathlib import Path
+
 import numpy as np
+import xarray as xr
 
 from .config import ExperimentSpec
-from .store import (Layout, Task, completed, create_store, finalize, mark_done,
-                    store_matches, write_point)
+from .store import (DIVERGED, ERROR, OK, STATUS_FLAGS, Layout, StoreError, Task,
+                    check_writable, completed, create_store, finalize, forget_task,
+                    mark_done, markers, store_matches, write_point)
+from .verify import copy_runs, damaged_tasks, describe_damage, repair_metadata
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMBA_NUM_THREADS")
 
 
 # ----------------------------------------------------------------------- solvers
-def solve_points(layout: Layout, task: Task, *, probe: bool = False):
-    """Run the solver for one task; return [(point index, dataset)]."""
-    spec = layout.spec
+@dataclasses.dataclass
+class Outcome:
+    """One point of a task: the solver's dataset (None if it raised), the status and
+    failure time of each run (per seed for sims), and the reason if some run failed."""
+
+    index: tuple
+    result: xr.Dataset | None
+    status: np.ndarray
+    failure_time: np.ndarray
+    reason: str | None = None
+
+
+def solve_points(layout: Layout, task: Task, *, probe: bool = False) -> list[Outcome]:
+    """Run the solver for one task. A failing solve is an outcome (status DIVERGED or
+    ERROR with its reason), not an exception: the rest of the sweep goes on."""
     problems = [layout.problems[i] for i in task.points]
     if probe:  # a short run: variable names, dims, dtypes and attributes
         problems = [p.replace(t_max=min(p.t_max, 2 * p.eta)) for p in problems[:1]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # clipped persistent chain: allowed
-        if layout.solver == "sims":
-            import sims
-            sims_cfg = spec.sims
-            d = min(task.d, 8) if probe else task.d
-            seeds = [0] if probe else list(task.seeds)
-            results = sims.simulate_batch(problems, d, seeds,
-                                          record_every=int(sims_cfg["record_every"]),
-                                          dtype=sims_cfg["dtype"], entropy=spec.entropy)
-        else:
-            import dmft
-            settings = {"seed": dmft_seed(spec), **spec.dmft["settings"]}
-            results = []
-            for p in problems:
-                kw = {"d": task.d} if p.model == "three_cluster" else {}
-                results.append(dmft.solve(p, **kw, **settings))
-    return list(zip(task.points, results))
+    if layout.solver == "sims":
+        d = min(task.d, 8) if probe else task.d
+        seeds = [0] if probe else list(task.seeds)
+        return _solve_sims(layout, task.points, problems, d, seeds)
+    return [_solve_dmft(layout, index, p, task.d) for index, p in zip(task.points, problems)]
+
+
+def _solve_sims(layout: Layout, points, problems, d: int, seeds) -> list[Outcome]:
+    import sims
+    n = len(seeds)
+    try:
+        results = sims.simulate_batch(problems, d, seeds,
+                                      record_every=int(layout.spec.sims["record_every"]),
+                                      dtype=layout.spec.sims["dtype"],
+                                      entropy=layout.spec.entropy)
+    except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
+        reason = f"{type(err).__name__}: {err}"
+        return [Outcome(i, None, np.full(n, ERROR, np.int8), np.full(n, np.nan), reason)
+                for i in points]
+    outcomes = []
+    for index, ds in zip(points, results):
+        at = ds["diverged_at"].values.astype(float)  # NaN: did not diverge
+        bad = np.isfinite(at)
+        reason = (f"diverged (|w|^2/d not finite or too large) at t = {at[bad].tolist()} "
+                  f"for seeds {[seeds[j] for j in np.flatnonzero(bad)]}") if bad.any() else None
+        outcomes.append(Outcome(index, ds, np.where(bad, DIVERGED, OK).astype(np.int8), at,
+                                reason))
+    return outcomes
+
+
+def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
+    """dmft.solve reports divergence in attrs (status, message, failure_time); older
+    versions raise dmft.DivergenceError. Both become status DIVERGED."""
+    import dmft
+    settings = {"seed": dmft_seed(layout.spec), **layout.spec.dmft["settings"]}
+    kw = {"d": d} if problem.model == "three_cluster" else {}
+    try:
+        ds = dmft.solve(problem, **kw, **settings)
+    except dmft.DivergenceError as err:
+        return Outcome(index, None, np.int8(DIVERGED), np.float64(getattr(err, "time", np.nan)),
+                       f"DivergenceError: {err}")
+    except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
+        return Outcome(index, None, np.int8(ERROR), np.float64(np.nan),
+                       f"{type(err).__name__}: {err}")
+    state = ds.attrs.get("status", "success")
+    if state == "success":
+        return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
+    code = DIVERGED if state == "diverged" else ERROR
+    return Outcome(index, ds, np.int8(code), np.float64(ds.attrs.get("failure_time", np.nan)),
+                   f"{state}: {ds.attrs.get('message', '')}")
 
 
 def dmft_seed(spec: ExperimentSpec) -> int:
@@ -60,17 +112,42 @@ def dmft_seed(spec: ExperimentSpec) -> int:
 
 
 def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
-    """Compute one task, write its region, then its completion marker (on a worker)."""
+    """Compute one task on a worker: write each point's region, then its unit's marker
+    (the failed runs with their reasons, the warnings raised). Returns a small summary:
+    the results are in the store already, so a lost worker loses no finished work."""
     start = time.time()
-    results = solve_points(layout, task)
-    for index, ds in results:
-        write_point(store_path, layout, task, index, _drop_coords(ds))
-    info = dict(key=task.key, run_id=run_id, wall_time=time.time() - start,
-                host=socket.gethostname(), pid=os.getpid(), n_points=len(task.points),
-                d=task.d, seeds=list(task.seeds) if task.seeds else None,
-                attrs=dict(results[0][1].attrs))
-    mark_done(store_path, task, info)
-    return info
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcomes = solve_points(layout, task)
+    for out in outcomes:
+        part = _drop_coords(out.result) if out.result is not None else xr.Dataset()
+        part["status"] = xr.DataArray(out.status, dims=layout.sample_dims)
+        part["failure_time"] = xr.DataArray(out.failure_time, dims=layout.sample_dims)
+        write_point(store_path, layout, task, out.index, part)
+    wall = (time.time() - start) / len(outcomes)
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    infos = []
+    for unit, out in zip(task.units, outcomes):
+        info = dict(key=unit, task=task.key, run_id=run_id, wall_time=wall,
+                    host=socket.gethostname(), pid=os.getpid(), point=list(out.index),
+                    d=task.d, seeds=list(task.seeds) if task.seeds else None,
+                    attrs=dict(out.result.attrs) if out.result is not None else {},
+                    data=out.result is not None, failures=_failures(layout, task, out),
+                    warnings=messages)
+        mark_done(store_path, unit, info)
+        infos.append(info)
+    return dict(key=task.key, warnings=messages,
+                failures=[f for info in infos for f in info["failures"]])
+
+
+def _failures(layout: Layout, task: Task, out: Outcome) -> list[dict]:
+    """One record per failed run (seed) of a point, for the marker and the summary."""
+    seeds = list(task.seeds) if task.seeds else [None]
+    status, times = np.atleast_1d(out.status), np.atleast_1d(out.failure_time)
+    return [dict(point=layout.describe(out.index), index=list(out.index), d=task.d, seed=seed,
+                 status=int(code), failure_time=float(t), reason=out.reason,
+                 identity=layout.run_identity(out.index, task.d, seed))
+            for seed, code, t in zip(seeds, status, times) if code != OK]
 
 
 def _drop_coords(ds):
@@ -80,14 +157,13 @@ def _drop_coords(ds):
 
 # ----------------------------------------------------------------------- cluster
 @contextlib.contextmanager
-def dask_client(dask_cfg: dict, threads: int, scheduler: str | None = None, log=print):
-    """A distributed.Client: LocalCluster (default), scheduler address, or SLURMCluster."""
+def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
+    """A distributed.Client for a resolved scheduler: 'local' (LocalCluster), 'slurm'
+    (SLURMCluster from dask.slurm) or the address of a running scheduler."""
     from distributed import Client, LocalCluster
 
-    dask_cfg = dict(dask_cfg or {})
     # the dask.slurm settings are used only when SLURM is asked for, so that one config
     # runs both on a workstation and (with dask_scheduler=slurm) on a cluster
-    scheduler = scheduler or dask_cfg.get("scheduler") or "local"
     tpw = int(dask_cfg.get("threads_per_worker", 1))
     for var in THREAD_VARS:  # one BLAS thread per Dask thread
         os.environ.setdefault(var, str(tpw))
@@ -157,56 +233,179 @@ def _fmt(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------- driver
-def prepare_store(spec: ExperimentSpec, solver: str, store_path, log=print) -> Layout:
+class PointsFailed(RuntimeError):
+    """Some runs of this job failed (stored as such); the message lists them."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
+def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
+                  log=print) -> Layout:
+    """The store for this spec: made if missing; its metadata repaired if damaged; rebuilt
+    if the spec changed, keeping the runs whose identity did not (a grown experiment)."""
     layout = Layout(spec, solver)
-    if not store_matches(store_path, layout):
-        log(f"[{spec.name}/{solver}] creating store {store_path}")
-        probe = dict(solve_points(layout, layout.tasks()[0], probe=True))
-        probe_ds = next(iter(probe.values()))
-        create_store(store_path, layout, _drop_coords(probe_ds))
+    label = f"{spec.name}/{solver}"
+    for orphan in Path(store_path).parent.glob(Path(store_path).name + ".tmp-*"):
+        log(f"[{label}] removing {orphan}, left by an interrupted store creation")
+        shutil.rmtree(orphan)
+    if Path(store_path).exists():
+        found, broken = repair_metadata(store_path)
+        for line in found:
+            log(f"[{label}] store damaged: {line}")
+        if broken is None and store_matches(store_path, layout):
+            return layout
+        why = broken or "the experiment's spec (or the package version) changed"
+        log(f"[{label}] rebuilding store {store_path}: {why}")
+    else:
+        log(f"[{label}] creating store {store_path}")
+
+    def fill(tmp):
+        if Path(store_path).exists():
+            copied = copy_runs(store_path, tmp, layout, run_id)
+            log(f"[{label}] kept {len(copied)} units from the previous store (same runs, "
+                "copied bit for bit)")
+
+    first = layout.units()[0]
+    probe = solve_points(layout, first, probe=True)[0]
+    if probe.result is None:
+        raise StoreError(f"{label}: the solver failed on a short probe run of "
+                         f"{layout.describe(first.points[0])}: {probe.reason}")
+    probe = probe.result
+    create_store(store_path, layout, _drop_coords(probe), fill=fill)
     return layout
 
 
 def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: int = 1,
                    dask_cfg: dict | None = None, scheduler: str | None = None,
-                   log=None) -> dict:
-    """Compute whatever is missing in the store; return a summary."""
+                   retry_failed: bool = False, log=None) -> dict:
+    """Compute whatever is missing or damaged in the store; return a summary.
+
+    Raises PointsFailed (after saving everything) if runs computed now failed."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    dask_cfg = dict(dask_cfg or {})
+    scheduler = scheduler or dask_cfg.get("scheduler") or "local"  # THE place it is resolved
     store_path = os.path.abspath(store_path)  # workers may run in another directory
-    start = time.time()
-    layout = prepare_store(spec, solver, store_path, log)
-    tasks = layout.tasks()
-    done = completed(store_path)
-    todo = [t for t in tasks if t.key not in done]
     label = f"{spec.name}/{solver}"
-    log(f"[{label}] {len(tasks)} tasks, {len(tasks) - len(todo)} already done, "
-        f"{len(todo)} to run")
+    start = time.time()
     run_id = uuid.uuid4().hex[:12]
+    check_writable(store_path)
+    layout = prepare_store(spec, solver, store_path, run_id, log)
+    for index, messages in layout.warnings.items():
+        for message in messages:
+            log(f"[{label}] warning at {layout.describe(index)}: {message}")
+    units = layout.units()
+    todo = layout.batches(_units_to_run(store_path, layout, retry_failed, log))
+    n_todo = sum(len(t.units) for t in todo)
+    log(f"[{label}] {len(units)} units (point x d x seed batch), {len(units) - n_todo} already "
+        f"done, {n_todo} to run in {len(todo)} tasks")
+    interval = float(dask_cfg.get("progress_interval", 10))
+    errors = _fan_out(layout, todo, store_path, run_id, threads, dask_cfg, scheduler,
+                      interval, log)
+    if errors:
+        lines = [f"{'; '.join(layout.describe(i, t.d, t.seeds) for i in t.points)} "
+                 f"(task {t.key}): {e!r}" for t, e in errors]
+        raise RuntimeError(f"{len(errors)} of {len(todo)} tasks of {label} could not run; the "
+                           "others are saved, a rerun computes the rest:\n  " + "\n  ".join(lines))
+    records, damage = damaged_tasks(store_path, layout)
+    missing = [t.key for t in units if t.key not in records]
+    if missing or damage:
+        raise StoreError(f"{label}: after the run, {len(missing)} units have no sound marker "
+                         f"and data (e.g. {missing[:3]}); damage: {describe_damage(damage)[:3]}")
+    extra = finalize(store_path, layout)
+    failures = [f for r in records.values() for f in r.get("failures", [])]
+    new = [f for r in records.values() if r.get("run_id") == run_id for f in r.get("failures", [])]
+    summary = dict(experiment=spec.name, solver=solver, store=store_path,
+                   spec_hash=layout.spec_hash, units=len(units), ran=n_todo, tasks=len(todo),
+                   wall_time=time.time() - start, task_wall_time=extra["wall_time_total"],
+                   executions=sum(completed(store_path).values()),
+                   failed_runs=len(failures), failures=failure_lines(failures))
+    log(f"[{label}] complete: " + json.dumps({k: v for k, v in summary.items()
+                                                if k != "failures"}))
+    if failures:
+        text = failure_report(label, failures, store_path, new=bool(new))
+        if new:
+            raise PointsFailed(text, summary)
+        log(text)
+    return summary
+
+
+def _units_to_run(store_path, layout: Layout, retry_failed: bool, log) -> list[Task]:
+    """Units without a sound marker; damaged ones (named) and, if asked, failed ones are
+    forgotten first so that they run again."""
+    label = f"{layout.spec.name}/{layout.solver}"
+    records, damage = damaged_tasks(store_path, layout)
+    for key, reason in sorted(damage.items()):
+        log(f"[{label}] store damaged: {reason}: unit {key} will be recomputed")
+        if key in markers(store_path):
+            forget_task(store_path, key)
+    if retry_failed:
+        for key in [k for k, r in records.items() if r.get("failures")]:
+            log(f"[{label}] retrying {len(records[key]['failures'])} failed runs of unit {key}")
+            forget_task(store_path, key)
+            del records[key]
+    return [t for t in layout.units() if t.key not in records]
+
+
+def _fan_out(layout, todo, store_path, run_id, threads, dask_cfg, scheduler, interval,
+             log) -> list:
+    """Run the tasks (in-process for scheduler 'sync', else on Dask); log failed runs as
+    they come; return [(task, exception)] of tasks that could not run at all."""
+    label = f"{layout.spec.name}/{layout.solver}"
     errors = []
-    interval = float((dask_cfg or {}).get("progress_interval", 10))
-    if todo and scheduler == "sync":  # in-process, for debugging
+    if not todo:
+        return errors
+    if scheduler == "sync":  # in-process, for debugging
         with Progress(label, len(todo), interval, log) as progress:
             for task in todo:
-                run_task(layout, task, store_path, run_id)
+                _log_task(label, run_task(layout, task, store_path, run_id), log)
                 progress.done += 1
-    elif todo:
-        from distributed import as_completed
-        with dask_client(dask_cfg or {}, threads, scheduler, log) as client:
-            futures = [client.submit(run_task, layout, t, store_path, run_id, key=t.key,
-                                     pure=False, retries=1) for t in todo]
-            with Progress(label, len(todo), interval, log) as progress:
-                for future in as_completed(futures):
-                    if future.status == "error":
-                        errors.append((future.key, future.exception()))
-                        log(f"[{label}] task {future.key} failed: {future.exception()!r}")
-                    progress.done += 1
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {len(todo)} tasks of {label} failed; the "
-                           f"others are saved. First error: {errors[0][1]!r}")
-    extra = finalize(store_path, layout)
-    summary = dict(experiment=spec.name, solver=solver, store=store_path,
-                   spec_hash=layout.spec_hash, tasks=len(tasks), ran=len(todo),
-                   wall_time=time.time() - start, task_wall_time=extra["wall_time_total"],
-                   executions=sum(completed(store_path).values()))
-    log(f"[{label}] complete: {summary}")
-    return summary
+        return errors
+    from distributed import as_completed
+    by_key = {t.key: t for t in todo}
+    with dask_client(dask_cfg, threads, scheduler, log) as client:
+        futures = [client.submit(run_task, layout, t, store_path, run_id, key=t.key,
+                                 pure=False, retries=1) for t in todo]
+        with Progress(label, len(todo), interval, log) as progress:
+            for future in as_completed(futures):
+                if future.status == "error":
+                    errors.append((by_key[future.key], future.exception()))
+                    log(f"[{label}] task {future.key} could not run: {future.exception()!r}")
+                else:
+                    _log_task(label, future.result(), log)
+                progress.done += 1
+    return errors
+
+
+def _log_task(label: str, info: dict, log) -> None:
+    for message in dict.fromkeys(info.get("warnings", [])):
+        log(f"[{label}] warning in task {info['key']}: {message}")
+    for line in failure_lines(info.get("failures", [])):
+        log(f"[{label}] FAILED {line}")
+
+
+def failure_lines(failures: list[dict]) -> list[str]:
+    """One line per failed point (and d): the point, d, the seeds, status and reason."""
+    groups: dict = {}
+    for f in failures:
+        groups.setdefault((f["point"], f["d"], f["status"], f["reason"]), []).append(f)
+    lines = []
+    for (point, d, code, reason), runs in groups.items():
+        where = point + (f", d={d}" if d is not None else "")
+        seeds = [f["seed"] for f in runs if f["seed"] is not None]
+        where += f", seeds {sorted(seeds)}" if seeds else ""
+        lines.append(f"{where}: {STATUS_FLAGS[code]}: {reason}")
+    return sorted(lines)
+
+
+def failure_report(label: str, failures: list[dict], store_path, *, new: bool) -> str:
+    lines = failure_lines(failures)
+    head = (f"{len(failures)} runs of {label} failed" if new else
+            f"{len(failures)} runs of {label} are stored as failed (from an earlier run)")
+    return (f"{head}; every other run is saved:\n  " + "\n  ".join(lines) + "\n"
+            f"They are stored with status (1 diverged, 2 error), failure_time and NaN data "
+            f"after the failure ({store_path}). What to do: a diverging run usually needs a "
+            "smaller eta (or more DMFT samples); rerunning keeps these runs as failed and "
+            "completes; to compute them again, rerun with `--config retry_failed=true` "
+            "(python -m workflow.cli run ... --retry-failed).")

@@ -5,16 +5,24 @@ One store per experiment and solver (`results/<experiment>/<solver>.zarr`), dims
 size 1 along case, grid and d, `seeds_per_task` along seed, full along time: every task
 owns whole chunks, so tasks never write the same chunk.
 
-Creation writes only metadata and coords: `template(...).to_zarr(compute=False)` of a
-dask-backed dataset. Each task then writes its points with `to_zarr(region=...)`; stores
-are read lazily with `xr.open_zarr`. Zarr format 2 (ZARR_FORMAT), not 3: in format 3
-zarr-python warns on every write/open that consolidated metadata is not in its spec and
-that fixed-width unicode (the `case` coordinate) has no stable encoding; format-2 stores
-have neither problem and stay readable by zarr-python 2 and other Zarr readers.
+Creation writes the metadata, the coords and the small per-run variables (`done`, `status`,
+`failure_time`, no time dim); the solver's variables get their chunks from the tasks'
+`to_zarr(region=...)` writes (every chunk written, even all-NaN, so a missing chunk is
+damage). Zarr format 2 (ZARR_FORMAT), not 3: in format 3 zarr-python warns on every
+write/open that consolidated metadata is not in its spec and that fixed-width unicode (the
+`case` coordinate) has no stable encoding; format-2 stores have neither problem.
 
-Completion: a task writes `done` (dims without time) together with its region, then the
-marker `.tasks/<task key>/<run id>.json` inside the store: a task is complete
-iff its marker directory is non-empty; the number of files counts its executions.
+Per run (every dim but time): `done` (the run's task completed), `status` (STATUS_FLAGS:
+0 ok, 1 diverged, 2 error, -1 not computed) and `failure_time` (NaN if it did not fail).
+Per grid point: the coordinate `effective_active_fraction` (Problem.active_fraction, which
+differs from b where the persistent chain is clipped).
+
+Completion is tracked per unit (one point x one d x one seed batch: one chunk of every
+variable): a task (a batch of units run together) writes each unit's region, then its
+marker `.tasks/<unit key>/<time>-<id>.json` (wall time, failures with their reasons,
+warnings): a unit is complete iff its marker directory holds a readable marker; the number
+of markers counts its executions. Unit and task keys contain the store's spec hash (config +
+package version), so two experiments never share a key on one Dask scheduler.
 """
 
 from __future__ import annotations
@@ -36,36 +44,50 @@ import xarray as xr
 from sims.datamodel import TIME_ATTRS, package_version
 from sims.engine import recorded_steps
 
-from .config import PROBLEM_FIELDS, ExperimentSpec, _problem, stable_hash
+from .config import PROBLEM_FIELDS, ExperimentSpec, checked_problem, stable_hash
 
 TASKS_DIR = ".tasks"
 ZARR_FORMAT = 2
 TIME_DIMS = ("time", "time_prime")
+OK, DIVERGED, ERROR, NOT_COMPUTED = 0, 1, 2, -1
+STATUS_FLAGS = {NOT_COMPUTED: "not_computed", OK: "ok", DIVERGED: "diverged", ERROR: "error"}
+RUN_VARIABLES = ("done", "status", "failure_time")  # written at creation, then per task
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be written or read; the message names the file and what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One unit of work: a batch of points, one d (or None), a batch of seeds (or None)."""
+    """Work on a batch of points, one d (or None), a batch of seeds (or None)."""
 
     key: str
     points: tuple  # tuple of point indices (each a tuple over case + grid axes)
     d: int | None
     d_index: int | None
     seeds: tuple | None
+    units: tuple = ()  # keys of its units (one per point; a unit is a task of one point)
 
 
 @dataclasses.dataclass
 class Layout:
-    """Dims, coordinates and tasks of one (experiment, solver) store."""
+    """Dims, coordinates and tasks of one (experiment, solver) store.
+
+    `version` is the package version whose numbers the store holds (default: installed).
+    """
 
     spec: ExperimentSpec
     solver: str
+    version: str | None = None
 
     def __post_init__(self):
         spec = self.spec
+        self.version = self.version or package_version()
         self.point_fields = dict(spec.points())
-        problems = {i: _problem(f) for i, f in self.point_fields.items()}
-        self.problems = problems
+        self.problems, self.warnings = {}, {}
+        for index, fields in self.point_fields.items():
+            self.problems[index], self.warnings[index] = checked_problem(fields)
         self.point_dims = (["case"] if spec.cases else []) + list(spec.grid)
         if self.solver == "sims":
             self.d_values = list(spec.sims["d"])
@@ -76,7 +98,7 @@ class Layout:
         self.lead_dims = self.point_dims + (["d"] if self.d_values else [])
         self.sample_dims = ["seed"] if self.n_seeds else []
         self.times = self._time_axis()
-        self.spec_hash = f"{stable_hash(self.spec.solver_spec(self.solver)):016x}"
+        self.spec_hash = f"{stable_hash([spec.solver_spec(self.solver), self.version]):016x}"
 
     # ------------------------------------------------------------------ coordinates
     def point_times(self, problem) -> np.ndarray:
@@ -110,6 +132,14 @@ class Layout:
                                  {"description": f"Problem.{field} of each case"})
         for axis, values in spec.grid.items():
             coords[axis] = ((axis,), _coord_values(values), {"description": f"Problem.{axis}"})
+        shape = [len(coords[dim][1]) for dim in self.point_dims]
+        fraction = np.full(shape, np.nan)
+        for index, problem in self.problems.items():
+            fraction[index] = problem.active_fraction
+        coords["effective_active_fraction"] = (tuple(self.point_dims), fraction, {
+            "long_name": "stationary active fraction of the training process",
+            "description": "Problem.active_fraction: b, except where the persistent chain's "
+                           "deactivation probability (1-b) eta/(b tau) > 1 is clipped at 1"})
         if self.d_values:
             coords["d"] = (("d",), np.array(self.d_values, dtype=np.int64),
                            {"long_name": "input dimension d"})
@@ -130,36 +160,88 @@ class Layout:
         attrs.update(experiment=self.spec.name, solver=self.solver,
                      config=json.dumps(self.spec.solver_spec(self.solver), sort_keys=True),
                      spec_hash=self.spec_hash, entropy=self.spec.entropy,
-                     experiment_seed=self.spec.seed, package_version=package_version())
+                     experiment_seed=self.spec.seed, package_version=self.version)
         return attrs
 
     # ----------------------------------------------------------------------- tasks
-    def tasks(self) -> list[Task]:
-        spec = self.spec
-        tasks = []
+    def units(self) -> list[Task]:
+        """The units of completion: one point x one d x one seed batch (one chunk of every
+        variable), each with its own marker. Keys contain the spec hash."""
         d_list = list(enumerate(self.d_values)) if self.d_values else [(None, None)]
-        if self.solver == "sims":
-            groups: dict = {}
-            for index, p in self.problems.items():
-                groups.setdefault((p.model, p.alpha, p.delta), []).append(index)
-            size = spec.sims.get("points_per_task") or max(len(g) for g in groups.values())
-            batches = [tuple(g[i:i + size]) for g in groups.values() for i in range(0, len(g), size)]
-            per = int(spec.sims["seeds_per_task"])
+        if self.n_seeds:
+            per = int(self.spec.sims["seeds_per_task"])
             seed_batches = [tuple(range(s, min(s + per, self.n_seeds)))
                             for s in range(0, self.n_seeds, per)]
         else:
-            batches = [(index,) for index in self.problems]
             seed_batches = [None]
-        for points in batches:
+        units = []
+        for index in self.problems:
             for di, d in d_list:
                 for seeds in seed_batches:
-                    name = f"{self.solver}-d{d}-" + (f"s{seeds[0]}-{seeds[-1]}-" if seeds else "")
-                    key = name + f"{stable_hash([points, d, seeds]):016x}"
-                    tasks.append(Task(key, points, d, di, seeds))
-        return tasks
+                    name = (f"{self.solver}-{self.spec.name}-d{d}-"
+                            + (f"s{seeds[0]}-{seeds[-1]}-" if seeds else ""))
+                    key = name + f"{stable_hash([self.spec_hash, index, d, seeds]):016x}"
+                    units.append(Task(key, (index,), d, di, seeds, (key,)))
+        return units
+
+    def batches(self, units: list[Task]) -> list[Task]:
+        """Dask tasks: units of one d and seed batch whose points share the training data
+        (Problem.data_key) run together (common random numbers, one data matrix), at most
+        sims.points_per_task of them; DMFT: one unit per task."""
+        if self.solver != "sims":
+            return list(units)
+        groups: dict = {}
+        for unit in units:
+            point = unit.points[0]
+            groups.setdefault((self.problems[point].data_key, unit.d, unit.seeds), []).append(unit)
+        size = self.spec.sims.get("points_per_task")
+        out = []
+        for (_, d, seeds), group in groups.items():
+            step = size or len(group)
+            for i in range(0, len(group), step):
+                part = group[i:i + step]
+                keys = tuple(u.key for u in part)
+                name = f"{self.solver}-{self.spec.name}-d{d}-s{seeds[0]}-{seeds[-1]}-"
+                out.append(Task(name + f"{stable_hash(list(keys)):016x}",
+                                tuple(u.points[0] for u in part), d, part[0].d_index, seeds,
+                                keys))
+        return out
 
     def seed_chunk(self) -> int:
         return int(self.spec.sims["seeds_per_task"]) if self.n_seeds else 0
+
+    def region(self, task: Task, index: tuple) -> dict:
+        """{dim: slice} of one point of a task in the store (lead dims and seeds)."""
+        lead = tuple(index) + ((task.d_index,) if task.d_index is not None else ())
+        region = {dim: slice(i, i + 1) for dim, i in zip(self.lead_dims, lead)}
+        if task.seeds:
+            region["seed"] = slice(task.seeds[0], task.seeds[-1] + 1)
+        return region
+
+    # ------------------------------------------------------------------- identities
+    def describe(self, index, d=None, seeds=None) -> str:
+        """A grid point in words: 'case 'gd', lam=0.1, d=200, seeds [0, 1]'."""
+        spec, index, parts = self.spec, list(index), []
+        if spec.cases:
+            parts.append(f"case '{list(spec.cases)[index.pop(0)]}'")
+        parts += [f"{axis}={values[i]!r}" for (axis, values), i in zip(spec.grid.items(), index)]
+        if d is not None:
+            parts.append(f"d={d}")
+        if seeds:
+            parts.append(f"seeds {list(seeds)}")
+        return ", ".join(parts) or "base problem"
+
+    def run_identity(self, index, d, seed) -> int:
+        """What determines the numbers of one run (point, d, seed): the Problem, the solver
+        settings that change numbers, the entropy and the package version. Equal identities
+        in two stores mean bit-identical results (used when a store grows)."""
+        spec = self.spec
+        if self.solver == "sims":
+            settings = {k: spec.sims[k] for k in ("record_every", "dtype")}
+        else:
+            settings = spec.dmft["settings"]
+        return stable_hash([self.solver, self.problems[index].to_dict(), d, seed, settings,
+                            spec.entropy, self.version])
 
 
 def _coord_values(values) -> np.ndarray:
@@ -170,8 +252,8 @@ def _coord_values(values) -> np.ndarray:
 
 # --------------------------------------------------------------------------- creation
 def template(layout: Layout, probe: xr.Dataset) -> xr.Dataset:
-    """The store as a lazy (dask) dataset: coords, attrs, and empty variables chunked so
-    that every task owns whole chunks.
+    """The store as a lazy (dask) dataset: coords, attrs, the per-run variables, and empty
+    solver variables chunked so that every task owns whole chunks.
 
     `probe` is a short result of the solver: it gives the variable names, their dims
     beyond the lead dims, dtypes and attributes.
@@ -179,8 +261,13 @@ def template(layout: Layout, probe: xr.Dataset) -> xr.Dataset:
     coords = layout.coords()
     if any("time_prime" in var.dims for var in probe.data_vars.values()):
         coords["time_prime"] = (("time_prime",), layout.times, dict(TIME_ATTRS))
+    for dim in probe.dims:  # a solver's own dims (e.g. covariance levels): as in the probe
+        if dim not in coords and dim not in ("seed", "time"):
+            values = probe[dim].values if dim in probe.coords else np.arange(probe.sizes[dim])
+            coords[dim] = ((dim,), values, dict(probe[dim].attrs) if dim in probe.coords else {})
     sizes = {name: len(values) for name, (dims, values, _) in coords.items() if dims == (name,)}
-    chunk = {"seed": layout.seed_chunk(), "time": sizes["time"], "time_prime": sizes["time"]}
+    chunk = {"seed": layout.seed_chunk(), "time": sizes["time"], "time_prime": sizes["time"],
+             **{dim: sizes[dim] for dim in probe.dims if dim not in ("seed", "time")}}
 
     def empty(dims, dtype, attrs):
         dtype = np.dtype(dtype)
@@ -189,53 +276,93 @@ def template(layout: Layout, probe: xr.Dataset) -> xr.Dataset:
                         chunks=[chunk.get(d, 1) for d in dims])
         return xr.Variable(dims, data, attrs)
 
+    def run_variable(fill, dtype, attrs):  # small: written at creation
+        dims = layout.lead_dims + layout.sample_dims
+        var = xr.Variable(dims, np.full([sizes[d] for d in dims], fill, dtype=dtype), attrs)
+        var.encoding["chunks"] = tuple(chunk.get(d, 1) for d in dims)
+        return var
+
     lead = list(layout.lead_dims)
     data_vars = {name: empty(lead + list(var.dims), var.dtype, var.attrs)
                  for name, var in probe.data_vars.items()}
-    data_vars["done"] = empty(lead + layout.sample_dims, bool,
-                              {"long_name": "this point's task has completed"})
-    return xr.Dataset(data_vars, coords=coords, attrs=layout.base_attrs())
+    data_vars["done"] = run_variable(False, bool, {"long_name": "this run's task has completed"})
+    data_vars["status"] = run_variable(NOT_COMPUTED, np.int8, {
+        "long_name": "outcome of the run",
+        "flag_values": np.array(list(STATUS_FLAGS), dtype=np.int8),
+        "flag_meanings": " ".join(STATUS_FLAGS.values()),
+        "description": "reasons: the task markers (python -m workflow.cli verify STORE)"})
+    data_vars["failure_time"] = run_variable(np.nan, float, {
+        "long_name": "time at which the run diverged or failed (NaN: it did not)",
+        "units": "eta * steps"})
+    attrs = {**layout.base_attrs(), "variables": sorted(data_vars)}
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def create_store(path, layout: Layout, probe: xr.Dataset) -> None:
-    """Write the store's metadata and coords (no variable data) atomically."""
+def create_store(path, layout: Layout, probe: xr.Dataset, fill=None) -> None:
+    """Write the store's metadata and coords atomically: into `<path>.tmp-*`, then `fill(tmp)`
+    (e.g. copy runs of an older store), then rename over `path`. Nothing is left behind on
+    failure; a folder we cannot write is a StoreError naming it."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    template(layout, probe).to_zarr(tmp, compute=False, mode="w", consolidated=True,
-                                    zarr_format=ZARR_FORMAT)
-    (tmp / TASKS_DIR).mkdir()
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    try:
+        template(layout, probe).to_zarr(tmp, compute=False, mode="w", consolidated=True,
+                                        zarr_format=ZARR_FORMAT)
+        (tmp / TASKS_DIR).mkdir()
+        if fill is not None:
+            fill(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except PermissionError as err:
+        raise StoreError(f"cannot write the store {path}: {err.strerror} ({err.filename}); "
+                         "make the results folder writable or run elsewhere") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable(path) -> None:
+    """Raise StoreError unless the store (or the folder it will be made in) is writable."""
+    path = Path(path)
+    target = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not os.access(target, os.W_OK):
+        raise StoreError(f"cannot write the store {path}: {target} is not writable; make it "
+                         "writable or run elsewhere")
 
 
 def store_matches(path, layout: Layout) -> bool:
-    """The store exists, is complete metadata-wise, and was made for this spec."""
-    try:
-        return open_store(path).attrs.get("spec_hash") == layout.spec_hash
-    except Exception:  # missing, or half-written: rebuild
-        return False
+    """The store was made for this spec and package version (its attrs say so)."""
+    attrs = read_attrs(path)
+    return attrs is not None and attrs.get("spec_hash") == layout.spec_hash
+
+
+def read_attrs(path) -> dict | None:
+    """The store's root attributes (consolidated, else .zattrs), None if unreadable."""
+    for name, pick in ((".zmetadata", lambda m: m["metadata"][".zattrs"]), (".zattrs", dict)):
+        try:
+            return pick(json.loads((Path(path) / name).read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 # ------------------------------------------------------------------------- writing
 def write_point(path, layout: Layout, task: Task, index: tuple, result: xr.Dataset) -> None:
-    """Write one point's result (dims (seed,) time (time_prime)) and its `done` into the
-    point's region: whole chunks of the store (one per variable)."""
-    lead = tuple(index) + ((task.d_index,) if task.d_index is not None else ())
-    region = {dim: slice(i, i + 1) for dim, i in zip(layout.lead_dims, lead)}
-    if task.seeds:
-        region["seed"] = slice(task.seeds[0], task.seeds[-1] + 1)
+    """Write one point's result (dims (seed,) time (time_prime); `status` and `failure_time`
+    included) and its `done` into the point's region: whole chunks of the store."""
+    region = layout.region(task, index)
     on_axis = {dim: layout.times[layout.time_index(result[dim].values)]
                for dim in TIME_DIMS if dim in result.dims}
     part = result.assign_coords(on_axis).reindex({dim: layout.times for dim in on_axis})
     part["done"] = xr.DataArray(np.ones([part.sizes[d] for d in layout.sample_dims], bool),
                                 dims=layout.sample_dims)
-    part = part.drop_vars(list(part.coords)).expand_dims(list(region)[:len(lead)])
-    part.to_zarr(path, region=region or None, mode="r+")
+    n_lead = len(region) - (1 if task.seeds else 0)
+    part = part.drop_vars(list(part.coords)).expand_dims(list(region)[:n_lead])
+    part.to_zarr(path, region=region or None, mode="r+", write_empty_chunks=True)
 
 
-def mark_done(path, task: Task, info: dict) -> None:
-    folder = Path(path) / TASKS_DIR / task.key
+def mark_done(path, unit_key: str, info: dict) -> None:
+    folder = Path(path) / TASKS_DIR / unit_key
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
     tmp = folder / (name + ".tmp")
@@ -251,37 +378,58 @@ def _json_default(value):
     return str(value)
 
 
-def completed(path) -> dict[str, int]:
-    """{task key: number of completed executions} from the markers."""
+def markers(path) -> dict[str, list]:
+    """{task key: [marker file, ...]} of the store's completion markers."""
     folder = Path(path) / TASKS_DIR
     if not folder.is_dir():
         return {}
     out = {}
     for entry in folder.iterdir():
-        n = sum(1 for f in entry.iterdir() if f.suffix == ".json")
-        if n:
-            out[entry.name] = n
+        files = sorted(f for f in entry.iterdir() if f.suffix == ".json")
+        if files:
+            out[entry.name] = files
     return out
 
 
+def completed(path) -> dict[str, int]:
+    """{task key: number of completed executions} from the markers."""
+    return {key: len(files) for key, files in markers(path).items()}
+
+
+def read_marker(file) -> dict:
+    """One marker's record; StoreError naming the file if it is not readable JSON."""
+    try:
+        return json.loads(Path(file).read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"unreadable task marker {file}: {err}") from None
+
+
 def task_records(path) -> list[dict]:
-    folder = Path(path) / TASKS_DIR
-    return [json.loads(f.read_text()) for f in sorted(folder.glob("*/*.json"))]
+    return [read_marker(f) for files in markers(path).values() for f in files]
+
+
+def forget_task(path, key: str) -> None:
+    """Remove a task's markers (it will be computed again)."""
+    shutil.rmtree(Path(path) / TASKS_DIR / key, ignore_errors=False)
 
 
 def finalize(path, layout: Layout) -> dict:
     """Add the solver attributes common to every task to the store attrs; re-consolidate."""
-    records = task_records(path)
+    keys = {t.key for t in layout.units()}
+    records = [r for r in task_records(path) if r.get("key") in keys]
     common = None
     for record in records:
+        if record.get("data") is False:
+            continue
         attrs = {k: json.dumps(v, sort_keys=True) for k, v in record.get("attrs", {}).items()}
         common = attrs if common is None else {k: v for k, v in common.items()
                                                if attrs.get(k) == v}
-    skip = set(PROBLEM_FIELDS) | {"d", "n", "wall_time", "package_version", "seed", "diverged_runs"}
+    skip = set(PROBLEM_FIELDS) | {"d", "n", "wall_time", "package_version", "seed",
+                                  "diverged_runs", "status", "message", "failure_time"}
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
     extra["n_tasks"] = len({r["key"] for r in records})
-    attrs = {**open_store(path).attrs, **extra}  # to_zarr replaces the group attrs
+    attrs = {**read_attrs(path), **extra}  # to_zarr replaces the group attrs
     with warnings.catch_warnings():  # the markers' folder is not a Zarr node: expected
         warnings.filterwarnings("ignore", f"Object at {TASKS_DIR} is not recognized")
         xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)

@@ -1,38 +1,75 @@
-# Config check (schema + every grid point) and the per-experiment spec files.
-# A spec file results/<experiment>/.spec/<solver>.json holds what determines that store;
-# it is rewritten only when its content changes, so editing one experiment reruns only it.
+# The config (read strictly, checked completely before anything runs), the spec files and
+# the store targets. A spec file results/<experiment>/.spec/<solver>-<hash>.json holds what
+# determines that store; its name carries its content hash, so it is written (by rule spec)
+# only when the content changes, and never on a dry run, --lint or --report.
 import json
 import os
+import sys
+from pathlib import Path
 
-from snakemake.utils import validate
+from workflow.config import (ConfigError, load_config, resolve_config,
+                             spec_text, stable_hash)
+from workflow.plan import plan_store
 
-from workflow.config import SCHEMA_PATH, ConfigError, load_config, spec_text, write_if_changed
-
-if str(config.get("analysis", "")).lower() in ("false", "no", "0"):
-    config["analysis"] = False  # --config analysis=false arrives as a string
-try:
-    EXPERIMENTS = load_config(config)
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-validate(config, str(SCHEMA_PATH))
+try:  # --configfile replaces the default; --config key=value overrides on top
+    _config = resolve_config(workflow.config_settings.configfiles,
+                             workflow.config_settings.config,
+                             default=os.path.join(workflow.basedir, "config", "quick.yaml"))
+    if str(_config.get("analysis", "")).lower() in ("false", "no", "0"):
+        _config["analysis"] = False  # --config analysis=false arrives as a string
+    EXPERIMENTS = load_config(_config)
+except ConfigError as err:  # a user error: the message, no traceback
+    print(f"config error: {err}", file=sys.stderr)
+    sys.exit(1)
+config.clear()
+config.update(_config)
 
 RESULTS = "results"
 DASK = json.dumps(config.get("dask", {}))
 SCHEDULER = str(config.get("dask_scheduler", "") or "default")
+RETRY_FAILED = str(config.get("retry_failed", False)).lower() == "true"
+SPECS = {(name, solver): (f"{stable_hash(spec_text(spec, solver)):016x}", spec_text(spec, solver))
+         for name, spec in EXPERIMENTS.items() for solver in ("sims", "dmft")
+         if getattr(spec, solver) is not None}
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "NONE",
+    solver="sims|dmft",
+    hash="[0-9a-f]{16}",
 
 
 def experiments_with(solver):
     return [n for n, s in EXPERIMENTS.items() if getattr(s, solver) is not None]
 
 
-for _name, _spec in EXPERIMENTS.items():
-    for _solver in ("sims", "dmft"):
-        if getattr(_spec, _solver) is not None:
-            write_if_changed(f"{RESULTS}/{_name}/.spec/{_solver}.json", spec_text(_spec, _solver))
+def spec_file(experiment, solver):
+    """The spec file of one store, named by the hash of its content."""
+    return f"{RESULTS}/{experiment}/.spec/{solver}-{SPECS[(experiment, solver)][0]}.json"
+
+
+def write_spec(path, text, log):
+    """Write a spec file and remove the store's spec files of earlier contents."""
+    path = Path(path)
+    removed = sorted(path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.json"))
+    for old in removed:
+        old.unlink()
+    path.write_text(text)
+    Path(log).write_text(f"wrote {path}; removed earlier specs {[str(p) for p in removed]}\n")
+
+
+def retry_flag(experiment, solver):
+    """--retry-failed for a store that holds failed runs, when retry_failed=true (a changed
+    parameter: Snakemake reruns exactly those jobs)."""
+    done = Path(f"{RESULTS}/{experiment}/{solver}.done.json")
+    if not RETRY_FAILED or not done.exists():
+        return "--retry-failed" if RETRY_FAILED else ""
+    return "--retry-failed" if json.loads(done.read_text()).get("failed_runs") else ""
+
+
+def plan_of(experiment, solver):
+    """Snakemake resources of one store job, from the cost model (workflow/plan.py)."""
+    return plan_store(EXPERIMENTS[experiment], solver, config.get("dask", {}), workflow.cores)
 
 
 def store_targets(solvers=("sims", "dmft")):

@@ -1,0 +1,119 @@
+"""Cost plan of a config before anything runs: tasks, CPU time and peak memory.
+
+    python -m workflow.cli plan config/paper.yaml
+
+A simple model with its constants in COST (calibrate them against the benchmarks,
+benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
+
+* sims, per task: CPU = SIMS_OVERHEAD_S + SIMS_S_PER_UNIT * sum over its configurations of
+  seeds * n_steps * alpha * d^2 (two matrix-vector products of the n x d data per step);
+  memory = the data matrix (alpha d^2 values of the dtype) + SIMS_BASE_MB.
+* dmft, per point: CPU = DMFT_S_RESPONSE * response_samples * K^3
+  + DMFT_S_SAMPLES * n_samples * K^2 (K = t_max / time step; dmft.solve docstring), times
+  DMFT_THREE_CLUSTER_GROUPS for the three-cluster model (one solve group per
+  initial-magnetization node); memory = response paths (response_samples K^2 values of
+  response_dtype) + DMFT_BASE_MB.
+
+The Snakemake rule `store` asks for mem_mb = peak per task x workers and runtime = total CPU
+/ workers (x RUNTIME_SAFETY), in minutes, so that `--executor slurm` requests them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import ExperimentSpec
+from .store import Layout
+
+COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
+    SIMS_S_PER_UNIT=3e-9,      # s per (seed x step x alpha d^2), measured d = 1000-2000
+    SIMS_OVERHEAD_S=0.5,       # s per task (numba dispatch, store write)
+    SIMS_BASE_MB=300,          # worker process with numpy/numba/xarray loaded
+    DMFT_S_RESPONSE=8.7e-11,   # s per (response sample x K^3): 2/3 of 6.5 s at K = 500
+    DMFT_S_SAMPLES=2.2e-9,     # s per (sample x K^2): 1/3 of 6.5 s at K = 500, n = 4000
+    DMFT_THREE_CLUSTER_GROUPS=6,
+    DMFT_BASE_MB=400,
+    RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
+    STARTUP_MIN=5,
+)
+
+
+def _dmft_defaults() -> dict:
+    from .config import dmft_keywords
+    return dmft_keywords()
+
+
+def task_costs(layout: Layout) -> list[tuple[float, float]]:
+    """[(CPU seconds, peak MB)] of every task of a store."""
+    out = []
+    if layout.solver == "sims":
+        item = np.dtype(layout.spec.sims["dtype"]).itemsize
+        for task in layout.batches(layout.units()):
+            units = sum(len(task.seeds) * layout.problems[i].n_steps * layout.problems[i].alpha
+                        * task.d ** 2 for i in task.points)
+            alpha = max(layout.problems[i].alpha for i in task.points)
+            mem = alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"]
+            out.append((COST["SIMS_OVERHEAD_S"] + COST["SIMS_S_PER_UNIT"] * units, mem))
+        return out
+    settings = {**_dmft_defaults(), **layout.spec.dmft["settings"]}
+    for task in layout.batches(layout.units()):
+        p = layout.problems[task.points[0]]
+        K = int(round(p.t_max / (settings.get("time_step") or p.eta)))
+        response = settings.get("response_samples") or settings["n_samples"]
+        cpu = (COST["DMFT_S_RESPONSE"] * response * K ** 3
+               + COST["DMFT_S_SAMPLES"] * settings["n_samples"] * K ** 2)
+        if p.model == "three_cluster":
+            cpu *= COST["DMFT_THREE_CLUSTER_GROUPS"]
+        item = np.dtype(settings.get("response_dtype") or "float32").itemsize
+        out.append((cpu, response * K ** 2 * item / 1e6 + COST["DMFT_BASE_MB"]))
+    return out
+
+
+def workers(dask_cfg: dict, cores: int) -> int:
+    tpw = int(dask_cfg.get("threads_per_worker", 1))
+    return int(dask_cfg.get("n_workers") or max(1, cores // tpw))
+
+
+def plan_store(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) -> dict:
+    """Tasks, CPU and memory of one store, and the resources of its Snakemake job."""
+    costs = task_costs(Layout(spec, solver))
+    cpu = [c for c, _ in costs]
+    peak = max(m for _, m in costs)
+    n = min(workers(dask_cfg, cores), len(costs))
+    wall = max(sum(cpu) / n, max(cpu))
+    return dict(tasks=len(costs), cpu_per_task_s=max(cpu), cpu_total_s=sum(cpu),
+                peak_mb_per_task=peak, wall_s=wall,
+                mem_mb=int(math.ceil(peak * n)),
+                runtime=int(math.ceil(wall * COST["RUNTIME_SAFETY"] / 60)) + COST["STARTUP_MIN"])
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def plan_table(specs: dict, dask_cfg: dict, cores: int) -> str:
+    """The plan of a config as text: one line per store, then the totals."""
+    lines = [f"{'experiment':<18}{'solver':<7}{'tasks':>6}{'CPU/task':>10}{'MB/task':>9}"
+             f"{'CPU total':>11}{'wall':>8}  (on {cores} cores)"]
+    total_cpu = total_wall = 0.0
+    peak = 0.0
+    for name, spec in specs.items():
+        for solver in ("sims", "dmft"):
+            if getattr(spec, solver) is None:
+                continue
+            p = plan_store(spec, solver, dask_cfg, cores)
+            lines.append(f"{name:<18}{solver:<7}{p['tasks']:>6}{_fmt_s(p['cpu_per_task_s']):>10}"
+                         f"{p['peak_mb_per_task']:>9.0f}{_fmt_s(p['cpu_total_s']):>11}"
+                         f"{_fmt_s(p['wall_s']):>8}")
+            total_cpu += p["cpu_total_s"]
+            total_wall += p["wall_s"]
+            peak = max(peak, p["peak_mb_per_task"])
+    lines.append(f"total: CPU {_fmt_s(total_cpu)}, wall {_fmt_s(total_wall)} one store after "
+                 f"the other, peak {peak:.0f} MB per task (cost model: workflow/plan.py COST)")
+    return "\n".join(lines)
