@@ -11,6 +11,6 @@ iteration of §5.2); `dmft.Solver` / `dmft.solve_state` give a resumable state.
 """
 
 from .api import solve, solve_state
-from .solver import DivergenceError, MemoryLimitError, Solver
+from .solver import MemoryLimitError, Solver
 
-__all__ = ["solve", "solve_state", "Solver", "DivergenceError", "MemoryLimitError"]
+__all__ = ["solve", "solve_state", "Solver", "MemoryLimitError"]

@@ -7,15 +7,18 @@ import xarray as xr
 
 from sims.problem import Problem
 from .output import to_dataset
-from .solver import Solver
+from .solver import DEFAULTS, Solver
 
 METHODS = ("causal", "iterative")
 
 
-def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replicas=8,
-          response_samples=400, time_step=None, seed=0, backend="numba",
-          response_dtype="float32", memory_limit="8GB", resume_from=None,
-          max_iterations=60, damping=0.5, tolerance=1e-4) -> xr.Dataset:
+def solve(problem: Problem, *, d=DEFAULTS["d"], method="causal",
+          n_samples=DEFAULTS["n_samples"], n_replicas=DEFAULTS["n_replicas"],
+          response_samples=DEFAULTS["response_samples"],
+          response_window=DEFAULTS["response_window"], time_step=DEFAULTS["time_step"],
+          seed=DEFAULTS["seed"], backend=DEFAULTS["backend"],
+          response_dtype=DEFAULTS["response_dtype"], memory_limit=DEFAULTS["memory_limit"],
+          resume_from=None, max_iterations=60, damping=0.5, tolerance=1e-4) -> xr.Dataset:
     """Solve the DMFT of (persistent-/classical) SGD or GD up to problem.t_max.
 
     Implements the discrete DMFT of docs/theory.md §3 (effective process §3.1, kernels
@@ -36,31 +39,34 @@ def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replic
             iteration, so its fixed point is the causal pass of the same seed.
         n_samples: effective samples per initial-magnetization node, all replicas together.
         n_replicas: independent sample groups (each with its own kernels); the curves are
-            their mean and `*_mc_error` their standard error.
-        response_samples: samples (per node, all replicas) carrying a response path T
-            (§3.2) to estimate M_R; the cost is O(response_samples K^3 / 6). The other
-            kernels and observables use all n_samples. None: all samples.
+            their mean and `*_mc_error` their standard error. Independent groups are what
+            makes the error honest; their size is what makes the mean accurate: the
+            feedback of kernel noise on the dynamics biases a group of n samples by
+            O(1/n), which the replica spread does not show.
+        response_samples: samples (per node, all replicas) carrying response paths T
+            (§3.2) to estimate M_R. The other kernels and the observables use all
+            n_samples. None: all samples.
+        response_window: sources per octave of time lag whose response paths are followed
+            (multiresolution M_R, §5.5); None follows every source (O(K^3)).
 
-            Defaults (n_samples=4000, response_samples=400, n_replicas=8) and their
-            trade-off, measured on the paper's Fig. 1 left (two-cluster, persistent-SGD
-            1/tau=0.6, t_max=100, K=500) against a solve with 4x both sample counts, one
-            seed, 2 idle cores: about 6-7 s per curve; max over t of |gen_error - ref| =
-            0.0016 (b=0.3), 0.0012 (b=0.1), and 0.002-0.0065 for b=1 (GD, lam=0), whose
-            late-time error grows with |w| (replica error at t=100: 0.004-0.010 over
-            seeds). K=1000: ~40 s, 1.6 GB. Time is O(response_samples K^3) (the T paths,
-            ~2/3 of it) plus O(n_samples K^2). Both noise sources matter about equally:
-            4x only one of them lowers the error by 10-20%; 4x both halves it.
-            Keep at least ~500 samples per replica group (n_samples / n_replicas): with
-            250 the kernels are noisy enough to destabilise the non-convex three-cluster
-            dynamics (a DivergenceError, or a wrong plateau). Fewer replicas reduce the
-            O(1/samples-per-group) bias but make `*_mc_error` noisier (n_replicas >= 2).
+            Defaults (n_samples=16000, n_replicas=4: groups of 4000; response_samples=1000;
+            response_window=16), measured against finite-d simulations (d=2000, 20 seeds)
+            for two-cluster GD at lam=0 up to t=100 (K=500), where the error is largest:
+            the bias comes from the group size n: eps(100) = 0.1449 with groups of 2000
+            (z = 3.4), 0.1377 with 4000 (sims 0.1380 +- 0.0007), and response paths matter
+            less (250 per group suffice at n=4000). The window changes gen_error by 2e-5
+            (16) and 7e-5 (8) against following every source on the same samples (K=250).
+            Cost O(n_samples K^2) for the sample histories plus
+            O(response_samples window K^2 log K) for M_R, memory O(n_samples K + K^2 groups).
         time_step: None (default) solves with step eta. A smaller value refines the grid at
             fixed physical rates (§4: persistent chain P(0->1) = dt/tau,
             P(1->0) = (1-b) dt/(b tau); GD -> gradient flow); time_step -> 0 is the
             continuous-time (stochastic gradient flow) limit. Not allowed for 'sgd'.
         seed: seed of numpy.random.SeedSequence; a (problem, settings) pair is reproducible.
         backend: "numba" (parallel, cache-friendly T propagation) or "numpy" (direct).
-        response_dtype: storage of T, "float32" (default, accuracy tested) or "float64".
+        response_dtype: storage of the response paths T and of the sample histories
+            (h, g, noise normals), "float32" (default; sums are accumulated in float64;
+            curves agree with float64 storage to 1e-5 relative, tested) or "float64".
         memory_limit: bytes or a string like "8GB"; checked before allocating
             (raises `dmft.MemoryLimitError`).
         resume_from: a `dmft.Solver` (e.g. `ds.attrs` cannot hold the state; use
@@ -72,12 +78,15 @@ def solve(problem: Problem, *, d=None, method="causal", n_samples=4000, n_replic
     Returns: xarray.Dataset, dims (time,) for gen_error, train_loss, train_acc, norm2,
         magnetization (three-cluster: mean |m|), active_fraction and their `*_mc_error`;
         (time, time_prime) for correlation C, response G, memory_kernel M_R and
-        noise_kernel M_C; attrs: Problem fields, method, n_samples, wall_time, settings and,
-        for the iterative method, iterations and kernel_change.
-    Raises: `dmft.DivergenceError` naming the time at which the solution blew up.
+        noise_kernel M_C; attrs: Problem fields, method, n_samples, wall_time, settings,
+        `status` ("success" or "diverged"), `message` and `failure_time` (NaN on success;
+        like scipy's solve_ivp, a diverged solve keeps its values before failure_time and
+        is NaN from it on, §5.6) and, for the iterative method, `converged`, `iterations`
+        and `kernel_change`.
     """
     settings = dict(d=d, n_samples=n_samples, n_replicas=n_replicas,
-                    response_samples=response_samples, time_step=time_step, seed=seed,
+                    response_samples=response_samples, response_window=response_window,
+                    time_step=time_step, seed=seed,
                     backend=backend, response_dtype=response_dtype, memory_limit=memory_limit)
     if method not in METHODS:
         raise ValueError(f"method = {method!r} must be one of {METHODS}")
@@ -121,6 +130,7 @@ def _solve_iterative(problem, settings, max_iterations, damping, tolerance) -> x
         if change < tolerance:
             break
     return to_dataset(solver, "iterative", iterations=iteration, kernel_change=change,
+                      converged=bool(change < tolerance),
                       kernel_change_history=np.array(history))
 
 

@@ -1,20 +1,24 @@
-"""Per-sample linear-response paths T_{k,j} and the memory kernel M_R (docs/theory.md §3.2).
+"""Per-sample linear-response paths T_{k,j} and the memory kernel M_R (docs/theory.md §3.2, §5.5).
 
     T_{j+1,j} = Delta q_j,
     T_{k+1,j} = [1 - eta (lam + lam_hat_k + Delta q_k)] T_{k,j}
                 + eta^2 sum_{j<i<k} M_R(k,i) T_{i,j}            (k > j),
     M_R(k,j)  = alpha Delta E[q_k T_{k,j}]                      (j < k).
 
-Storage: the lower triangle of T, packed by rows (row i holds j = 0..i-1 at offset
-i(i-1)/2), with the sample axis last: array (groups, n_rows, n_response). Appending a row
-never moves earlier ones, so a solve can be extended (§5.3). This propagation is the
-O(N K^3) part of the causal pass; two backends implement the same recursion:
+Each source j starts its own path, independent of the other sources (they share only the
+kernel M_R). Following every source to the end costs O(N_R K^3 / 6) time and
+O(N_R K^2 / 2) memory. The multiresolution schedule of §5.5 follows only some of them:
+source j = o 2^l (o odd) is followed for `window` 2^l steps, and to the end if o < window/2
+(or j = 0). At step k the followed sources are then spaced by about min(k - j, 2 j) / window
+around j, and M_R(k, j) between them is interpolated linearly in j. The cost drops to
+O(N_R window K^2 log K) time and O(N_R window K log K) memory; window=None follows every
+source (exact for the sample set).
 
-* "numpy": the straightforward way, a Python loop over i of vectorized axpys.
-* "numba": one pass over the triangle per step, parallel over chunks of sources j of
-  equal work; each task streams the rows i contiguously into its chunk of row k+1 (kept
-  in cache), so T is read exactly once per step (memory-bound; float32 storage halves
-  the traffic).
+Storage: one history per source, T[g, offset(j) + (k - j - 1), p] = T_{k,j} of response
+sample p in group g, the sample axis last. A source's history is contiguous, so advancing
+it reads one block; appending an entry never moves others (a solve can be extended, §5.3).
+Two backends implement the same recursion: "numpy" (direct, a Python loop over sources)
+and "numba" (parallel over chunks of sources of equal work).
 """
 
 from __future__ import annotations
@@ -23,76 +27,128 @@ import numba
 import numpy as np
 
 
-def row_offset(i: int) -> int:
-    """Offset of row i (entries j = 0..i-1) in the packed triangle."""
-    return i * (i - 1) // 2
+class SourceSchedule:
+    """Which sources j are followed up to which step (§5.5), for a solve of `n_steps` steps."""
+
+    def __init__(self, window: int | None, n_steps: int):
+        self.window = window
+        self.n_steps = n_steps
+        j = np.arange(n_steps + 1)
+        self.last_step = np.minimum(_follow_until(j, window), n_steps)  # last k with T_{k,j}
+        lengths = self.last_step - j  # entries k = j+1 .. last_step
+        self.offset = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        self.size = int(lengths.sum())
+
+    def followed(self, k: int) -> np.ndarray:
+        """Sources j < k whose T_{k,j} exists at step k (sorted)."""
+        return np.flatnonzero(self.last_step[:k] >= k)
 
 
-def triangle_rows(n_steps: int) -> int:
-    """Packed length of rows 0..n_steps."""
-    return row_offset(n_steps + 1)
+def _follow_until(j: np.ndarray, window: int | None) -> np.ndarray:
+    """Last step k of source j's path: j + window 2^l, or 'never ends' (a huge number)."""
+    forever = np.iinfo(np.int64).max // 4
+    if window is None:
+        return np.full(j.shape, forever, dtype=np.int64)
+    lowbit = np.where(j > 0, j & -j, 1)
+    odd = np.where(j > 0, j // lowbit, 0)
+    return np.where((odd < window / 2) | (j == 0), forever, j + window * lowbit)
 
 
-def memory_row(T, k: int, q_response: np.ndarray, alpha_delta: float) -> np.ndarray:
-    """M_R(k, 0..k-1) = alpha Delta E[q_k T_{k,j}], shape (groups, k) (§3.2)."""
-    rows = T[:, row_offset(k):row_offset(k) + k, :]
-    q = q_response.astype(T.dtype)[:, :, None]
-    return alpha_delta * (rows @ q)[:, :, 0].astype(float) / q_response.shape[1]
+class ResponsePaths:
+    """Response paths of every group for the followed sources, and M_R rows from them."""
+
+    def __init__(self, groups: int, n_response: int, n_steps: int, window: int | None,
+                 dtype, backend: str):
+        self.window, self.backend = window, backend
+        self.schedule = SourceSchedule(window, n_steps)
+        self.T = np.zeros((groups, self.schedule.size, n_response), dtype=dtype)
+
+    @staticmethod
+    def nbytes(groups: int, n_response: int, n_steps: int, window: int | None, dtype) -> int:
+        return groups * SourceSchedule(window, n_steps).size * n_response * np.dtype(dtype).itemsize
+
+    def grow(self, n_steps: int) -> None:
+        """Room for steps up to n_steps; the histories written so far are kept."""
+        old, new = self.schedule, SourceSchedule(self.window, n_steps)
+        T = np.zeros((self.T.shape[0], new.size, self.T.shape[2]), dtype=self.T.dtype)
+        for j in range(old.n_steps + 1):
+            length = old.last_step[j] - j
+            T[:, new.offset[j]:new.offset[j] + length] = \
+                self.T[:, old.offset[j]:old.offset[j] + length]
+        self.schedule, self.T = new, T
+
+    def memory_row(self, k: int, q_response: np.ndarray, alpha_delta: float) -> np.ndarray:
+        """M_R(k, 0..k-1) = alpha Delta E[q_k T_{k,j}], shape (groups, k) (§3.2).
+
+        Measured at the followed sources, interpolated linearly in j between them (§5.5).
+        """
+        groups = self.T.shape[0]
+        if k == 0:
+            return np.zeros((groups, 0))
+        sources = self.schedule.followed(k)
+        entries = self.T[:, self.schedule.offset[sources] + (k - sources - 1), :]
+        q = q_response.astype(self.T.dtype)[:, :, None]
+        measured = alpha_delta * (entries @ q)[:, :, 0].astype(float) / q_response.shape[1]
+        if len(sources) == k:
+            return measured
+        j = np.arange(k)
+        return np.stack([np.interp(j, sources, measured[g]) for g in range(groups)])
+
+    def advance(self, k: int, decay: np.ndarray, memory: np.ndarray, source: np.ndarray,
+                eta: float) -> None:
+        """Write T_{k+1,j} of every source followed at k+1 (the §3.2 recursion), in place.
+
+        decay: (groups, n_response) = 1 - eta (lam + lam_hat_k + Delta q_k); memory:
+        (groups, k) = M_R(k, 0..k-1); source: (groups, n_response) = Delta q_k.
+        """
+        sched = self.schedule
+        sources = np.flatnonzero(sched.last_step[:k] >= k + 1)
+        coef = (eta * eta * memory).astype(self.T.dtype)
+        decay = decay.astype(self.T.dtype)
+        offsets = sched.offset[sources]
+        if self.backend == "numba":
+            _advance_numba(self.T, k, decay, coef, sources, offsets,
+                           _chunk_bounds(k - sources, 4 * numba.get_num_threads()))
+        else:
+            _advance_numpy(self.T, k, decay, coef, sources, offsets)
+        if sched.last_step[k] >= k + 1:
+            self.T[:, sched.offset[k], :] = source
 
 
-def advance(T, k: int, decay: np.ndarray, memory: np.ndarray, source: np.ndarray,
-            eta: float, backend: str) -> None:
-    """Write row k+1 of T from rows <= k (the §3.2 recursion), in place.
-
-    decay: (groups, n) = 1 - eta (lam + lam_hat_k + Delta q_k); memory: (groups, k) =
-    M_R(k, 0..k-1); source: (groups, n) = Delta q_k.
-    """
-    coef = (eta * eta * memory).astype(T.dtype)
-    decay = decay.astype(T.dtype)
-    if backend == "numba":
-        _advance_numba(T, k, decay, coef)
-    else:
-        _advance_numpy(T, k, decay, coef)
-    T[:, row_offset(k + 1) + k, :] = source
+def _advance_numpy(T, k, decay, coef, sources, offsets):
+    for j, off in zip(sources, offsets):
+        history = T[:, off:off + k - j, :]  # T_{j+1..k, j}
+        new = decay * history[:, -1, :]
+        new += np.einsum("gi,gip->gp", coef[:, j + 1:k], history[:, :-1, :])
+        T[:, off + k - j, :] = new
 
 
-def _advance_numpy(T, k, decay, coef):
-    src, dst = row_offset(k), row_offset(k + 1)
-    new = T[:, dst:dst + k, :]
-    np.multiply(decay[:, None, :], T[:, src:src + k, :], out=new)
-    for i in range(1, k):
-        off = row_offset(i)
-        new[:, :i, :] += coef[:, i, None, None] * T[:, off:off + i, :]
-
-
-def _chunk_bounds(k: int, chunks: int) -> np.ndarray:
-    """Split sources 0..k-1 into chunks of equal work (source j costs k - j)."""
-    work = np.cumsum(np.arange(k, 0, -1, dtype=float))
-    if k == 0:
+def _chunk_bounds(work: np.ndarray, chunks: int) -> np.ndarray:
+    """Split the sources into at most `chunks` consecutive chunks of about equal work."""
+    if len(work) == 0:
         return np.zeros(1, dtype=np.int64)
-    cuts = np.searchsorted(work, work[-1] * np.arange(1, chunks) / chunks)
-    return np.unique(np.concatenate([[0], cuts, [k]])).astype(np.int64)
-
-
-def _advance_numba(T, k, decay, coef):
-    _advance_chunks(T, k, decay, coef, _chunk_bounds(k, 4 * numba.get_num_threads()))
+    total = np.cumsum(work, dtype=float)
+    cuts = np.searchsorted(total, total[-1] * np.arange(1, chunks) / chunks)
+    return np.unique(np.concatenate([[0], cuts, [len(work)]])).astype(np.int64)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _advance_chunks(T, k, decay, coef, bounds):
-    """Row k+1 of T; each task owns a chunk of sources and streams rows i contiguously."""
+def _advance_numba(T, k, decay, coef, sources, offsets, bounds):
+    """T_{k+1,j} for the followed sources; a task owns a chunk of sources of one group."""
     groups, _, n = T.shape
     chunks = len(bounds) - 1
-    src, dst = k * (k - 1) // 2, (k + 1) * k // 2
     for task in numba.prange(groups * chunks):
         g, chunk = task // chunks, task % chunks
-        first, last = bounds[chunk], bounds[chunk + 1]
-        for j in range(first, last):
+        acc = np.empty(n, dtype=np.float64)
+        for s in range(bounds[chunk], bounds[chunk + 1]):
+            j, off = sources[s], offsets[s]
+            last = off + k - j - 1  # T_{k,j}
             for p in range(n):
-                T[g, dst + j, p] = decay[g, p] * T[g, src + j, p]
-        for i in range(first + 1, k):
-            c = coef[g, i]
-            off = i * (i - 1) // 2
-            for j in range(first, min(last, i)):
+                acc[p] = decay[g, p] * T[g, last, p]
+            for i in range(j + 1, k):
+                c = coef[g, i]
+                row = off + i - j - 1
                 for p in range(n):
-                    T[g, dst + j, p] += c * T[g, off + j, p]
+                    acc[p] += c * T[g, row, p]
+            for p in range(n):
+                T[g, last + 1, p] = acc[p]

@@ -19,13 +19,10 @@ import numpy as np
 from sims.problem import Problem, SelectionChain, sample_loss, sample_loss_prime, \
     sample_loss_second, correct
 from . import response, sampling
+from .history import Histories
 from .noise import NestedCholesky
 
 KERNELS = ("lam_hat", "mu", "noise", "memory")
-
-
-class DivergenceError(RuntimeError):
-    """The DMFT solution became non-finite or exploded (e.g. eta too large)."""
 
 
 class MemoryLimitError(ValueError):
@@ -49,28 +46,37 @@ def _per_group(total: int, groups: int, name: str) -> int:
     return n
 
 
-class Solver:
-    """Causal pass of §5.3 for one Problem; `advance(t_max)` extends it, `result()` reads it.
+DEFAULTS = dict(d=None, n_samples=16000, n_replicas=4, response_samples=1000,
+                response_window=16, time_step=None, seed=0, backend="numba",
+                response_dtype="float32", memory_limit="8GB")
 
-    Settings (see `dmft.solve` for the meaning): d, n_samples, n_replicas,
-    response_samples, time_step, seed, backend, response_dtype, memory_limit.
+
+class Solver:
+    """Causal pass of §5.3 for one Problem; `advance(t_max)` runs or extends it.
+
+    Settings (see `dmft.solve` for their meaning and DEFAULTS for their defaults): d,
+    n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
+    response_dtype, memory_limit.
     `kernels` (iterative method, §5.2): if given, the dynamics uses these kernels instead
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
     """
 
-    def __init__(self, problem: Problem, *, d=None, n_samples=4000, n_replicas=8,
-                 response_samples=400, time_step=None, seed=0, backend="numba",
-                 response_dtype="float32", memory_limit="8GB", kernels=None):
+    def __init__(self, problem: Problem, *, kernels=None, **settings):
+        unknown = sorted(set(settings) - set(DEFAULTS))
+        if unknown:
+            raise TypeError(f"unknown DMFT setting(s) {unknown}; allowed: {sorted(DEFAULTS)}")
+        settings = {**DEFAULTS, **settings}
+        n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
+        response_samples, backend = settings["response_samples"], settings["backend"]
         if n_replicas < 2:
             raise ValueError("n_replicas must be >= 2 (the Monte-Carlo error comes from them)")
         if backend not in ("numba", "numpy"):
             raise ValueError(f"backend = {backend!r} must be 'numba' or 'numpy'")
+        _check_window(settings["response_window"])
         self.problem = problem
-        self.grid = _grid_problem(problem, time_step)
-        self.settings = dict(d=d, n_samples=n_samples, n_replicas=n_replicas,
-                             response_samples=response_samples, time_step=time_step,
-                             seed=seed, backend=backend, response_dtype=response_dtype,
-                             memory_limit=memory_limit)
+        self.grid = _grid_problem(problem, settings["time_step"])
+        self.settings = settings
+        d, seed = settings["d"], settings["seed"]
         self.m0, self.node_weights = sampling.initial_magnetization_nodes(
             problem.model, problem.R, d)
         self.groups = len(self.m0) * n_replicas
@@ -82,6 +88,7 @@ class Solver:
         self.chain = SelectionChain.of(self.grid)
         self.given = kernels
         self.k = 0
+        self.failure = None  # (step, message) once the pass stopped at a non-finite step
         self.capacity = -1
         self.wall_time = 0.0
         self._init_samples(seed)
@@ -110,13 +117,15 @@ class Solver:
         return self._shared(self.rng.standard_normal)
 
     def memory_estimate(self, n_steps: int) -> float:
-        """Bytes held for a solve of n_steps steps (T dominates: G n_T K^2/2 itemsize)."""
+        """Bytes held for a solve of n_steps steps: response paths (§5.5), sample histories,
+        step x step matrices."""
         size, G = n_steps + 1, self.groups
-        itemsize = np.dtype(self.settings["response_dtype"]).itemsize
-        T = G * response.triangle_rows(n_steps) * self.n_response * itemsize
-        histories = 3 * G * size * self.n * 8
+        paths = response.ResponsePaths.nbytes(G, self.n_response, n_steps,
+                                              self.settings["response_window"],
+                                              self.settings["response_dtype"])
+        histories = Histories.nbytes(G, self.n, n_steps, self.settings["response_dtype"])
         square = 10 * G * size * size * 8  # kernels, Cholesky factors, result matrices
-        return T + histories + square
+        return paths + histories + square
 
     def _reserve(self, n_steps: int):
         """Grow every step-indexed array to hold steps 0..n_steps (checks memory_limit)."""
@@ -127,39 +136,51 @@ class Solver:
             raise MemoryLimitError(
                 f"the DMFT solve to {n_steps} steps needs about {need / 1e9:.2f} GB, more than "
                 f"memory_limit = {self.settings['memory_limit']!r}; raise memory_limit, or lower "
-                f"response_samples (now {self.n_response * self.settings['n_replicas']}) or "
+                f"n_samples (now {self.n * self.settings['n_replicas']} per node) or "
+                f"response_samples (now {self.n_response * self.settings['n_replicas']}), or "
                 f"use response_dtype='float32'")
         size, G, n = n_steps + 1, self.groups, self.n
-        dtype = np.dtype(self.settings["response_dtype"])
-        shapes = dict(H=(G, size, n), g_hist=(G, size, n), Z=(G, size, n), m=(size, G),
-                      lam_hat=(size, G), mu=(size, G), loss=(size, G), acc=(size, G),
-                      active=(size, G), noise=(G, size, size), memory=(G, size, size),
-                      T=(G, response.triangle_rows(n_steps), self.n_response))
+        shapes = dict(m=(size, G), lam_hat=(size, G), mu=(size, G), loss=(size, G), acc=(size, G),
+                      active=(size, G), noise=(G, size, size), memory=(G, size, size))
         for name, shape in shapes.items():
-            new = np.zeros(shape, dtype=dtype if name == "T" else float)
+            new = np.zeros(shape)
             if self.capacity >= 0:
                 old = getattr(self, name)
                 new[tuple(slice(0, s) for s in old.shape)] = old
             setattr(self, name, new)
         if self.capacity < 0:
             self.m[0] = self.m_start
-            self.Z[:, 0] = self.z_next
+            self.histories = Histories(G, n, n_steps, self.settings["response_dtype"])
+            self.histories.record(0, z=self.z_next)
             self.cholesky = NestedCholesky(G, size)
+            self.paths = response.ResponsePaths(
+                G, self.n_response, n_steps, self.settings["response_window"],
+                self.settings["response_dtype"], self.settings["backend"])
         else:
             self.cholesky.grow(size)
+            self.histories.grow(n_steps)
+            self.paths.grow(n_steps)
         self.capacity = n_steps
 
     # ---------------------------------------------------------------- the causal pass
     def advance(self, t_max: float) -> "Solver":
-        """Run the causal pass up to t_max (time of the grid, k * eta); extends a previous run."""
+        """Run the causal pass up to t_max (time of the grid, k * eta); extends a previous run.
+
+        A pass that cannot stay finite stops at the last finite step: `failure` then holds
+        (step, message), and the result has NaN after it (like scipy's solve_ivp).
+        """
         start = timer.perf_counter()
         n_steps = int(round(t_max / self.grid.eta))
+        self.target = max(getattr(self, "target", 0), n_steps)
         self._reserve(n_steps)
         for k in range(self.k, n_steps):
+            if self.failure is not None:
+                break
             self._measure(k)
             self._step(k)
-        self._measure(n_steps)
-        self.k = max(self.k, n_steps)
+        if self.failure is None:
+            self._measure(n_steps)
+            self.k = max(self.k, n_steps)
         self.wall_time += timer.perf_counter() - start
         return self
 
@@ -176,40 +197,44 @@ class Solver:
         self.loss[k] = sample_loss(p.model, self.y, r, p.L).mean(axis=1)
         self.acc[k] = correct(p.model, self.y, r, p.L).mean(axis=1)
         self.active[k] = self.s.mean(axis=1)
-        self.H[:, k] = self.h
-        self.g_hist[:, k] = self.g
+        self.histories.record(k, h=self.h, g=self.g)
         self.lam_hat[k] = ad * self.q.mean(axis=1)
         self.mu[k] = p.alpha * _pair_mean(self.g * self.u)
-        row = ad * _rows_times(self.g_hist[:, :k + 1], self.g) / self.n
+        row = ad * self.histories.gram_row(k, self.g)
         self.noise[:, k, :k + 1] = row
         self.noise[:, :k + 1, k] = row
-        self.memory[:, k, :k] = response.memory_row(self.T, k, self.q[:, self.response_index], ad)
+        self.memory[:, k, :k] = self.paths.memory_row(k, self.q[:, self.response_index], ad)
 
     def _step(self, k: int):
         """Advance h, m, T and the selection chain from step k to k+1 (§3.1, §3.2)."""
         p, eta = self.grid, self.grid.eta
         lam_hat, memory = self._used("lam_hat")[k][:, None], self._used("memory")[:, k, :k]
         factor = self.cholesky.add_row(k, self._used("noise")[:, k, :k + 1])
-        xi = _weights_times(factor, self.Z[:, :k + 1])
-        recall = _weights_times(memory, self.H[:, :k])
-        self.h = self.h - eta * ((p.lam + lam_hat) * self.h + math.sqrt(p.delta) * self.g
-                                 - eta * recall - xi)
-        self.m[k + 1] = self.m[k] - eta * (p.lam * self.m[k] + self._used("mu")[k])
+        xi, recall = self.histories.noise_and_recall(k, factor, memory)
+        h = self.h - eta * ((p.lam + lam_hat) * self.h + math.sqrt(p.delta) * self.g
+                            - eta * recall - xi)
+        m = self.m[k] - eta * (p.lam * self.m[k] + self._used("mu")[k])
+        if not self._finite(k + 1, h, m):
+            return
+        self.h, self.m[k + 1] = h, m
         q = self.q[:, self.response_index]
-        response.advance(self.T, k, 1 - eta * (p.lam + lam_hat + p.delta * q), memory,
-                         p.delta * q, eta, self.settings["backend"])
+        self.paths.advance(k, 1 - eta * (p.lam + lam_hat + p.delta * q), memory,
+                           p.delta * q, eta)
         nb = sampling.draws_per_group(self.grid.model, self.n)
         self.s = self.chain.step(self.s, self._shared(
             lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
-        self.Z[:, k + 1] = self._noise_draws()
-        self._check_finite(k + 1)
+        self.histories.record(k + 1, z=self._noise_draws())
+        self.k = k + 1
 
-    def _check_finite(self, k: int):
-        h_max = np.abs(self.h).max()
-        if not (np.isfinite(h_max) and h_max < 1e8 and np.isfinite(self.m[k]).all()):
-            raise DivergenceError(
-                f"DMFT solution diverged at t = {k * self.grid.eta:.4g} (step {k}): "
-                f"max |h| = {h_max:.3g}; lower eta (or time_step), or raise n_samples")
+    def _finite(self, k: int, h: np.ndarray, m: np.ndarray) -> bool:
+        """False (and `failure` set) if step k blew up: non-finite or |h| > 1e8."""
+        h_max = np.abs(h).max()
+        if np.isfinite(h_max) and h_max < 1e8 and np.isfinite(m).all():
+            return True
+        self.failure = (k, f"DMFT solution diverged at t = {k * self.grid.eta:.4g} (step {k}): "
+                           f"max |h| = {h_max:.3g}; lower eta (or time_step), or raise "
+                           f"n_samples / response_samples")
+        return False
 
     # ---------------------------------------------------------------- outputs
     def estimates(self) -> dict:
@@ -223,20 +248,18 @@ class Solver:
         return copy.deepcopy(self)
 
 
-def _rows_times(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """sum_n rows[g, i, n] x[g, n] for each group (BLAS gemv per group)."""
-    return np.stack([rows[g] @ x[g] for g in range(x.shape[0])])
-
-
-def _weights_times(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """sum_i weights[g, i] rows[g, i, n] for each group (BLAS gemv per group)."""
-    return np.stack([weights[g] @ rows[g] for g in range(weights.shape[0])])
-
-
 def _pair_mean(x: np.ndarray) -> np.ndarray:
     """Mean over samples summing antithetic partners first (exact Z2 cancellation, §5.1)."""
     half = x.shape[1] // 2
     return (x[:, :half] + x[:, half:]).sum(axis=1) / x.shape[1]
+
+
+def _check_window(window) -> None:
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                               or window < 2):
+        raise ValueError(f"response_window = {window!r} must be an integer >= 2 (sources "
+                         "followed per octave of time lag, docs/theory.md §5.5) or None "
+                         "(follow every source)")
 
 
 def _grid_problem(problem: Problem, time_step) -> Problem:

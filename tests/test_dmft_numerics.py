@@ -77,9 +77,28 @@ def test_classical_sgd_has_no_continuous_limit():
         dmft.solve(Problem(process="sgd", b=0.3, t_max=1), time_step=0.05)
 
 
-def test_too_large_eta_raises_divergence_error_naming_the_time():
-    with pytest.raises(dmft.DivergenceError, match=r"diverged at t = \d"):
-        dmft.solve(Problem(lam=3.0, eta=1.0, t_max=100), n_samples=400)
+def test_too_large_eta_returns_what_was_computed_and_says_when_it_diverged():
+    """§5.6: like solve_ivp, a diverging pass returns its finite part, NaN after, and why."""
+    problem = Problem(lam=3.0, eta=1.0, t_max=100)
+    ds = dmft.solve(problem, n_samples=400)
+    assert ds.attrs["status"] == "diverged"
+    failure = ds.attrs["failure_time"]
+    assert 0 < failure < 100 and f"diverged at t = {failure:.4g}" in ds.attrs["message"]
+    before, after = ds.time < failure, ds.time >= failure
+    assert np.isfinite(ds.gen_error.where(before, drop=True)).all()
+    assert np.isnan(ds.gen_error.where(after, drop=True)).all()
+    assert np.isnan(ds.correlation.sel(time=failure)).all()
+    assert ds.sizes["time"] == problem.n_steps + 1
+    # |1 - eta (lam + lam_hat)| >= 2: |h| doubles at least every step from O(1) to 1e8
+    assert failure <= 30
+
+
+def test_a_solve_that_stays_finite_says_so():
+    ds = dmft.solve(PSGD.replace(t_max=2), n_samples=400)
+    assert ds.attrs["status"] == "success" and np.isnan(ds.attrs["failure_time"])
+    it = dmft.solve(PSGD.replace(t_max=2), n_samples=400, method="iterative",
+                    max_iterations=2)
+    assert it.attrs["converged"] is False and it.attrs["iterations"] == 2
 
 
 def test_memory_limit_is_checked_before_allocating():

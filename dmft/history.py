@@ -1,0 +1,92 @@
+"""Sample histories and the O(N K) per-step sums over them (docs/theory.md §3.1, §3.2, §5.3).
+
+Each step needs three sums over the past of every sample p of a group:
+
+    M_C(k, j)     = alpha Delta E[g_k g_j]          (j <= k)    over the g history,
+    xi_k(p)       = sum_{j<=k} L(k, j) z_j(p)                   over the noise normals,
+    recall_k(p)   = sum_{j<k} M_R(k, j) h_j(p)                  over the h history.
+
+They dominate the cost at large N (O(N K^2) in all). The histories are stored with the
+time axis last (each sample's past is contiguous) and each sum is one numba pass over
+them. The sample axis is cut into fixed chunks whose partial sums are added in order,
+so the numbers do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+CHUNK = 256  # samples per partial sum of E[g_k g_j]
+
+
+class Histories:
+    """h, g and z of every sample of every group, steps 0..capacity."""
+
+    NAMES = ("h", "g", "z")
+
+    def __init__(self, groups: int, n: int, capacity: int, dtype="float64"):
+        self.dtype = np.dtype(dtype)
+        for name in self.NAMES:
+            setattr(self, name, np.zeros((groups, n, capacity + 1), dtype=self.dtype))
+
+    @staticmethod
+    def nbytes(groups: int, n: int, capacity: int, dtype="float64") -> int:
+        return 3 * groups * n * (capacity + 1) * np.dtype(dtype).itemsize
+
+    def grow(self, capacity: int) -> None:
+        for name in self.NAMES:
+            old = getattr(self, name)
+            new = np.zeros(old.shape[:2] + (capacity + 1,), dtype=self.dtype)
+            new[:, :, :old.shape[2]] = old
+            setattr(self, name, new)
+
+    def record(self, k: int, **values) -> None:
+        """Store step k of the named histories (arrays of shape (groups, n))."""
+        for name, value in values.items():
+            getattr(self, name)[:, :, k] = value
+
+    def gram_row(self, k: int, g: np.ndarray) -> np.ndarray:
+        """sum_p g_j(p) g(p) / n for j = 0..k, shape (groups, k+1)."""
+        n = g.shape[1]
+        partial = _gram_partials(self.g, np.ascontiguousarray(g), k)
+        return partial.sum(axis=1) / n
+
+    def noise_and_recall(self, k: int, factor: np.ndarray, memory: np.ndarray):
+        """xi_k = sum_{j<=k} L(k,j) z_j and recall_k = sum_{j<k} M_R(k,j) h_j, (groups, n)."""
+        return _noise_and_recall(self.z, self.h, np.ascontiguousarray(factor),
+                                 np.ascontiguousarray(memory), k)
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _gram_partials(history, g, k):
+    groups, n, _ = history.shape
+    chunks = (n + CHUNK - 1) // CHUNK
+    out = np.zeros((groups, chunks, k + 1))
+    for task in numba.prange(groups * chunks):
+        grp, chunk = task // chunks, task % chunks
+        for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            x = g[grp, p]
+            if x == 0.0:
+                continue
+            for j in range(k + 1):
+                out[grp, chunk, j] += x * history[grp, p, j]
+    return out
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _noise_and_recall(z, h, factor, memory, k):
+    groups, n, _ = z.shape
+    xi = np.empty((groups, n))
+    recall = np.empty((groups, n))
+    for task in numba.prange(groups * n):
+        grp, p = task // n, task % n
+        a = 0.0
+        for j in range(k + 1):
+            a += factor[grp, j] * z[grp, p, j]
+        b = 0.0
+        for j in range(k):
+            b += memory[grp, j] * h[grp, p, j]
+        xi[grp, p] = a
+        recall[grp, p] = b
+    return xi, recall
