@@ -163,3 +163,17 @@ def test_command_line_takes_the_section_and_reports_bad_ones_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: experiment 'esmap', field 'analysis.kind': 'maps'")
     assert "Traceback" not in err
+
+
+def test_gallery_shows_each_figure_small_with_its_sizes_and_agreement(results, tmp_path):
+    from PIL import Image
+
+    from analysis.gallery import write_gallery
+    make("curves", str(results))
+    page = open(write_gallery(str(results), str(tmp_path), ["curves"])).read()
+    assert "![curves](gallery/curves.png)" in page
+    assert "* Simulations: d = [40], 3 seeds" in page and "* Grid: b ∈ [1.0, 0.3]" in page
+    table = pd.read_csv(results / "tables" / "curves_agreement.csv")
+    assert f"max |ε_DMFT − ε_sims| = {table.max_abs_diff.max():.3g}" in page
+    assert f"max |z| = {table.max_abs_z.max():.2g}" in page
+    assert Image.open(tmp_path / "gallery" / "curves.png").width <= 1000

@@ -1,0 +1,101 @@
+"""The gallery page: every figure of a run, small, with its parameters and agreement.
+
+    python -m analysis.gallery results --out docs           # after `snakemake`
+
+writes <out>/gallery/<experiment>.png (at most 1000 px wide) and <out>/gallery.md: per
+experiment its title, the figure, the Problem parameters, the grid, the simulations' d and
+seeds, the DMFT settings (from the store's `config` attribute) and one line of measured
+agreement (from results/tables/<experiment>_agreement.csv, analysis.agreement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pandas as pd
+from PIL import Image
+
+from .data import experiment_config, load_experiment
+from .spec import analysis_section
+
+WIDTH = 1000
+
+
+def agreement_line(table: pd.DataFrame, z_max: float = 3.0) -> str:
+    """One line: the largest difference and |z| over the curves, and which disagree."""
+    if table.empty:
+        return "Agreement: not measured (one solver only)."
+    worst = table.loc[table.max_abs_z.idxmax()] if table.max_abs_z.notna().any() else None
+    line = (f"Agreement over {len(table)} curves: max |ε_DMFT − ε_sims| = "
+            f"{table.max_abs_diff.max():.3g}")
+    if worst is not None:
+        line += f", max |z| = {worst.max_abs_z:.2g} (t = {worst.time_max_abs_z:.3g})"
+    bad = int((table.max_abs_z > z_max).sum())
+    return line + (f"; {bad} curve(s) beyond {z_max:g}σ." if bad else
+                   f"; all within {z_max:g}σ.")
+
+
+def describe(config: dict) -> list[str]:
+    """Parameter lines of an experiment from its stored config (ExperimentSpec.to_dict)."""
+    lines = ["Problem: " + ", ".join(f"{k} = {v}" for k, v in config.get("problem", {}).items())]
+    if config.get("grid"):
+        lines.append("Grid: " + "; ".join(f"{k} ∈ {v}" for k, v in config["grid"].items()))
+    if config.get("cases"):
+        lines.append("Cases: " + "; ".join(f"{k}: {v}" for k, v in config["cases"].items()))
+    sims = config.get("sims")
+    if sims:
+        lines.append(f"Simulations: d = {sims.get('d')}, {sims.get('seeds')} seeds")
+    dmft = config.get("dmft")
+    if dmft:
+        lines.append(f"DMFT: {json.dumps(dmft.get('settings', dmft))}"
+                     + (f", initial magnetization at d = {dmft['d']}" if dmft.get("d") else ""))
+    return lines
+
+
+def write_gallery(results: str, out: str, experiments: list[str] | None = None,
+                  sections: dict | None = None) -> str:
+    """Write <out>/gallery.md and the small PNGs; returns the page's path."""
+    experiments = experiments or sorted(
+        f[:-4] for f in os.listdir(os.path.join(results, "figures")) if f.endswith(".png"))
+    os.makedirs(os.path.join(out, "gallery"), exist_ok=True)
+    page = ["# Gallery", "",
+            f"Every figure of the run in `{results}` (regenerate: "
+            "`python -m analysis.gallery <results> --out docs`).", ""]
+    for name in experiments:
+        stores = load_experiment(results, name)
+        config = experiment_config(next(iter(stores.values()))) if stores else {}
+        spec = analysis_section(name, (sections or {}).get(name))
+        image = Image.open(os.path.join(results, "figures", f"{name}.png"))
+        image.thumbnail((WIDTH, WIDTH * 4))
+        image = image.convert("RGB").quantize(colors=128)  # a palette PNG: a few 100 kB less
+        image.save(os.path.join(out, "gallery", f"{name}.png"), optimize=True)
+        page += [f"## {name}" + (f": {spec['title']}" if spec["title"] else ""), "",
+                 f"![{name}](gallery/{name}.png)", ""]
+        page += [f"* {line}" for line in describe(config)]
+        table = os.path.join(results, "tables", f"{name}_agreement.csv")
+        if os.path.exists(table):
+            page.append(f"* {agreement_line(pd.read_csv(table), spec['z_max'])}")
+        text = os.path.join(results, "tables", f"{name}.txt")
+        if os.path.exists(text):
+            page.append(f"* {open(text).read().strip()}")
+        page.append("")
+    path = os.path.join(out, "gallery.md")
+    with open(path, "w") as fh:
+        fh.write("\n".join(page))
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m analysis.gallery", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", help="results directory of a pipeline run")
+    parser.add_argument("--out", default="docs", help="where gallery.md and gallery/ go")
+    parser.add_argument("experiments", nargs="*", help="default: every figure in results")
+    args = parser.parse_args(argv)
+    print(write_gallery(args.results, args.out, args.experiments or None))
+
+
+if __name__ == "__main__":
+    main()
