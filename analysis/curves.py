@@ -191,13 +191,13 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
 
 
 def log_time_axis(ax, minor_labels: bool = True) -> None:
-    """Log x axis labelled with plain numbers (0.5, 1, 10); over less than 1.5 decades of
+    """Log x axis labelled with plain numbers (0.5, 1, 10); over at most 2 decades of
     data the minor ticks at 2 and 5 are labelled too."""
     ax.set_xscale("log")
     plain = FuncFormatter(lambda x, _: f"{x:g}")
     ax.xaxis.set_major_formatter(plain)
     lo, hi = ax.dataLim.intervalx
-    short = minor_labels and lo > 0 and np.isfinite(hi / lo) and hi / lo < 10 ** 1.5
+    short = minor_labels and lo > 0 and np.isfinite(hi / lo) and hi / lo <= 100
     ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5) if short else "auto"))
     ax.xaxis.set_minor_formatter(plain if short else NullFormatter())
 

@@ -79,13 +79,19 @@ def _extrapolation_axes(ax, s, rows, var, has_dmft) -> None:
 
 
 def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str = "",
-                var: str = "gen_error"):
-    """Left: learning curves at every d with the threshold; right: escape time vs d."""
+                var: str = "gen_error", note: str = ""):
+    """Left: learning curves at every d with the threshold; right: escape time vs d; below,
+    the statement; note: curves where simulations and DMFT differ beyond z_max (on the left
+    panel)."""
     with style():
         fig = new_figure(figsize=(13, 6.2))
         grid = fig.add_gridspec(2, 2, height_ratios=[5, 0.8])
         ax0, ax1 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
         _curves_axes(ax0, sims, dmft, threshold, var)
+        if note:
+            ax0.text(0.98, 0.98, note, transform=ax0.transAxes, ha="right", va="top",
+                     fontsize=7.5, color="darkred",
+                     bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
         _escape_axes(ax1, sims, table, threshold, var)
         box = fig.add_subplot(grid[1, :])
         box.axis("off")

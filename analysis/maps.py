@@ -140,8 +140,9 @@ def heatmap(ax, es: xr.Dataset, name: str, x: str, y: str | None, cmap, divergin
     return im
 
 
-def plot_maps(maps: dict, spec: dict, title: str = ""):
-    """The figure of early_stopping_maps(); spec: the experiment's `analysis:` section."""
+def plot_maps(maps: dict, spec: dict, title: str = "", note: str = ""):
+    """The figure of early_stopping_maps(); spec: the experiment's `analysis:` section;
+    note: a line on simulations against DMFT (analysis.agreement.disagreement_note)."""
     x, y, extra = _axes_of(next(iter(maps.values())), spec)
     rows = [(key, point, select(es, point)) for key, es in maps.items()
             for point in iter_points(es, extra)]
@@ -159,6 +160,8 @@ def plot_maps(maps: dict, spec: dict, title: str = ""):
                              f"{' (' + where + ')' if where else ''}: {label}"
                              + (" difference" if diverging else ""), fontsize=9)
         fig.suptitle(f"{title}\n{_marks_legend(maps)}", fontsize=10)
+        if note:
+            fig.supxlabel(note.replace("\n", "; "), fontsize=8, color="darkred")
     return fig
 
 

@@ -14,7 +14,7 @@ import os
 
 import pandas as pd
 
-from .agreement import agreement_table
+from .agreement import agreement_table, disagreement_note
 from .data import load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_table,
@@ -69,9 +69,13 @@ def make(experiment: str, results: str = "results", section: dict | None = None,
     var = spec["observable"]
     os.makedirs(os.path.dirname(out["table"]) or ".", exist_ok=True)
     paths = MAKERS[spec["kind"]](experiment, sims, dmft, spec, out)
-    loaded = [load(ds, [var]) for ds in (sims, dmft)]
-    paths.append(write_table(agreement_table(*loaded, var, spec["z_max"]), out["agreement"]))
+    paths.append(write_table(_agreement(sims, dmft, spec), out["agreement"]))
     return paths
+
+
+def _agreement(sims, dmft, spec) -> pd.DataFrame:
+    var = spec["observable"]
+    return agreement_table(load(sims, [var]), load(dmft, [var]), var, spec["z_max"])
 
 
 def _curves(experiment, sims, dmft, spec, out) -> list[str]:
@@ -89,7 +93,8 @@ def _curves(experiment, sims, dmft, spec, out) -> list[str]:
 
 def _map(experiment, sims, dmft, spec, out) -> list[str]:
     maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"])
-    fig = plot_maps(maps, spec, title=spec["title"] or experiment)
+    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"])
+    fig = plot_maps(maps, spec, title=spec["title"] or experiment, note=note)
     return save(fig, out["figure"]) + [write_table(map_table(maps), out["table"])]
 
 
@@ -113,8 +118,9 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     statement = agreement_statement(table, spec["z_max"])
     with open(out["text"], "w") as fh:
         fh.write(statement + "\n")
+    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"])
     fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
-                      title=title, var=var)
+                      title=title, var=var, note=note)
     return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]
 
 

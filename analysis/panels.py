@@ -16,6 +16,7 @@ from .curves import (d_handles, draw_curves, draw_reference, failed_handle, fixe
                      short_name)
 from .data import curve_dims
 from .spec import check_analysis
+from .status import NOT_COMPUTED, status
 from .style import new_figure, style
 
 INSET_CANDIDATES = [(0.57, 0.58, 0.4, 0.36), (0.57, 0.06, 0.4, 0.36), (0.08, 0.06, 0.4, 0.36),
@@ -63,8 +64,16 @@ def load(ds: xr.Dataset | None, names) -> xr.Dataset | None:
     return ds[list(dict.fromkeys(keep))].load() if keep else None
 
 
+def missing_note(*stores) -> str:
+    """'incomplete: k of n runs not computed yet' over the stores (empty if complete)."""
+    counts = [(int((status(ds) == NOT_COMPUTED).sum()), int(status(ds).size))
+              for ds in stores if ds is not None]
+    missing, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return f"incomplete: {missing} of {total} runs not computed yet" if missing else ""
+
+
 def _legend_title(sims, dmft, var, drawn) -> str:
-    parts = []
+    parts = [note for note in [missing_note(sims, dmft)] if note]
     if dmft is not None and var in dmft:
         parts.append("lines: DMFT" + (" (lighter: smaller d)" if len(drawn.d_values) > 1
                                       and "d" in dmft.dims else ""))
