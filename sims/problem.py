@@ -126,7 +126,7 @@ def _floats(values, whole) -> tuple[float, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """One training problem: Gaussian-mixture data, logistic loss, ridge, training process.
+    """One training problem: Gaussian-mixture data, loss, ridge, training process, momentum.
 
     Fields (docs/theory.md §1):
         model: "two_cluster" (linear activation) or "three_cluster" (door activation).
