@@ -135,6 +135,7 @@ def test_snakemake_lint_passes(tmp_path):
     """`snakemake --lint` of the whole workflow (every .smk, analysis included) is clean."""
     result = snakemake(tmp_path, "--lint", "--configfile", ROOT / "config" / "quick.yaml")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert not (tmp_path / "results").exists()  # nor does --lint
 
 
 def test_paper_config_dry_run_lists_one_job_per_store(tmp_path):
@@ -147,4 +148,6 @@ def test_paper_config_dry_run_lists_one_job_per_store(tmp_path):
     n_dmft = sum(s.dmft is not None for s in specs.values())
     table = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
              if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert table.get("simulate") == n_sims and table.get("dmft") == n_dmft, out[-2000:]
+    assert table.get("store") == n_sims + n_dmft, out[-2000:]  # one rule, {solver} wildcard
+    assert table.get("spec") == n_sims + n_dmft
+    assert not (tmp_path / "results").exists()  # a dry run writes no spec file

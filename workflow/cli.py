@@ -72,7 +72,7 @@ def _check(args) -> int:
               f"dmft={'yes' if spec.dmft else 'no'}")
         for index, fields in spec.points():
             for message in checked_problem(fields)[1]:
-                print(f"  warning at point {index}: {message}")
+                print(f"  warning at {spec.describe(index)}: {message}")
     return 0
 
 

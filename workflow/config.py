@@ -146,7 +146,7 @@ def _as_list(d):
 
 
 def stable_hash(obj, n_bytes: int = 8) -> int:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:n_bytes], "big")
 
 
@@ -191,6 +191,14 @@ class ExperimentSpec:
                 fields = {**self.problem, **overrides}
                 fields.update({name: values[i] for (name, values), i in zip(axes, gi)})
                 yield ((ci,) if self.cases else ()) + gi, fields
+
+    def describe(self, index) -> str:
+        """A grid point in words, e.g. "case 'gd', grid lam=0.1"."""
+        index, parts = list(index), []
+        if self.cases:
+            parts.append(f"case '{list(self.cases)[index.pop(0)]}'")
+        parts += [f"grid {axis}={values[i]!r}" for (axis, values), i in zip(self.grid.items(), index)]
+        return ", ".join(parts) or "base problem"
 
     def solver_spec(self, solver: str) -> dict:
         """What determines the results of `solver`: the content of its spec file."""
@@ -346,7 +354,7 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         try:
             problem, _ = checked_problem(fields)
         except (TypeError, ValueError) as err:
-            point = _describe(spec, index)
+            point = spec.describe(index)
             raise ConfigError(f"{where}, {point}: {err}") from None
         models.add(problem.model)
         if sims is not None:
@@ -367,15 +375,6 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         check_dmft_settings(where, dmft)
         spec.dmft = {"d": d, "settings": dmft}
     return spec
-
-
-def _describe(spec: ExperimentSpec, index) -> str:
-    parts = []
-    index = list(index)
-    if spec.cases:
-        parts.append(f"case '{list(spec.cases)[index.pop(0)]}'")
-    parts += [f"grid {axis}={values[i]!r}" for (axis, values), i in zip(spec.grid.items(), index)]
-    return ", ".join(parts) or "base problem"
 
 
 def load_config(config: dict) -> dict[str, ExperimentSpec]:

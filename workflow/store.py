@@ -153,7 +153,7 @@ class Layout:
         """Problem fields shared by every point ('none' for None), and the run's identity."""
         attrs = {}
         for field in PROBLEM_FIELDS:
-            values = {json.dumps(getattr(p, field)) for p in self.problems.values()}
+            values = {json.dumps(getattr(p, field), default=str) for p in self.problems.values()}
             if len(values) == 1:
                 value = getattr(next(iter(self.problems.values())), field)
                 attrs[field] = "none" if value is None else value
@@ -220,16 +220,13 @@ class Layout:
 
     # ------------------------------------------------------------------- identities
     def describe(self, index, d=None, seeds=None) -> str:
-        """A grid point in words: 'case 'gd', lam=0.1, d=200, seeds [0, 1]'."""
-        spec, index, parts = self.spec, list(index), []
-        if spec.cases:
-            parts.append(f"case '{list(spec.cases)[index.pop(0)]}'")
-        parts += [f"{axis}={values[i]!r}" for (axis, values), i in zip(spec.grid.items(), index)]
+        """A run in words: "case 'gd', grid lam=0.1, d=200, seeds [0, 1]"."""
+        parts = [self.spec.describe(index)]
         if d is not None:
             parts.append(f"d={d}")
         if seeds:
             parts.append(f"seeds {list(seeds)}")
-        return ", ".join(parts) or "base problem"
+        return ", ".join(parts)
 
     def run_identity(self, index, d, seed) -> int:
         """What determines the numbers of one run (point, d, seed): the Problem, the solver

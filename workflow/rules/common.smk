@@ -2,6 +2,7 @@
 # the store targets. A spec file results/<experiment>/.spec/<solver>-<hash>.json holds what
 # determines that store; its name carries its content hash, so it is written (by rule spec)
 # only when the content changes, and never on a dry run, --lint or --report.
+import functools
 import json
 import os
 import sys
@@ -15,8 +16,9 @@ try:  # --configfile replaces the default; --config key=value overrides on top
     _config = resolve_config(workflow.config_settings.configfiles,
                              workflow.config_settings.config,
                              default=os.path.join(workflow.basedir, "config", "quick.yaml"))
-    if str(_config.get("analysis", "")).lower() in ("false", "no", "0"):
-        _config["analysis"] = False  # --config analysis=false arrives as a string
+    for _key in ("analysis", "retry_failed"):  # --config key=false arrives as a string
+        if str(_config.get(_key)).lower() in ("true", "false"):
+            _config[_key] = str(_config[_key]).lower() == "true"
     EXPERIMENTS = load_config(_config)
 except ConfigError as err:  # a user error: the message, no traceback
     print(f"config error: {err}", file=sys.stderr)
@@ -27,7 +29,7 @@ config.update(_config)
 RESULTS = "results"
 DASK = json.dumps(config.get("dask", {}))
 SCHEDULER = str(config.get("dask_scheduler", "") or "default")
-RETRY_FAILED = str(config.get("retry_failed", False)).lower() == "true"
+RETRY_FAILED = config.get("retry_failed", False) is True
 SPECS = {(name, solver): (f"{stable_hash(spec_text(spec, solver)):016x}", spec_text(spec, solver))
          for name, spec in EXPERIMENTS.items() for solver in ("sims", "dmft")
          if getattr(spec, solver) is not None}
@@ -67,6 +69,7 @@ def retry_flag(experiment, solver):
     return "--retry-failed" if json.loads(done.read_text()).get("failed_runs") else ""
 
 
+@functools.cache
 def plan_of(experiment, solver):
     """Snakemake resources of one store job, from the cost model (workflow/plan.py)."""
     return plan_store(EXPERIMENTS[experiment], solver, config.get("dask", {}), workflow.cores)
@@ -92,41 +95,4 @@ def analysis_targets_or_none():
 
 
 # ------------------------------------------------------------------ analysis (analysis.smk)
-PAPER_PANELS = [f"fig{i}_{side}" for i in (1, 2, 3, 4) for side in ("left", "right")]
-ES_MAPS = ["esmap_psgd_two", "esmap_sgd_two", "esmap_sgd_three"]
-FSS = ["fss_two", "fss_three"]
 REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
-
-
-def _analysis_settings(config):
-    settings = config.get("analysis", True)
-    return settings if isinstance(settings, dict) else {}
-
-
-def analysis_targets(config):
-    """Every file the analysis produces for the experiments of `config` (for `rule all`)."""
-    names = list(config.get("experiments", {}))
-    out = []
-    for name in names:
-        if name in PAPER_PANELS or name in ES_MAPS or name in FSS:
-            out += [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
-        if name in ES_MAPS or name in FSS:
-            out.append(f"{RESULTS}/tables/{name}.csv")
-    return out
-
-
-def _caption(name):
-    """Text of workflow/report/<name>.rst (rendered into the report by figure.rst)."""
-    path = os.path.join(REPORT_DIR, f"{name}.rst")
-    return open(path).read() if os.path.exists(path) else name
-
-
-def _statement(wc):
-    """fss_three: the simulations-vs-DMFT verdict written by the analysis (if made yet)."""
-    path = f"{RESULTS}/tables/{wc.experiment}.txt"
-    return open(path).read().strip() if os.path.exists(path) else ""
-
-
-def results_dir(wildcards, output):
-    """The results directory, from an output <results>/figures/<experiment>.png."""
-    return os.path.dirname(os.path.dirname(output.png))

@@ -1,0 +1,119 @@
+"""The Snakefile as a user runs it: --configfile replaces the default, config errors
+without traceback, failed points end the job non-zero and are retried only when asked,
+`dask: {scheduler: sync}`, and the cost plan behind the rule's resources."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conftest import ROOT, snakemake, tiny_config, write_config
+from workflow.cli import main as cli_main
+from workflow.config import load_config, read_yaml
+from workflow.plan import COST, plan_store
+from workflow.store import DIVERGED, OK, open_store, task_records
+
+
+def _one_experiment_config() -> dict:
+    config = tiny_config()
+    config["experiments"] = {"three": config["experiments"]["three"]}
+    config["dask"] = {"progress_interval": 1}
+    return config
+
+
+def test_configfile_replaces_the_default_config(tmp_path):
+    path = write_config(tmp_path / "one.yaml", _one_experiment_config())
+    result = snakemake(tmp_path, "-n", "--configfile", path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    table = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+             if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert table.get("store") == 2 and "fig1_left" not in out  # nothing from quick.yaml
+    assert not (tmp_path / "results").exists()
+
+
+def test_config_errors_name_the_field_without_traceback(tmp_path, capsys):
+    cases = {
+        "experiments: {}\n": "field 'experiments'",
+        "experiments:\n  a: {problem: {}, dmft: {}}\n  a: {problem: {}, dmft: {}}\n":
+            "line 3: key 'a' is given twice (first on line 2)",
+        "experiments:\n  a: {problem: {}, dmft: {n_samples: -5, method: bogus}}\n":
+            "experiment 'a', field 'dmft.n_samples': -5 is not allowed: n_samples must be an "
+            "integer >= 1",
+        "experiments:\n  a: {problem: {}, dmft: {}, grid: {lam: {start: -1, stop: 1, "
+        "num: 3, log: true}}}\n": "experiment 'a', field 'grid.lam'",
+    }
+    for i, (text, words) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(text)
+        assert cli_main(["check", str(path)]) == 1  # an exception would propagate here
+        assert words in capsys.readouterr().err, text
+    result = snakemake(tmp_path, "-n", "--configfile", tmp_path / "bad1.yaml")
+    assert result.returncode == 1 and "given twice" in result.stderr
+    assert "Traceback" not in result.stderr and "File \"" not in result.stderr
+
+
+def test_failed_points_fail_the_job_then_are_kept_then_retried_on_request(tmp_path):
+    """Run 1 stores the diverging point as failed and exits non-zero naming it; run 2
+    accepts the stored failure and completes; retry_failed=true computes it again.
+    `dask: {scheduler: sync}` runs the tasks in the job's own process."""
+    config = tiny_config()
+    experiment = config["experiments"]["two"]
+    del experiment["dmft"]
+    experiment["problem"].update(eta=1.0, t_max=80)
+    experiment["cases"] = {"gd": {"process": "gd", "b": 1}}
+    experiment["grid"] = {"lam": [0.1, 3.0]}
+    experiment["sims"] = {"d": [40], "seeds": 2, "seeds_per_task": 2}
+    config["experiments"] = {"two": experiment}
+    config["dask"] = {"scheduler": "sync", "progress_interval": 1}
+    path = write_config(tmp_path / "div.yaml", config)
+    first = snakemake(tmp_path, "--configfile", path, "--cores", "1")
+    log = (tmp_path / "logs" / "two" / "sims.log").read_text()
+    assert first.returncode != 0
+    assert "case 'gd', grid lam=3.0, d=40, seeds [0, 1]: diverged" in log, log[-2000:]
+    assert "retry_failed=true" in log and "Traceback" not in log
+    store_path = tmp_path / "results" / "two" / "sims.zarr"
+    assert len({r["pid"] for r in task_records(store_path)}) == 1  # scheduler sync
+    store = open_store(store_path).load().sel(case="gd", d=40)
+    assert (store.status.sel(lam=0.1) == OK).all() and (store.status.sel(lam=3.0) == DIVERGED).all()
+    assert store.status.attrs["flag_meanings"] == "not_computed ok diverged error"
+    failed = store.sel(lam=3.0)
+    assert np.isfinite(failed.failure_time).all() and np.isnan(store.failure_time.sel(lam=0.1)).all()
+    assert np.isnan(failed.gen_error.where(failed.time > failed.failure_time.max(), drop=True)).all()
+    assert np.isfinite(store.gen_error.sel(lam=0.1)).all()  # the rest of the sweep is there
+    reasons = [f["reason"] for r in task_records(store_path) for f in r["failures"]]
+    assert len(reasons) == 2 and all("diverged" in r for r in reasons)
+
+    second = snakemake(tmp_path, "--configfile", path, "--cores", "1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    done = json.loads((tmp_path / "results" / "two" / "sims.done.json").read_text())
+    assert done["failed_runs"] == 2 and done["ran"] == 0
+
+    third = snakemake(tmp_path, "--configfile", path, "--cores", "1", "--config",
+                      "retry_failed=true")
+    log = (tmp_path / "logs" / "two" / "sims.log").read_text()
+    assert third.returncode != 0 and "retrying 2 failed runs" in log, log[-2000:]
+    assert "1 already done, 1 to run" in log  # only the failed point
+
+
+def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, capsys):
+    """Sims cost ~ d^2 per task; the plan CLI covers every store; dry run shows resources."""
+    config = _one_experiment_config()
+    small = load_config(config)["three"]
+    config["experiments"]["three"]["sims"]["d"] = [100]
+    big = load_config(config)["three"]
+    a, b = plan_store(small, "sims", {}, 1), plan_store(big, "sims", {}, 1)
+    assert a["tasks"] == b["tasks"] == 2  # two seed batches
+    work = [p["cpu_total_s"] - p["tasks"] * COST["SIMS_OVERHEAD_S"] for p in (a, b)]
+    assert abs(work[1] / work[0] - (100 / 50) ** 2) < 1e-9
+    assert cli_main(["plan", str(ROOT / "config" / "paper.yaml"), "--cores", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, spec in load_config(read_yaml(ROOT / "config" / "paper.yaml")).items():
+        for solver in ("sims", "dmft"):
+            if getattr(spec, solver) is not None:
+                assert any(line.split()[:2] == [name, solver] for line in lines), (name, solver)
+    path = write_config(tmp_path / "one.yaml", _one_experiment_config())
+    dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
+    plan = plan_store(load_config(read_yaml(path))["three"], "sims", {"progress_interval": 1}, 2)
+    assert f"mem_mb={plan['mem_mb']}" in dry.stdout + dry.stderr
