@@ -5,10 +5,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sims
 
 from conftest import ROOT, snakemake, tiny_config, write_config
-from workflow.config import (ConfigError, experiment_entropy, load_config, read_yaml,
-                             spec_text, write_if_changed)
+from workflow.config import (ConfigError, checked_problem, experiment_entropy, load_config,
+                             read_yaml, spec_text, stable_hash)
 from workflow.store import Layout
 
 PAPER_EXPERIMENTS = {"fig1_left", "fig1_right", "fig2_left", "fig2_right", "fig3_left",
@@ -54,17 +58,16 @@ def test_entropy_is_a_stable_function_of_name_and_seed():
     assert experiment_entropy("fig1_left", 1) == 1881944305822383294  # never changes
 
 
-def test_editing_one_experiment_changes_only_its_spec_files(tmp_path):
+def test_editing_one_experiment_changes_only_its_spec_files():
+    """The spec files are named by the hash of their text (workflow/rules/common.smk)."""
+    def hashes(config):
+        return {(name, solver): stable_hash(spec_text(spec, solver))
+                for name, spec in load_config(config).items() for solver in ("sims", "dmft")}
     config = tiny_config()
-    specs = load_config(config)
-    for name, spec in specs.items():
-        for solver in ("sims", "dmft"):
-            assert write_if_changed(tmp_path / name / solver, spec_text(spec, solver))
+    before = hashes(config)
     config["experiments"]["two"]["dmft"]["n_samples"] = 400
-    changed = {(name, solver) for name, spec in load_config(config).items()
-               for solver in ("sims", "dmft")
-               if write_if_changed(tmp_path / name / solver, spec_text(spec, solver))}
-    assert changed == {("two", "dmft")}
+    after = hashes(config)
+    assert {key for key in before if before[key] != after[key]} == {("two", "dmft")}
 
 
 def _bad(mutate):
@@ -120,3 +123,110 @@ def test_config_is_not_mutated_by_loading():
     before = copy.deepcopy(config)
     load_config(config)
     assert config == before
+
+
+# ------------------------------------------------------------------ property-based checks
+PROPERTY = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def valid_experiments(draw) -> dict:
+    eta = draw(st.sampled_from([0.05, 0.1, 0.2, 0.5]))
+    process = draw(st.sampled_from(["gd", "sgd", "persistent"]))
+    problem = {"model": "two_cluster", "alpha": draw(st.floats(0.5, 4)),
+               "delta": draw(st.floats(0.05, 2)), "lam": draw(st.floats(0, 1)),
+               "R": draw(st.floats(0, 2)), "eta": eta, "process": process,
+               "t_max": eta * draw(st.integers(1, 50))}
+    if process != "gd":
+        problem["b"] = draw(st.floats(0.05, 1))
+    if process == "persistent":
+        problem["tau"] = eta * draw(st.floats(1, 20))
+    experiment = {"problem": problem,
+                  "sims": {"d": draw(st.lists(st.integers(20, 500), min_size=1, max_size=3,
+                                              unique=True)),
+                           "seeds": draw(st.integers(1, 8)),
+                           "seeds_per_task": draw(st.integers(1, 4))},
+                  "dmft": {"method": draw(st.sampled_from(["causal", "iterative"])),
+                           "n_samples": draw(st.integers(1, 10**5)),
+                           "n_replicas": draw(st.integers(1, 16)),
+                           "response_samples": draw(st.none() | st.integers(1, 1000)),
+                           "backend": draw(st.sampled_from(["numba", "numpy"])),
+                           "memory_limit": draw(st.sampled_from(["8GB", "500 MB", 10**9]))}}
+    if draw(st.booleans()):
+        experiment["grid"] = {"lam": draw(st.lists(st.floats(0, 3), min_size=1, max_size=4,
+                                                   unique=True))}
+    return {"seed": draw(st.integers(0, 2**31)), "experiments": {"e": experiment},
+            "dask": {"n_workers": draw(st.integers(1, 64)),
+                     "scheduler": draw(st.sampled_from(["local", "sync", "slurm",
+                                                        "tcp://127.0.0.1:8786"]))}}
+
+
+@PROPERTY
+@given(valid_experiments())
+def test_random_valid_configs_pass(config):
+    specs = load_config(config)
+    assert set(specs) == {"e"}
+
+
+# field path -> bad values (each one alone makes the config invalid)
+BAD_VALUES = {
+    ("problem", "alpha"): [0, -1.5, "two", None, True, [1]],
+    ("problem", "eta"): [0, -0.1, "x", None],
+    ("problem", "lam"): [-0.5, "none"],
+    ("problem", "process"): ["adam", 1],
+    ("problem", "gamma"): [1],
+    ("sims", "seeds"): [0, -3, 1.5, "many", None],
+    ("sims", "d"): [0, [], [10, 10], "big", [-5]],
+    ("sims", "dtype"): ["float16", 64],
+    ("dmft", "n_samples"): [0, -5, 2.5, "many", True],
+    ("dmft", "method"): ["bogus", 3, None],
+    ("dmft", "n_replicas"): [0, 1.5],
+    ("dmft", "backend"): ["cuda"],
+    ("dmft", "memory_limit"): ["lots", -1, 0],
+    ("dmft", "damping"): [0, 1.5],
+    ("dmft", "n_sample"): [100],
+    ("dask", "n_workers"): [0, -2, "all"],
+    ("dask", "scheduler"): ["nonsense", 5],
+    ("dask", "threads"): [2],
+    ("grid", "lam"): [[], [0.1, 0.1], {"start": -1, "stop": 1, "num": 3, "log": True}],
+}
+
+
+@PROPERTY
+@given(valid_experiments(), st.sampled_from(sorted(BAD_VALUES)), st.data())
+def test_random_bad_configs_give_an_error_naming_the_field(config, path, data):
+    value = data.draw(st.sampled_from(BAD_VALUES[path]))
+    section, field = path
+    if section == "dask":
+        config["dask"][field] = value
+    else:
+        config["experiments"]["e"].setdefault(section, {})[field] = value
+    with pytest.raises(ConfigError) as err:  # never another exception
+        load_config(config)
+    assert field in str(err.value), (path, value, str(err.value))
+    if section != "dask":
+        assert "experiment 'e'" in str(err.value)
+
+
+PROBLEM_VALUES = st.fixed_dictionaries({}, optional={
+    "model": st.sampled_from(["two_cluster", "three_cluster", "four", 3]),
+    "alpha": st.one_of(st.floats(allow_nan=True), st.integers(-3, 3), st.text(max_size=2)),
+    "delta": st.floats(-1, 2), "L": st.none() | st.floats(-1, 2),
+    "lam": st.floats(-1, 2), "R": st.floats(-1, 2),
+    "eta": st.sampled_from([0.0, -0.1, 0.1, 0.2, float("inf")]),
+    "process": st.sampled_from(["gd", "sgd", "persistent", "adam"]),
+    "b": st.floats(-0.5, 1.5), "tau": st.none() | st.floats(-1, 5),
+    "t_max": st.floats(-1, 10)})
+
+
+@PROPERTY
+@given(PROBLEM_VALUES)
+def test_problem_validation_names_the_field_or_accepts(fields):
+    try:
+        problem, _ = checked_problem(fields)
+    except ValueError as err:
+        assert str(err).startswith("Problem."), str(err)
+        assert str(err).split(" ")[0].split(".")[1] in sims.Problem.__dataclass_fields__
+    else:
+        assert problem.n_steps >= 1 and 0 < problem.active_fraction <= 1

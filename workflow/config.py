@@ -392,15 +392,3 @@ def load_config(config: dict) -> dict[str, ExperimentSpec]:
 
 def spec_text(spec: ExperimentSpec, solver: str) -> str:
     return json.dumps(spec.solver_spec(solver), indent=1, sort_keys=True) + "\n"
-
-
-def write_if_changed(path, text: str) -> bool:
-    """Write `text` to `path` only if its content differs (keeps mtime otherwise)."""
-    path = Path(path)
-    if path.exists() and path.read_text() == text:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return True
