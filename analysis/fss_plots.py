@@ -25,7 +25,8 @@ from .style import COLORS, new_figure, style
 FIT_COLUMNS = ("observable", "time", "n_d", "a", "a_err", "c", "c_err", "chi2", "ndof", "dmft",
                "dmft_mc_error", "difference", "z")
 ESCAPE_COLUMNS = ("d", "n_seeds", "n_escaped", "sims_q25", "sims_median", "sims_q75",
-                  "sims_mean", "sims_sem", "dmft", "dmft_solved", "difference", "z", "agree")
+                  "sims_mean", "sims_sem", "sims_curve", "sims_curve_se", "dmft", "dmft_solved",
+                  "difference", "z", "agree")
 
 
 def _groups(table, skip):
@@ -80,7 +81,8 @@ def _extrapolation_axes(ax, s, rows, var, has_dmft) -> None:
 
 def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str = "",
                 var: str = "gen_error", note: str = ""):
-    """Left: learning curves at every d with the threshold; right: escape time vs d; below,
+    """Left: learning curves at every d with the threshold; right: escape time vs d (per
+    seed, median and quartiles, mean; of the seed-mean curve, compared with DMFT); below,
     the statement; note: curves where simulations and DMFT differ beyond z_max (on the left
     panel)."""
     with style():
@@ -145,10 +147,14 @@ def _escape_axes(ax, sims, table, threshold, var) -> None:
                         capsize=0, label=f"{lab}sims median and quartiles")
         ok = sub.dropna(subset=["sims_mean"])
         if len(ok):
-            fit = fit_log_d(ok.d, ok.sims_mean, ok.sims_sem)
-            ax.errorbar(ok.d * 1.08, ok.sims_mean, ok.sims_sem, fmt="o", color=color,
-                        capsize=3, label=f"{lab}sims mean ± s.e.; fit slope in ln d "
-                        f"{fit['B']:.3g} ± {fit['B_err']:.2g}")
+            ax.errorbar(ok.d * 1.08, ok.sims_mean, ok.sims_sem, fmt="o", mfc="white",
+                        color=color, capsize=3, label=f"{lab}sims, mean over seeds ± s.e.")
+        ok = sub.dropna(subset=["sims_curve"])
+        if len(ok):
+            fit = fit_log_d(ok.d, ok.sims_curve, ok.sims_curve_se)
+            ax.errorbar(ok.d, ok.sims_curve, ok.sims_curve_se, fmt="D", color=color, ms=6,
+                        capsize=3, zorder=4, label=f"{lab}sims, seed-mean curve ± bootstrap "
+                        f"s.e.; slope in ln d {fit['B']:.3g} ± {fit['B_err']:.2g}")
             _fit_line(ax, ok.d, fit, color, "-")
         ok = sub.dropna(subset=["dmft"])
         if len(ok):

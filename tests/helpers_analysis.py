@@ -8,8 +8,6 @@ from pathlib import Path
 from workflow.config import load_config
 from workflow.execute import PointsFailed, run_experiment
 
-TINY_DMFT = {"n_samples": 200, "response_samples": 100, "n_replicas": 2}
-
 
 def build_experiment(results: Path, name: str, experiment: dict, seed: int = 7,
                      expect_failures: bool = False) -> dict:

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from helpers_analysis import TINY_DMFT, build_experiment
+from conftest import TINY_DMFT
+from helpers_analysis import build_experiment
 
 from analysis import load_experiment, make, plot_panel
 from analysis.__main__ import main
@@ -147,7 +148,7 @@ def test_escape_time_analysis_states_a_verdict_on_the_gap(results):
     assert (table.sims_q25 <= table.sims_median).all()
     assert (table.sims_median <= table.sims_q75).all()
     statement = open(paths[3]).read()
-    assert statement.startswith("Escape time, simulations (mean) minus DMFT: ")
+    assert statement.startswith("Escape time of the mean curve, simulations minus DMFT: ")
     said = [k for k, v in VERDICTS.items() if v.split("{")[0] in statement]
     assert len(said) == 1  # exactly one verdict on whether the gap closes
 

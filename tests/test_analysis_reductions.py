@@ -123,8 +123,11 @@ def _escape_stores(dmft_delay, t_max):
 def test_escape_table_flags_disagreement_and_log_d_slope():
     sims, dmft, t_esc = _escape_stores([0.0, 1.5, 3.0], t_max=30)
     table = escape_table(sims, dmft, threshold=0.4)
-    assert table.agree.tolist() == [True, False, False]
     np.testing.assert_allclose(table.sims_median, t_esc, atol=0.1)  # the middle seed
+    # the mean curve 0.5 - 0.08 k (k seeds escaped) falls below 0.4 at k = 2: t_esc - 0.3
+    np.testing.assert_allclose(table.sims_curve, t_esc - 0.3, atol=0.1)
+    np.testing.assert_allclose(table.dmft, t_esc + [0.0, 1.5, 3.0], atol=0.1)
+    assert (table.sims_curve_se > 0).all() and (table.sims_curve_se < 0.6).all()
     np.testing.assert_allclose(table.sims_q75 - table.sims_q25, 0.6, atol=0.1)
     fit = fit_log_d(table.d, table.sims_mean, table.sims_sem)
     assert fit["B"] == pytest.approx(2.0, abs=0.05)
@@ -144,8 +147,8 @@ def test_a_dmft_that_never_escapes_at_the_largest_d_leaves_the_gap_open():
 def _gap_table(gaps, se=0.1, d=(500, 1000, 2000, 5000)):
     d = np.asarray(d, float)
     dmft = 5 + np.log(d)
-    return pd.DataFrame(dict(d=d, sims_mean=dmft + np.asarray(gaps), sims_sem=se, dmft=dmft,
-                             difference=np.asarray(gaps, float), dmft_solved=True,
+    return pd.DataFrame(dict(d=d, sims_curve=dmft + np.asarray(gaps), sims_curve_se=se,
+                             dmft=dmft, difference=np.asarray(gaps, float), dmft_solved=True,
                              n_seeds=32, n_escaped=32))
 
 
