@@ -100,6 +100,9 @@ def test_a_diverged_run_ends_with_an_x_at_its_failure_time_and_is_named(results)
     last = np.flatnonzero(np.isfinite(mean))[-1]
     assert crosses[0].get_xdata()[0] == pytest.approx(sims.time.values[last])
     assert sims.time.values[last] <= t_fail
+    table = pd.read_csv(make("diverge", str(results), {"kind": "map"})[2])  # one axis: a row
+    assert table.set_index("lam").failed.to_dict() == {0.0: False, 10.0: True}
+    assert np.isnan(table.set_index("lam").min_error[10.0])  # failed runs are left out
 
 
 def test_map_marks_clipped_chains_with_their_effective_fraction(results):
