@@ -59,27 +59,49 @@ EXTENSIONS = {"momentum": dict(momentum=0.9), "nesterov": dict(momentum=0.9, nes
               "square": dict(loss="square")}
 
 
+def interleaved_per_step(batches: dict, d: int, clock=time.perf_counter) -> dict:
+    """Time per step of several batches, their runs interleaved (so that a change of the
+    machine's load hits all of them alike); best of REPEATS, a 1-step run subtracted.
+    `clock=time.process_time` measures the CPU time of all threads instead (robust to other
+    processes on a loaded machine)."""
+    def run(problems, t_max):
+        start = clock()
+        sim.simulate_batch([p.replace(t_max=t_max) for p in problems], d=d, seeds=1)
+        return clock() - start
+
+    for problems in batches.values():
+        run(problems, 0.2)  # compile
+    short = {name: [] for name in batches}
+    long = {name: [] for name in batches}
+    for _ in range(REPEATS):
+        for name, problems in batches.items():
+            short[name].append(run(problems, 0.2))
+            long[name].append(run(problems, STEPS * 0.2))
+    return {name: (min(long[name]) - min(short[name])) / (STEPS - 1) for name in batches}
+
+
 def main(dims):
     base = Problem(alpha=2.0, eta=0.2, process="gd", t_max=STEPS * 0.2)
     eight = [base.replace(lam=0.01 * i) for i in range(8)]
     print(f"{'d':>6} {'floor ms':>9} {'1 run ms':>9} {'1 run/floor':>12} "
           f"{'8 runs ms':>10} {'8 runs/1 run':>13} {'8 runs/8 floors':>16}")
-    plain = {}
     for d in dims:
         floor = floor_per_step(2 * d, d)
         one = simulator_per_step([base], d)
         batch = simulator_per_step(eight, d)
-        plain[d] = one, batch
         print(f"{d:>6} {1e3 * floor:>9.2f} {1e3 * one:>9.2f} {one / floor:>12.2f} "
               f"{1e3 * batch:>10.2f} {batch / one:>13.2f} {batch / (8 * floor):>16.2f}")
-    print(f"\n{'d':>6} {'extension':>11} {'1 run ms':>9} {'/plain':>7} {'8 runs ms':>10} "
-          f"{'/plain':>7}")
+    print(f"\n{'d':>6} {'configs':>7} {'clock':>5} " + " ".join(
+        f"{name + ' ms':>13} {'/plain':>6}" for name in ["plain", *EXTENSIONS]))
     for d in dims:
-        for name, fields in EXTENSIONS.items():
-            one = simulator_per_step([base.replace(**fields)], d)
-            batch = simulator_per_step([p.replace(**fields) for p in eight], d)
-            print(f"{d:>6} {name:>11} {1e3 * one:>9.2f} {one / plain[d][0]:>7.2f} "
-                  f"{1e3 * batch:>10.2f} {batch / plain[d][1]:>7.2f}")
+        for configs in (1, 8):
+            problems = eight[:configs]
+            batches = {"plain": problems, **{name: [p.replace(**fields) for p in problems]
+                                             for name, fields in EXTENSIONS.items()}}
+            for label, clock in [("wall", time.perf_counter), ("cpu", time.process_time)]:
+                times = interleaved_per_step(batches, d, clock)
+                print(f"{d:>6} {configs:>7} {label:>5} " + " ".join(
+                    f"{1e3 * t:>13.2f} {t / times['plain']:>6.2f}" for t in times.values()))
 
 
 if __name__ == "__main__":
