@@ -151,3 +151,23 @@ def test_paper_config_dry_run_lists_one_job_per_store(tmp_path):
     assert table.get("store") == n_sims + n_dmft, out[-2000:]  # one rule, {solver} wildcard
     assert table.get("spec") == n_sims + n_dmft
     assert not (tmp_path / "results").exists()  # a dry run writes no spec file
+
+
+def test_clipped_persistent_chain_is_recorded_and_its_warning_logged(tmp_path):
+    """b = 0.1, tau = 1.6667, eta = 0.2: (1-b) eta/(b tau) = 1.08 > 1 is clipped at 1, so
+    the stationary active fraction is p01 / (p01 + 1) with p01 = eta/tau, not b."""
+    config = tiny_config(t_max=1)
+    experiment = config["experiments"]["two"]
+    experiment.update(cases={"psgd": {"process": "persistent", "tau": 1.6667}},
+                      grid={"b": [0.1, 0.5]}, sims={"d": [40], "seeds": 1})
+    del experiment["dmft"]
+    lines = []
+    run_experiment(load_config(config)["two"], "sims", tmp_path / "s.zarr", scheduler="sync",
+                   log=lines.append)
+    fraction = open_store(tmp_path / "s.zarr").effective_active_fraction.sel(case="psgd")
+    p01 = 0.2 / 1.6667
+    np.testing.assert_allclose(fraction.sel(b=0.1), p01 / (p01 + 1), rtol=1e-12)
+    np.testing.assert_allclose(fraction.sel(b=0.5), 0.5, rtol=1e-12)  # not clipped
+    warned = [line for line in lines if "warning at case 'psgd', grid b=0.1" in line]
+    assert len(warned) == 1 and "clipped" in warned[0], lines
+    assert not any("grid b=0.5" in line and "warning" in line for line in lines)

@@ -171,16 +171,20 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
     if scheduler == "local":
         n_workers = int(dask_cfg.get("n_workers") or max(1, threads // tpw))
         processes = bool(dask_cfg.get("processes", True))
+        # no Dask memory limit by default: a paused worker would stall the job forever; the
+        # job's memory is the batch system's (resources mem_mb from workflow/plan.py)
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=tpw, processes=processes,
                                dashboard_address=":0",
+                               memory_limit=dask_cfg.get("memory_limit", 0),
                                **({"host": "127.0.0.1"} if processes else {}))
         client = Client(cluster)
     elif scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
-        kwargs = {"cores": tpw, "processes": 1, "memory": "2GB", **dask_cfg.get("slurm", {})}
+        kwargs = {"cores": tpw, "processes": 1, "memory": "2GB", "n_workers": 1,
+                  **dask_cfg.get("slurm", {})}
+        if dask_cfg.get("n_workers"):
+            kwargs["n_workers"] = int(dask_cfg["n_workers"])
         cluster = SLURMCluster(**kwargs)
-        n_workers = int(dask_cfg.get("n_workers") or 1)
-        cluster.scale(n_workers)
         client = Client(cluster)
     else:
         client = Client(scheduler)
@@ -268,7 +272,14 @@ def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
                 "copied bit for bit)")
 
     first = layout.units()[0]
-    probe = solve_points(layout, first, probe=True)[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probe = solve_points(layout, first, probe=True)[0]
+    known = layout.warnings[first.points[0]]  # logged by run_experiment
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if message not in known:
+            log(f"[{label}] warning in the probe run of {layout.describe(first.points[0])}: "
+                f"{message}")
     if probe.result is None:
         raise StoreError(f"{label}: the solver failed on a short probe run of "
                          f"{layout.describe(first.points[0])}: {probe.reason}")

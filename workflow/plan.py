@@ -14,8 +14,9 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
   initial-magnetization node); memory = response paths (response_samples K^2 values of
   response_dtype) + DMFT_BASE_MB.
 
-The Snakemake rule `store` asks for mem_mb = peak per task x workers and runtime = total CPU
-/ workers (x RUNTIME_SAFETY), in minutes, so that `--executor slurm` requests them.
+The Snakemake rule `store` asks for mem_mb = peak per task x workers + JOB_BASE_MB and
+runtime = total CPU / workers (x RUNTIME_SAFETY, + STARTUP_MIN), in minutes, so that
+`--executor slurm` requests them.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from .store import Layout
 COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
     SIMS_S_PER_UNIT=3e-9,      # s per (seed x step x alpha d^2), measured d = 1000-2000
     SIMS_OVERHEAD_S=0.5,       # s per task (numba dispatch, store write)
-    SIMS_BASE_MB=300,          # worker process with numpy/numba/xarray loaded
+    SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_S_RESPONSE=8.7e-11,   # s per (response sample x K^3): 2/3 of 6.5 s at K = 500
     DMFT_S_SAMPLES=2.2e-9,     # s per (sample x K^2): 1/3 of 6.5 s at K = 500, n = 4000
     DMFT_THREE_CLUSTER_GROUPS=6,
     DMFT_BASE_MB=400,
+    JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
     STARTUP_MIN=5,
 )
@@ -85,7 +87,7 @@ def plan_store(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) ->
     wall = max(sum(cpu) / n, max(cpu))
     return dict(tasks=len(costs), cpu_per_task_s=max(cpu), cpu_total_s=sum(cpu),
                 peak_mb_per_task=peak, wall_s=wall,
-                mem_mb=int(math.ceil(peak * n)),
+                mem_mb=int(math.ceil(peak * n + COST["JOB_BASE_MB"])),
                 runtime=int(math.ceil(wall * COST["RUNTIME_SAFETY"] / 60)) + COST["STARTUP_MIN"])
 
 

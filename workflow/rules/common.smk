@@ -70,9 +70,10 @@ def retry_flag(experiment, solver):
 
 
 @functools.cache
-def plan_of(experiment, solver):
-    """Snakemake resources of one store job, from the cost model (workflow/plan.py)."""
-    return plan_store(EXPERIMENTS[experiment], solver, config.get("dask", {}), workflow.cores)
+def plan_of(experiment, solver, threads):
+    """Snakemake resources of one store job on `threads` cores, from the cost model
+    (workflow/plan.py)."""
+    return plan_store(EXPERIMENTS[experiment], solver, config.get("dask", {}), threads)
 
 
 def store_targets(solvers=("sims", "dmft")):

@@ -17,8 +17,8 @@ rule store:
         retry=lambda wc: retry_flag(wc.experiment, wc.solver),
     threads: lambda wildcards: workflow.cores
     resources:
-        mem_mb=lambda wc: plan_of(wc.experiment, wc.solver)["mem_mb"],
-        runtime=lambda wc: plan_of(wc.experiment, wc.solver)["runtime"],
+        mem_mb=lambda wc, threads: plan_of(wc.experiment, wc.solver, threads)["mem_mb"],
+        runtime=lambda wc, threads: plan_of(wc.experiment, wc.solver, threads)["runtime"],
     conda:
         "../envs/sgd-dmft.yaml"
     shell:
