@@ -198,6 +198,7 @@ def test_agreement_z_combines_the_two_standard_errors():
     err = xr.full_like(dmft, 0.0)
     out = compare(sims, dmft, err)
     assert out["max_abs_z"] == pytest.approx(4.0) and out["time_max_abs_z"] == 2.0
+    assert out["diff_at_max_abs_z"] == pytest.approx(-4 * delta)
     assert out["max_abs_diff"] == pytest.approx(4 * delta)
     out = compare(sims, dmft, xr.full_like(dmft, np.sqrt(3) * delta))  # combined: 2 delta
     assert out["max_abs_z"] == pytest.approx(2.0)
