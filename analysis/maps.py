@@ -159,7 +159,8 @@ def plot_maps(maps: dict, spec: dict, title: str = "", note: str = ""):
                 ax.set_title(f"{'sims − DMFT' if diverging else key.upper()}"
                              f"{' (' + where + ')' if where else ''}: {label}"
                              + (" difference" if diverging else ""), fontsize=9)
-        fig.suptitle(f"{title}\n{_marks_legend(maps)}", fontsize=10)
+        marks = _marks_legend(maps)
+        fig.suptitle(f"{title}\n{marks}" if marks else title, fontsize=10)
         if note:
             fig.supxlabel(note.replace("\n", "; "), fontsize=8, color="darkred")
     return fig
@@ -173,4 +174,4 @@ def _marks_legend(maps: dict) -> str:
               "diagonal hatching: clipped persistent chain (active fraction ≠ b)"),
              (lambda es: es.failed.any(), "grey cross-hatching: a run failed (left out)")]
     shown = [text for present, text in marks if any(bool(present(es)) for es in maps.values())]
-    return "   ".join(shown) or "no marks"
+    return "   ".join(shown)
