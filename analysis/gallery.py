@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from .data import experiment_config, load_experiment
-from .spec import analysis_section
+from .spec import check_analysis
 
 WIDTH = 1000
 
@@ -66,7 +66,7 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
     for name in experiments:
         stores = load_experiment(results, name)
         config = experiment_config(next(iter(stores.values()))) if stores else {}
-        spec = analysis_section(name, (sections or {}).get(name))
+        spec = check_analysis((sections or {}).get(name), name)
         image = Image.open(os.path.join(results, "figures", f"{name}.png"))
         image.thumbnail((WIDTH, WIDTH * 4))
         image = image.convert("RGB").quantize(colors=128)  # a palette PNG: a few 100 kB less

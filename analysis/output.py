@@ -22,7 +22,7 @@ from .finite_size import (agreement_statement, auto_threshold, escape_table,
 from .fss_plots import plot_escape, plot_finite_size
 from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
-from .spec import analysis_section
+from .spec import check_analysis
 
 
 def save(fig, out_base: str) -> list[str]:
@@ -54,15 +54,15 @@ def make(experiment: str, results: str = "results", section: dict | None = None,
          figures: str | None = None, tables: str | None = None) -> list[str]:
     """Draw and tabulate one experiment from results/<experiment>/; returns the paths.
 
-    section: the experiment's `analysis:` config section (analysis.spec); None uses the
-    default (learning curves) or, for the paper's experiment names, their blocks.
+    section: the experiment's `analysis:` config section (analysis.spec); None: the
+    default, learning curves.
     """
     stores = load_experiment(results, experiment)
     if not stores:
         raise FileNotFoundError(f"no sims.zarr or dmft.zarr under {results}/{experiment}")
     base = stores.get("dmft", stores.get("sims"))
     grid_axes = [d for d in base.dims if d not in ("case", "d", "seed", "time", "time_prime")]
-    spec = analysis_section(experiment, section, grid_axes)
+    spec = check_analysis(section, experiment, grid_axes)
     out = outputs(experiment, figures or os.path.join(results, "figures"),
                   tables or os.path.join(results, "tables"))
     sims, dmft = stores.get("sims"), stores.get("dmft")

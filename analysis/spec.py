@@ -40,36 +40,6 @@ DEFAULTS = {
                         observables=None),
 }
 
-# The paper's experiments before their configs carried an `analysis:` section
-# (/work/helpers/analysis_config_snippets.yaml holds the same blocks for the configs):
-# used only when an experiment of one of these names has no section.
-PAPER = {
-    "fig1_left": dict(kind="curves", title="Fig. 1 left: persistent-SGD, two-cluster",
-                      inset="train_acc"),
-    "fig1_right": dict(kind="curves", title="Fig. 1 right: GD, two-cluster", inset="train_acc"),
-    "fig2_left": dict(kind="curves", title="Fig. 2 left: GD and persistent-SGD (1/τ = b), "
-                      "three-cluster", inset="norm2"),
-    "fig2_right": dict(kind="curves", title="Fig. 2 right: GD, three-cluster", inset="norm2"),
-    "fig3_left": dict(kind="curves", title="Fig. 3 left: GD and p-SGD (1/τ = b = 0.3), "
-                      "three-cluster", inset="train_acc"),
-    "fig3_right": dict(kind="curves", title="Fig. 3 right: p-SGD and SGD, two-cluster "
-                       "(b = 0.3)", inset="train_acc"),
-    "fig4_left": dict(kind="curves", title="Fig. 4 left: GD, two-cluster, initial variance R",
-                      inset="train_acc"),
-    "fig4_right": dict(kind="curves", title="Fig. 4 right: GD, three-cluster, initial "
-                       "variance R", inset="train_acc"),
-    "esmap_psgd_two": dict(kind="map", title="Early stopping, two-cluster persistent-SGD",
-                           x="b", y="tau"),
-    "esmap_sgd_two": dict(kind="map", title="Early stopping, two-cluster SGD", x="lam", y="b"),
-    "esmap_sgd_three": dict(kind="map", title="Early stopping, three-cluster SGD",
-                            x="lam", y="b"),
-    "fss_two": dict(kind="finite_size", title="Finite-size scaling, two-cluster",
-                    measure="extrapolation"),
-    "fss_three": dict(kind="finite_size", title="Escape from the symmetric point, "
-                      "three-cluster GD", measure="escape_time", threshold="auto"),
-}
-
-
 def _bad(experiment: str, field: str, value, allowed: str) -> ValueError:
     return ValueError(f"experiment '{experiment}', field 'analysis.{field}': {value!r} is not "
                       f"allowed: {allowed}")
@@ -167,12 +137,3 @@ def _check_finite_size(out, experiment, grid_axes):
 
 
 _check_kind = {"curves": _check_curves, "map": _check_map, "finite_size": _check_finite_size}
-
-
-def analysis_section(experiment: str, section: dict | None,
-                     grid_axes: list[str] | None = None) -> dict:
-    """check_analysis of the experiment's section, or of the paper's block for one of the
-    paper's experiment names that has none yet (PAPER); the default kind otherwise."""
-    if section is None:
-        section = PAPER.get(experiment)
-    return check_analysis(section, experiment, grid_axes)

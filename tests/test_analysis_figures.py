@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import TINY_DMFT
 from helpers_analysis import build_experiment
 
@@ -167,6 +168,13 @@ def test_command_line_takes_the_section_and_reports_bad_ones_without_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: experiment 'esmap', field 'analysis.kind': 'maps'")
     assert "Traceback" not in err
+    config = tmp_path / "c.yaml"  # the section read from a config file
+    config.write_text(yaml.safe_dump({"experiments": {"diverge": {
+        "analysis": {"kind": "finite_size", "measure": "nope"}}}}))
+    assert main(["diverge", "--results", str(results), "--config", str(config)]) == 1
+    assert "field 'analysis.measure': 'nope'" in capsys.readouterr().err
+    assert main(["esmap", "--results", str(results), "--config", str(config)]) == 1
+    assert "experiment 'esmap' is not in" in capsys.readouterr().err
 
 
 def test_gallery_shows_each_figure_small_with_its_sizes_and_agreement(results, tmp_path):

@@ -2,7 +2,10 @@
 
 import pytest
 
-from analysis.spec import KINDS, PAPER, analysis_section, check_analysis
+from conftest import ROOT
+
+from analysis.spec import KINDS, check_analysis
+from workflow.config import read_yaml
 
 
 def test_no_section_means_learning_curves_with_every_default():
@@ -48,11 +51,9 @@ def test_a_section_that_is_not_a_mapping_lists_the_kinds():
         check_analysis("map", "e")
 
 
-def test_paper_names_without_a_section_get_their_blocks_and_others_the_default():
-    assert {s["kind"] for s in PAPER.values()} == set(KINDS)
-    for name, block in PAPER.items():
-        assert analysis_section(name, None) == check_analysis(block, name)
-    assert analysis_section("fss_three", None)["measure"] == "escape_time"
-    assert analysis_section("my_sweep", None)["kind"] == "curves"
-    # a section in the config wins over the name
-    assert analysis_section("fig1_left", {"kind": "map"})["kind"] == "map"
+def test_every_experiment_of_the_shipped_configs_declares_a_valid_kind():
+    for name in ("quick", "paper"):
+        experiments = read_yaml(ROOT / "config" / f"{name}.yaml")["experiments"]
+        kinds = {check_analysis(raw["analysis"], experiment, list(raw.get("grid", {})))["kind"]
+                 for experiment, raw in experiments.items()}
+        assert kinds == set(KINDS), name  # curves (Figs. 1-4), maps, finite size

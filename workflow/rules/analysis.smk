@@ -7,7 +7,7 @@
 # `analysis: false` at the top of the config: stores only.
 import json as _json
 
-from analysis.spec import analysis_section
+from analysis.spec import check_analysis
 
 if isinstance(config.get("analysis"), dict) and config["analysis"]:
     raise WorkflowError(
@@ -15,7 +15,7 @@ if isinstance(config.get("analysis"), dict) and config["analysis"]:
         "level; the analysis settings (e.g. threshold) go in each experiment's "
         "'analysis:' section (analysis/spec.py)")
 try:
-    ANALYSIS = {name: analysis_section(name, raw.get("analysis"), list(EXPERIMENTS[name].grid))
+    ANALYSIS = {name: check_analysis(raw.get("analysis"), name, list(EXPERIMENTS[name].grid))
                 for name, raw in config["experiments"].items()}
 except ValueError as err:
     raise WorkflowError(str(err)) from None
