@@ -1,6 +1,6 @@
 """The gallery page: every figure of a run, small, with its parameters and agreement.
 
-    python -m analysis.gallery results --out docs           # after `snakemake`
+    python -m analysis.gallery results --out docs --config config/paper.yaml
 
 writes <out>/gallery/<experiment>.png (at most 1000 px wide) and <out>/gallery.md: per
 experiment its title, the figure, the Problem parameters, the grid, the simulations' d and
@@ -16,6 +16,8 @@ import os
 
 import pandas as pd
 from PIL import Image
+
+from workflow.config import read_yaml
 
 from .data import experiment_config, load_experiment
 from .spec import check_analysis
@@ -55,14 +57,17 @@ def describe(config: dict) -> list[str]:
 
 
 def write_gallery(results: str, out: str, experiments: list[str] | None = None,
-                  sections: dict | None = None) -> str:
-    """Write <out>/gallery.md and the small PNGs; returns the page's path."""
+                  sections: dict | None = None, intro: str = "") -> str:
+    """Write <out>/gallery.md and the small PNGs; returns the page's path.
+
+    sections: {experiment: analysis section} (titles; default: none); intro: a paragraph
+    under the page title (e.g. which config made the run)."""
     experiments = experiments or sorted(
         f[:-4] for f in os.listdir(os.path.join(results, "figures")) if f.endswith(".png"))
     os.makedirs(os.path.join(out, "gallery"), exist_ok=True)
-    page = ["# Gallery", "",
-            f"Every figure of the run in `{results}` (regenerate: "
-            "`python -m analysis.gallery <results> --out docs`).", ""]
+    page = ["# Gallery", "", *([intro, ""] if intro else []),
+            "Regenerate after a run: `python -m analysis.gallery results --out docs "
+            "--config <the run's config>`.", ""]
     for name in experiments:
         stores = load_experiment(results, name)
         config = experiment_config(next(iter(stores.values()))) if stores else {}
@@ -92,9 +97,16 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="results directory of a pipeline run")
     parser.add_argument("--out", default="docs", help="where gallery.md and gallery/ go")
+    parser.add_argument("--config", default=None, help="the run's config (figure titles)")
+    parser.add_argument("--intro", default="", help="a paragraph under the page title")
     parser.add_argument("experiments", nargs="*", help="default: every figure in results")
     args = parser.parse_args(argv)
-    print(write_gallery(args.results, args.out, args.experiments or None))
+    sections = None
+    if args.config:
+        sections = {name: raw.get("analysis")
+                    for name, raw in read_yaml(args.config)["experiments"].items()}
+    print(write_gallery(args.results, args.out, args.experiments or None, sections,
+                        args.intro))
 
 
 if __name__ == "__main__":
