@@ -46,16 +46,16 @@ def _per_group(total: int, groups: int, name: str) -> int:
     return n
 
 
-DEFAULTS = dict(d=None, n_samples=16000, n_replicas=4, response_samples=1000,
-                response_window=16, time_step=None, seed=0, backend="numba",
-                response_dtype="float32", memory_limit="8GB")
+DEFAULTS = dict(d=None, magnetization_nodes=4, n_samples=16000, n_replicas=4,
+                response_samples=1000, response_window=16, time_step=None, seed=0,
+                backend="numba", response_dtype="float32", memory_limit="8GB")
 
 
 class Solver:
     """Causal pass of §5.3 for one Problem; `advance(t_max)` runs or extends it.
 
     Settings (see `dmft.solve` for their meaning and DEFAULTS for their defaults): d,
-    n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
+    magnetization_nodes, n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
     response_dtype, memory_limit.
     `kernels` (iterative method, §5.2): if given, the dynamics uses these kernels instead
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
@@ -77,8 +77,11 @@ class Solver:
         self.grid = _grid_problem(problem, settings["time_step"])
         self.settings = settings
         d, seed = settings["d"], settings["seed"]
+        nodes = settings["magnetization_nodes"]
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+            raise ValueError(f"magnetization_nodes = {nodes!r} must be an integer >= 1")
         self.m0, self.node_weights = sampling.initial_magnetization_nodes(
-            problem.model, problem.R, d)
+            problem.model, problem.R, d, nodes)
         self.groups = len(self.m0) * n_replicas
         self.n = _per_group(n_samples, n_replicas, "n_samples / n_replicas")
         self.n_response = _per_group(min(response_samples or n_samples, n_samples),
