@@ -482,6 +482,29 @@ def correct(model: str, y, h, L=None):
     return np.heaviside(y * activation(model, h, L), 0.5)
 
 
+# -------------------------------------------------------- momentum on a quadratic loss
+def momentum_polynomials(problem: Problem, x, n_steps: int, *, kick: bool = False):
+    """The momentum polynomials Pi_k(x), k = 0..n_steps, of the problem's optimiser.
+
+    Pi_{k+1} = (1 + beta) Pi_k - beta Pi_{k-1} - eta (lam + x) [(1 + gamma) Pi_k - gamma Pi_{k-1}]
+    with (Pi_0, Pi_-1) = (1, 1) (an initial condition, w_{-1} = w_0) or, with kick=True,
+    (1, 0) (a unit kick at step 0). On a quadratic loss with Hessian H the error of the
+    iterates is e_k = Pi_k(H) e_0 (docs/theory.md §7.2; dmft-extensions §5.3, where the
+    kick and initial-condition versions are the propagator G and the response Y).
+    Returns an array (n_steps + 1, *shape of x).
+    """
+    x = np.asarray(x, dtype=float)
+    beta, gamma, eta, lam = problem.momentum, problem.gamma, problem.eta, problem.lam
+    out = np.empty((n_steps + 1, *x.shape))
+    out[0] = 1.0
+    previous = np.zeros_like(x) if kick else np.ones_like(x)
+    for k in range(n_steps):
+        out[k + 1] = ((1 + beta) * out[k] - beta * previous
+                      - eta * (lam + x) * ((1 + gamma) * out[k] - gamma * previous))
+        previous = out[k]
+    return out
+
+
 # ------------------------------------------------------------------- closed-form errors
 def generalization_error(model: str, m, norm2, delta: float, L=None):
     """Test error from the order parameters m = w.v*/d and C = |w|^2/d (theory §1).

@@ -86,19 +86,30 @@ def _spectral(problem, d, seed):
     """Square-loss GD with momentum solved exactly: e_k = w_k - w* obeys
     e_{k+1} = (1 + beta) e_k - beta e_{k-1} - eta (lam + H) [(1 + gamma) e_k - gamma e_{k-1}],
     H = A^T A, e_{-1} = e_0, so e_k = V Pi_k(x) V^T e_0 with Pi the momentum polynomial of
-    dmft-extensions §5.3 ((Pi_0, Pi_-1) = (1, 1)) on the eigenvalues x of H."""
+    dmft-extensions §5.3 ((Pi_0, Pi_-1) = (1, 1)) on the eigenvalues x of H; the engine is
+    a time-stepping kernel, this an eigendecomposition and a scalar recursion."""
     A, y, w0 = training_data(problem, d, seed)
     x, V = np.linalg.eigh(A.T @ A)
     w_star = np.linalg.solve(A.T @ A + problem.lam * np.eye(d), A.T @ y)
     e0 = V.T @ (w0 - w_star)
-    beta, gamma, eta, lam = problem.momentum, problem.gamma, problem.eta, problem.lam
-    pi, pi_prev = np.ones(d), np.ones(d)
-    rows = []
-    for _ in range(problem.n_steps + 1):
-        rows.append(_observables(problem, w_star + V @ (pi * e0), A, y, d))
-        pi, pi_prev = ((1 + beta) * pi - beta * pi_prev
-                       - eta * (lam + x) * ((1 + gamma) * pi - gamma * pi_prev)), pi
+    rows = [_observables(problem, w_star + V @ (pi * e0), A, y, d)
+            for pi in pb.momentum_polynomials(problem, x, problem.n_steps)]
     return {name: np.array([r[name] for r in rows]) for name in rows[0]}
+
+
+def test_momentum_polynomials_reduce_to_powers_and_the_two_step_recursion():
+    x = np.linspace(0, 3, 7)
+    gd = Problem(eta=0.2, lam=0.1)
+    np.testing.assert_allclose(pb.momentum_polynomials(gd, x, 5),
+                               (1 - 0.2 * (0.1 + x)) ** np.arange(6)[:, None], rtol=1e-13)
+    np.testing.assert_allclose(pb.momentum_polynomials(gd, x, 5, kick=True),
+                               pb.momentum_polynomials(gd, x, 5), rtol=1e-13)  # beta = 0
+    nesterov = Problem(eta=0.2, momentum=0.5, nesterov=True)
+    first, second = pb.momentum_polynomials(nesterov, x, 2, kick=True)[1:]
+    a = 0.2 * x  # Pi_1 = 1.5 - 1.5 a; Pi_2 = 1.5 Pi_1 - 0.5 - a (1.5 Pi_1 - 0.5)
+    np.testing.assert_allclose(first, 1.5 - 1.5 * a, rtol=1e-13)
+    np.testing.assert_allclose(second, 1.5 * first - 0.5 - a * (1.5 * first - 0.5),
+                               rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("fields", [
