@@ -105,3 +105,13 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
                      f"{r['diff_at_max_abs_z']:+.2g})")
     return (f"sims vs DMFT differ beyond {z_max:g}σ:\n" + "\n".join(items[:6])
             + (f"\n(+{len(items) - 6} more, see table)" if len(items) > 6 else ""))
+
+
+def by_d_line(table: pd.DataFrame) -> str:
+    """'Largest |ε_DMFT − ε_sims| over t (over the curves) by d: 0.099 (d = 500), ...' (empty
+    with fewer than two d)."""
+    if not len(table) or table.d.nunique() < 2:
+        return ""
+    worst = table.groupby("d").max_abs_diff.max()
+    return ("Largest |ε_DMFT − ε_sims| over t by d: "
+            + ", ".join(f"{v:.3g} (d = {int(d)})" for d, v in worst.items()) + ".")

@@ -83,23 +83,22 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
                 var: str = "gen_error", note: str = ""):
     """Left: learning curves at every d with the threshold; right: escape time vs d (per
     seed, median and quartiles, mean; of the seed-mean curve, compared with DMFT); below,
-    the statement; note: curves where simulations and DMFT differ beyond z_max (on the left
-    panel)."""
+    the statement and the note (curves where simulations and DMFT differ beyond z_max)."""
     with style():
-        fig = new_figure(figsize=(13, 6.2))
-        grid = fig.add_gridspec(2, 2, height_ratios=[5, 0.8])
+        fig = new_figure(figsize=(13, 6.0))
+        grid = fig.add_gridspec(2, 2, height_ratios=[5, 0.9])
         ax0, ax1 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
         _curves_axes(ax0, sims, dmft, threshold, var)
-        if note:
-            ax0.text(0.98, 0.98, note, transform=ax0.transAxes, ha="right", va="top",
-                     fontsize=7.5, color="darkred",
-                     bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
         _escape_axes(ax1, sims, table, threshold, var)
         box = fig.add_subplot(grid[1, :])
         box.axis("off")
         box.text(0.0, 1.0, "\n".join(textwrap.wrap(statement, 150)), transform=box.transAxes,
                  ha="left", va="top", fontsize=9,
                  bbox=dict(boxstyle="round", fc="lightyellow", ec="0.5"))
+        if note:  # under the statement: the learning curves are too dense for a box
+            box.text(0.0, -0.25, note.replace(":\n", ": ").replace("\n", "; "),
+                     transform=box.transAxes, ha="left", va="top", fontsize=8,
+                     color="darkred")
         fig.suptitle(title, fontsize=11)
     return fig
 

@@ -14,7 +14,7 @@ import os
 
 import pandas as pd
 
-from .agreement import agreement_table, disagreement_note
+from .agreement import agreement_table, by_d_line, disagreement_note
 from .data import load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_table,
@@ -115,10 +115,12 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
         threshold = auto_threshold(sims, dmft, var)
     table = escape_table(sims, dmft, threshold, var, spec["z_max"])
     table.insert(0, "threshold", threshold)
-    statement = agreement_statement(table, spec["z_max"])
+    agreement = _agreement(sims, dmft, spec)
+    statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"]),
+                                       by_d_line(agreement)]))
     with open(out["text"], "w") as fh:
         fh.write(statement + "\n")
-    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"])
+    note = disagreement_note(agreement, sims, spec["z_max"])
     fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
                       title=title, var=var, note=note)
     return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]
