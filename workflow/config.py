@@ -71,6 +71,8 @@ def read_yaml(path) -> dict:
             data = yaml.load(f, Loader=_StrictLoader)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
     except ConfigError as err:
         raise ConfigError(f"{path}, {err}") from None
     except yaml.YAMLError as err:

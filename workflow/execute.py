@@ -376,15 +376,18 @@ def _fan_out(layout, todo, store_path, run_id, threads, dask_cfg, scheduler, int
     from distributed import as_completed
     by_key = {t.key: t for t in todo}
     with dask_client(dask_cfg, threads, scheduler, log) as client:
-        futures = [client.submit(run_task, layout, t, store_path, run_id, key=t.key,
-                                 pure=False, retries=1) for t in todo]
+        # no list of futures is kept: a finished task's future is released at once, so a
+        # lost worker does not make Dask recompute tasks whose results are in the store
+        done = as_completed([client.submit(run_task, layout, t, store_path, run_id, key=t.key,
+                                           pure=False, retries=1) for t in todo])
         with Progress(label, len(todo), interval, log) as progress:
-            for future in as_completed(futures):
+            for future in done:
                 if future.status == "error":
                     errors.append((by_key[future.key], future.exception()))
                     log(f"[{label}] task {future.key} could not run: {future.exception()!r}")
                 else:
                     _log_task(label, future.result(), log)
+                future.release()
                 progress.done += 1
     return errors
 
