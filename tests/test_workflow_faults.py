@@ -272,3 +272,29 @@ def test_growing_an_experiment_computes_only_what_is_new(tmp_path):
     fresh = tmp_path / "fresh.zarr"
     run_experiment(spec, "sims", fresh, scheduler="sync", **QUIET)
     _assert_same_numbers(store, fresh)
+
+
+# ------------------------------------------------------------------ a diverging DMFT point
+def test_a_diverging_dmft_point_is_stored_as_failed(tmp_path):
+    """GD with eta * lam = 3 > 2: the DMFT solution blows up (dmft.solve reports it in its
+    attrs); the point is stored as diverged with its time and reason, the other completes.
+    (Simulations: test_workflow_snakemake.py, through Snakemake.)"""
+    from workflow.execute import PointsFailed
+    config = tiny_config()
+    experiment = config["experiments"]["two"]
+    del experiment["sims"]
+    experiment["problem"].update(eta=1.0, t_max=40)
+    experiment["cases"] = {"gd": {"process": "gd", "b": 1}}
+    experiment["grid"] = {"lam": [0.1, 3.0]}
+    config["experiments"] = {"two": experiment}
+    store = tmp_path / "dmft.zarr"
+    with pytest.raises(PointsFailed) as err:
+        run_experiment(load_config(config)["two"], "dmft", store, scheduler="sync", **QUIET)
+    assert "case 'gd', grid lam=3.0: diverged" in str(err.value)
+    assert "retry_failed=true" in str(err.value)
+    ds = open_store(store).load().sel(case="gd")
+    assert int(ds.status.sel(lam=0.1)) == OK and int(ds.status.sel(lam=3.0)) == 1
+    at = float(ds.failure_time.sel(lam=3.0))
+    assert 0 < at < 40 and np.isnan(float(ds.failure_time.sel(lam=0.1)))
+    assert np.isnan(ds.gen_error.sel(lam=3.0).where(ds.time > at, drop=True)).all()
+    assert np.isfinite(ds.gen_error.sel(lam=0.1)).all()
