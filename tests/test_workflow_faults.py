@@ -1,7 +1,7 @@
 """Fault injection on the pipeline with real processes at tiny sizes (issue 10): two
 experiments on one shared Dask scheduler, kill -9 of the whole run (several times), a worker
-kill, damaged stores, a read-only results folder, a grown experiment. A diverging point:
-test_workflow_snakemake.py."""
+kill, damaged stores, a read-only results folder, a grown experiment, a diverging DMFT point
+(a diverging simulation: test_workflow_snakemake.py)."""
 
 from __future__ import annotations
 
