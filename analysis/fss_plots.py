@@ -92,13 +92,13 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
         _escape_axes(ax1, sims, table, threshold, var)
         box = fig.add_subplot(grid[1, :])
         box.axis("off")
-        box.text(0.0, 1.0, "\n".join(textwrap.wrap(statement, 150)), transform=box.transAxes,
-                 ha="left", va="top", fontsize=9,
-                 bbox=dict(boxstyle="round", fc="lightyellow", ec="0.5"))
+        text = box.text(0.0, 1.0, "\n".join(textwrap.wrap(statement, 150)),
+                        transform=box.transAxes, ha="left", va="top", fontsize=9,
+                        bbox=dict(boxstyle="round", fc="lightyellow", ec="0.5"))
         if note:  # under the statement: the learning curves are too dense for a box
-            box.text(0.0, -0.25, note.replace(":\n", ": ").replace("\n", "; "),
-                     transform=box.transAxes, ha="left", va="top", fontsize=8,
-                     color="darkred")
+            box.annotate(note.replace(":\n", ": ").replace("\n", "; "), xy=(0, 0),
+                         xycoords=text, xytext=(0, -6), textcoords="offset points",
+                         ha="left", va="top", fontsize=8, color="darkred")
         fig.suptitle(title, fontsize=11)
     return fig
 

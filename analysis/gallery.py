@@ -33,7 +33,8 @@ def agreement_line(table: pd.DataFrame, z_max: float = 3.0) -> str:
     line = (f"Agreement over {len(table)} curves: max |ε_DMFT − ε_sims| = "
             f"{table.max_abs_diff.max():.3g}")
     if worst is not None:
-        line += f", max |z| = {worst.max_abs_z:.2g} (t = {worst.time_max_abs_z:.3g})"
+        line += (f", max |z| = {worst.max_abs_z:.3g} (t = {worst.time_max_abs_z:.3g}, "
+                 f"where DMFT − sims = {worst.diff_at_max_abs_z:+.2g})")
     bad = int((table.max_abs_z > z_max).sum())
     return line + (f"; {bad} curve(s) beyond {z_max:g}σ." if bad else
                    f"; all within {z_max:g}σ.")
@@ -45,7 +46,9 @@ def describe(config: dict) -> list[str]:
     if config.get("grid"):
         lines.append("Grid: " + "; ".join(f"{k} ∈ {v}" for k, v in config["grid"].items()))
     if config.get("cases"):
-        lines.append("Cases: " + "; ".join(f"{k}: {v}" for k, v in config["cases"].items()))
+        lines.append("Cases: " + "; ".join(
+            f"{k} ({', '.join(f'{f} = {v}' for f, v in c.items())})"
+            for k, c in config["cases"].items()))
     sims = config.get("sims")
     if sims:
         lines.append(f"Simulations: d = {sims.get('d')}, {sims.get('seeds')} seeds")
@@ -70,7 +73,9 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
             "--config <the run's config>`.", ""]
     for name in experiments:
         stores = load_experiment(results, name)
-        config = experiment_config(next(iter(stores.values()))) if stores else {}
+        config = {}  # each store's config has its own solver's section only
+        for solver, ds in stores.items():
+            config = {**experiment_config(ds), **config, solver: experiment_config(ds)[solver]}
         spec = check_analysis((sections or {}).get(name), name)
         image = Image.open(os.path.join(results, "figures", f"{name}.png"))
         image.thumbnail((WIDTH, WIDTH * 4))
