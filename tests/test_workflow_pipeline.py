@@ -80,7 +80,7 @@ def _kill_config():
     config = tiny_config(t_max=20)
     config["experiments"] = {"two": config["experiments"]["two"]}
     exp = config["experiments"]["two"]
-    exp["sims"] = {"d": [150, 200], "seeds": 12, "seeds_per_task": 1, "points_per_task": 1}
+    exp["sims"] = {"d": [150, 200], "seeds": 4, "seeds_per_task": 1, "points_per_task": 1}
     del exp["dmft"]
     config["dask"] = {"n_workers": 2, "progress_interval": 1, "processes": False}
     return config
