@@ -66,7 +66,11 @@ def retry_flag(experiment, solver):
     done = Path(f"{RESULTS}/{experiment}/{solver}.done.json")
     if not RETRY_FAILED or not done.exists():
         return "--retry-failed" if RETRY_FAILED else ""
-    return "--retry-failed" if json.loads(done.read_text()).get("failed_runs") else ""
+    try:
+        failed = json.loads(done.read_text()).get("failed_runs")
+    except (OSError, ValueError):  # unreadable: the job runs (and verifies the store) anyway
+        failed = True
+    return "--retry-failed" if failed else ""
 
 
 @functools.cache
