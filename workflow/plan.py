@@ -8,10 +8,10 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
 * sims, per task: CPU = SIMS_OVERHEAD_S + SIMS_S_PER_UNIT * sum over its configurations of
   seeds * n_steps * alpha * d^2 (two matrix-vector products of the n x d data per step);
   memory = the data matrix (alpha d^2 values of the dtype) + SIMS_BASE_MB.
-* dmft, per point: CPU = DMFT_S_RESPONSE * response_samples * K^3
-  + DMFT_S_SAMPLES * n_samples * K^2 (K = t_max / time step; dmft.solve docstring), times
-  DMFT_THREE_CLUSTER_GROUPS for the three-cluster model (one solve group per
-  initial-magnetization node); memory = response paths (response_samples K^2 values of
+* dmft, per point: CPU = DMFT_OVERHEAD_S + DMFT_S_RESPONSE * response_samples * K^3
+  + DMFT_S_SAMPLES * n_samples * K^2 (K = t_max / time step; dmft.solve docstring), the
+  last two terms times DMFT_THREE_CLUSTER_GROUPS for the three-cluster model (one solve
+  group per initial-magnetization node); memory = response paths (response_samples K^2 values of
   response_dtype) + DMFT_BASE_MB.
 
 The Snakemake rule `store` asks for mem_mb = peak per task x workers + JOB_BASE_MB and
@@ -30,10 +30,11 @@ from .store import Layout
 
 COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
     SIMS_S_PER_UNIT=3e-9,      # s per (seed x step x alpha d^2), measured d = 1000-2000
-    SIMS_OVERHEAD_S=0.5,       # s per task (numba dispatch, store write)
+    SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_S_RESPONSE=8.7e-11,   # s per (response sample x K^3): 2/3 of 6.5 s at K = 500
     DMFT_S_SAMPLES=2.2e-9,     # s per (sample x K^2): 1/3 of 6.5 s at K = 500, n = 4000
+    DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
     DMFT_THREE_CLUSTER_GROUPS=6,
     DMFT_BASE_MB=400,
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
@@ -68,6 +69,7 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
                + COST["DMFT_S_SAMPLES"] * settings["n_samples"] * K ** 2)
         if p.model == "three_cluster":
             cpu *= COST["DMFT_THREE_CLUSTER_GROUPS"]
+        cpu += COST["DMFT_OVERHEAD_S"]
         item = np.dtype(settings.get("response_dtype") or "float32").itemsize
         out.append((cpu, response * K ** 2 * item / 1e6 + COST["DMFT_BASE_MB"]))
     return out
