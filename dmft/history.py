@@ -21,18 +21,26 @@ CHUNK = 256  # samples per partial sum of E[g_k g_j]
 
 
 class Histories:
-    """h, g and z of every sample of every group, steps 0..capacity."""
+    """h, g and z of every sample of every group, steps 0..capacity.
+
+    With `levels` > 1 (input covariance levels, dmft-extensions §3) each sample has one h
+    (the gradient-point field h^p_a) and one noise path z_a per level: h and z are stored
+    as (groups * levels, n, capacity + 1), row g * levels + a, and every level uses its
+    group's Cholesky factor and M_R row. g (one per sample) stays (groups, n, capacity + 1).
+    """
 
     NAMES = ("h", "g", "z")
 
-    def __init__(self, groups: int, n: int, capacity: int, dtype="float64"):
+    def __init__(self, groups: int, n: int, capacity: int, dtype="float64", levels: int = 1):
         self.dtype = np.dtype(dtype)
+        self.levels = levels
         for name in self.NAMES:
-            setattr(self, name, np.zeros((groups, n, capacity + 1), dtype=self.dtype))
+            rows = groups if name == "g" else groups * levels
+            setattr(self, name, np.zeros((rows, n, capacity + 1), dtype=self.dtype))
 
     @staticmethod
-    def nbytes(groups: int, n: int, capacity: int, dtype="float64") -> int:
-        return 3 * groups * n * (capacity + 1) * np.dtype(dtype).itemsize
+    def nbytes(groups: int, n: int, capacity: int, dtype="float64", levels: int = 1) -> int:
+        return (1 + 2 * levels) * groups * n * (capacity + 1) * np.dtype(dtype).itemsize
 
     def grow(self, capacity: int) -> None:
         for name in self.NAMES:
@@ -42,9 +50,11 @@ class Histories:
             setattr(self, name, new)
 
     def record(self, k: int, **values) -> None:
-        """Store step k of the named histories (arrays of shape (groups, n))."""
+        """Store step k of the named histories: arrays (groups, n), or (groups, levels, n)
+        for h and z."""
         for name, value in values.items():
-            getattr(self, name)[:, :, k] = value
+            history = getattr(self, name)
+            history[:, :, k] = value.reshape(history.shape[:2])
 
     def gram_row(self, k: int, g: np.ndarray) -> np.ndarray:
         """sum_p g_j(p) g(p) / n for j = 0..k, shape (groups, k+1)."""
@@ -53,7 +63,11 @@ class Histories:
         return partial.sum(axis=1) / n
 
     def noise_and_recall(self, k: int, factor: np.ndarray, memory: np.ndarray):
-        """xi_k = sum_{j<=k} L(k,j) z_j and recall_k = sum_{j<k} M_R(k,j) h_j, (groups, n)."""
+        """xi_k = sum_{j<=k} L(k,j) z_j and recall_k = sum_{j<k} M_R(k,j) h_j, (groups, n)
+        (with levels: (groups * levels, n), every level with its group's L and M_R)."""
+        if self.levels > 1:
+            factor = np.repeat(factor, self.levels, axis=0)
+            memory = np.repeat(memory, self.levels, axis=0)
         return _noise_and_recall(self.z, self.h, np.ascontiguousarray(factor),
                                  np.ascontiguousarray(memory), k)
 

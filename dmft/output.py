@@ -17,12 +17,19 @@ from sims.problem import generalization_error
 from .solver import Solver
 from .weight_side import correlation, propagator
 
-CURVES = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization", "active_fraction")
+CURVES = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization", "active_fraction",
+          "norm2_sigma", "initial_response")
+LEVEL_CURVES = ("magnetization_level", "norm2_level")
+INITIAL_RESPONSE = dict(
+    long_name="initial-condition response Y(t)", units="1",
+    description="weight-side response to the initial condition (Y_0 = Y_-1 = 1), "
+                "sum_a f_a Y_a; equals response(t, 0) without momentum, dmft-extensions §3.1")
 MATRICES = dict(
     correlation=dict(long_name="correlation C(t, t')", units="1",
                      description="w(t).w(t')/d = m m' + C_perp, docs/theory.md §3.3"),
     response=dict(long_name="weight-side response G(t, t')", units="1",
-                  description="propagator G(k, j) of a unit kick at j, docs/theory.md §3.3"),
+                  description="propagator G(k, j) of a unit kick at j (sum_a f_a G_a over "
+                              "covariance levels), docs/theory.md §3.3, dmft-extensions §3.1"),
     memory_kernel=dict(long_name="memory kernel M_R(t, t')", units="1",
                        description="alpha Delta E[q_k T_kj], docs/theory.md §3.2"),
     noise_kernel=dict(long_name="noise kernel M_C(t, t')", units="1",
@@ -31,24 +38,46 @@ MATRICES = dict(
 
 
 def group_results(solver: Solver):
-    """Curves (name -> (k+1, groups)) and matrices (name -> (groups, k+1, k+1)) up to the
-    last step solved, and the first step (or None) at which C(t, t) is not finite."""
+    """Curves (name -> (k+1, groups)), level curves (name -> (k+1, groups, levels)) and
+    matrices (name -> (groups, k+1, k+1)) up to the last step solved, and the first step (or
+    None) at which C(t, t) is not finite.
+
+    Per covariance level a (one level without covariance): G_a, Y_a and C_a from the
+    level's weight side (dmft-extensions §3.1, scale s_a); C = sum_a f_a C_a,
+    C_Sigma = sum_a f_a s_a C_a(t, t), m = sum_a f_a m_a; the test error uses C_Sigma.
+    """
     p, size = solver.grid, solver.k + 1
     lam_hat, noise = solver._used("lam_hat")[:size], solver._used("noise")[:, :size, :size]
-    memory, m = solver._used("memory")[:, :size, :size], solver.m[:size]
-    response_, corr = [], []
+    memory, m_levels = solver._used("memory")[:, :size, :size], solver.level_magnetizations(size)
+    fractions, variances = solver.fractions, solver.variances
+    matrices = dict(correlation=[], response=[])
+    initial, c_levels = [], []
     for g in range(solver.groups):
-        G = propagator(lam_hat[:, g], memory[g], p.lam, p.eta)
-        response_.append(G)
-        corr.append(correlation(G, noise[g], m[:, g], p.R, p.eta))
-    corr = np.array(corr)
-    norm2 = np.diagonal(corr, axis1=1, axis2=2).T
-    curves = dict(gen_error=generalization_error(p.model, m, norm2, p.delta, p.L),
+        parts = [_level_weight_side(solver, lam_hat[:, g], memory[g], noise[g],
+                                    m_levels[:, g, a], s) for a, s in enumerate(variances)]
+        matrices["response"].append(sum(f * G for f, (G, _, _) in zip(fractions, parts)))
+        initial.append(sum(f * Y for f, (_, Y, _) in zip(fractions, parts)))
+        matrices["correlation"].append(sum(f * C for f, (_, _, C) in zip(fractions, parts)))
+        c_levels.append([np.diagonal(C).copy() for _, _, C in parts])
+    matrices = {name: np.array(value) for name, value in matrices.items()}
+    norm2_level = np.array(c_levels).transpose(2, 0, 1)  # (time, groups, levels)
+    norm2 = np.diagonal(matrices["correlation"], axis1=1, axis2=2).T
+    norm2_sigma = (fractions * variances * norm2_level).sum(axis=2)
+    m = (fractions * m_levels).sum(axis=2)
+    curves = dict(gen_error=generalization_error(p.model, m, norm2_sigma, p.delta, p.L),
                   train_loss=solver.loss[:size], train_acc=solver.acc[:size], norm2=norm2,
-                  magnetization=m, active_fraction=solver.active[:size])
-    matrices = dict(correlation=corr, response=np.array(response_), memory_kernel=memory,
-                    noise_kernel=noise)
-    return curves, matrices, _first_blowup(norm2)
+                  magnetization=m, active_fraction=solver.active[:size],
+                  norm2_sigma=norm2_sigma, initial_response=np.array(initial).T)
+    levels = dict(magnetization_level=m_levels, norm2_level=norm2_level)
+    matrices.update(memory_kernel=memory, noise_kernel=noise)
+    return curves, levels, matrices, _first_blowup(norm2_sigma)
+
+
+def _level_weight_side(solver, lam_hat, memory, noise, m, scale):
+    """(G_a, Y_a, C_a) of one group and level (dmft-extensions §3.1; docs/theory.md §3.3)."""
+    p = solver.grid
+    G, Y = propagator(lam_hat, memory, p.lam, p.eta, solver.beta, solver.gamma, scale)
+    return G, Y, correlation(G, noise, m, p.R, p.eta, Y, scale)
 
 
 def _first_blowup(norm2: np.ndarray):
@@ -108,7 +137,7 @@ def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
     A pass that diverged keeps every value before the failure and NaN from it on; attrs
     `status` ("success" or "diverged"), `message` and `failure_time` say what happened.
     """
-    curves, matrices, blowup = group_results(solver)
+    curves, level_curves, matrices, blowup = group_results(solver)
     status = _status(solver, blowup)
     size = solver.target + 1
     valid = min(solver.k + 1, size if blowup is None else blowup)
@@ -122,10 +151,19 @@ def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
             long_name=f"Monte-Carlo standard error of {name}", units="1",
             description=f"standard error over {replicas} independent sample groups "
                         "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))
+    for name in LEVEL_CURVES:
+        mean, err = _combine(level_curves[name], weights, replicas, axis=1)
+        data[name] = (("level", "time"), _pad(mean, valid, size, (0,)).T)
+        data[f"{name}_mc_error"] = (("level", "time"), _pad(err, valid, size, (0,)).T, dict(
+            long_name=f"Monte-Carlo standard error of {name}", units="1",
+            description=f"standard error over {replicas} independent sample groups "
+                        "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))
+    data["initial_response"] += (INITIAL_RESPONSE,)
     for name, attrs in MATRICES.items():
         mean = _combine(matrices[name], weights, replicas, 0)[0]
         data[name] = (("time", "time_prime"), _pad(mean, valid, size, (0, 1)), attrs)
-    ds = xr.Dataset(data, coords=dict(time=time, time_prime=("time_prime", time)))
+    ds = xr.Dataset(data, coords=dict(time=time, time_prime=("time_prime", time),
+                                      level=np.arange(solver.levels)))
     settings = {k: ("none" if v is None else v) for k, v in solver.settings.items()}
     ds.attrs = dataset_attrs(
         solver.problem, method=method, wall_time=solver.wall_time,

@@ -70,11 +70,11 @@ class ResponsePaths:
     def grow(self, n_steps: int) -> None:
         """Room for steps up to n_steps; the histories written so far are kept."""
         old, new = self.schedule, SourceSchedule(self.window, n_steps)
-        T = np.zeros((self.T.shape[0], new.size, self.T.shape[2]), dtype=self.T.dtype)
+        T = np.zeros(self.T.shape[:-2] + (new.size, self.T.shape[-1]), dtype=self.T.dtype)
         for j in range(old.n_steps + 1):
             length = old.last_step[j] - j
-            T[:, new.offset[j]:new.offset[j] + length] = \
-                self.T[:, old.offset[j]:old.offset[j] + length]
+            T[..., new.offset[j]:new.offset[j] + length, :] = \
+                self.T[..., old.offset[j]:old.offset[j] + length, :]
         self.schedule, self.T = new, T
 
     def memory_row(self, k: int, q_response: np.ndarray, alpha_delta: float) -> np.ndarray:
@@ -86,13 +86,17 @@ class ResponsePaths:
         if k == 0:
             return np.zeros((groups, 0))
         sources = self.schedule.followed(k)
-        entries = self.T[:, self.schedule.offset[sources] + (k - sources - 1), :]
+        entries = self._entries(self.schedule.offset[sources] + (k - sources - 1))
         q = q_response.astype(self.T.dtype)[:, :, None]
         measured = alpha_delta * (entries @ q)[:, :, 0].astype(float) / q_response.shape[1]
         if len(sources) == k:
             return measured
         j = np.arange(k)
         return np.stack([np.interp(j, sources, measured[g]) for g in range(groups)])
+
+    def _entries(self, rows: np.ndarray) -> np.ndarray:
+        """The stored T_{k,j} at the given history rows, (groups, len(rows), n_response)."""
+        return self.T[:, rows, :]
 
     def advance(self, k: int, decay: np.ndarray, memory: np.ndarray, source: np.ndarray,
                 eta: float) -> None:
@@ -152,3 +156,143 @@ def _advance_numba(T, k, decay, coef, sources, offsets, bounds):
                     acc[p] += c * T[g, row, p]
             for p in range(n):
                 T[g, last + 1, p] = acc[p]
+
+
+class LevelPaths(ResponsePaths):
+    """Response paths with momentum and covariance levels (dmft-extensions §3, §4).
+
+    Per level a and source j, with x^p_k = (1 + gamma) x_k - gamma x_{k-1}:
+
+        T_{a;j+1,j} = omega_a Delta q_j,
+        T_{a;k+1,j} = (1 + beta) T_{a;k,j} - beta T_{a;k-1,j} - eta (lam + s_a lam_hat_k) T^p_{a;k,j}
+                      + eta^2 s_a sum_{j<i<k} M_R(k,i) T^p_{a;i,j}
+                      - eta omega_a Delta q_k sum_b omega_b T^p_{b;k,j},
+        M_R(k,j)    = alpha Delta E[q_k sum_b omega_b T^p_{b;k,j}].
+
+    The history of a source (same schedule and layout as `ResponsePaths`, with a level axis:
+    T[g, a, offset(j) + (k - j - 1), p]) holds T^p; with momentum the last two rows T_{k,j},
+    T_{k-1,j} of every source are kept besides (`last`, shape (2, groups, levels, sources,
+    n_response)). The recursion is computed as
+
+        T_{a;k+1} = d_a T^p_{a;k} + (beta - gamma)(T_{a;k} - T_{a;k-1}) + sum_i c_{a,i} T^p_{a;i}
+                    - eta omega_a Delta q_k sum_{b != a} omega_b T^p_{b;k},
+        d_a = 1 - eta (lam + s_a lam_hat_k + omega_a^2 Delta q_k),  c_{a,i} = eta^2 s_a M_R(k,i),
+
+    which for beta = gamma = 0 and one level is `ResponsePaths.advance`, operation for operation.
+    """
+
+    def __init__(self, groups: int, n_response: int, n_steps: int, window: int | None,
+                 dtype, backend: str, omega: np.ndarray, momentum: bool):
+        self.window, self.backend = window, backend
+        self.omega, self.momentum = np.asarray(omega, dtype=float), momentum
+        self.schedule = SourceSchedule(window, n_steps)
+        levels = len(self.omega)
+        self.T = np.zeros((groups, levels, self.schedule.size, n_response), dtype=dtype)
+        self.last = np.zeros((2, groups, levels, (n_steps + 1) if momentum else 0, n_response),
+                             dtype=dtype)
+
+    @staticmethod
+    def nbytes(groups: int, n_response: int, n_steps: int, window: int | None, dtype,
+               levels: int = 1, momentum: bool = False) -> int:
+        rows = SourceSchedule(window, n_steps).size + (2 * (n_steps + 1) if momentum else 0)
+        return groups * levels * rows * n_response * np.dtype(dtype).itemsize
+
+    def grow(self, n_steps: int) -> None:
+        super().grow(n_steps)
+        if self.momentum:
+            last = np.zeros(self.last.shape[:3] + (n_steps + 1, self.last.shape[4]),
+                            dtype=self.last.dtype)
+            last[:, :, :, :self.last.shape[3]] = self.last
+            self.last = last
+
+    def _entries(self, rows: np.ndarray) -> np.ndarray:
+        """S_{k,j} = sum_b omega_b T^p_{b;k,j} at the given rows (one level: T^p itself)."""
+        if len(self.omega) == 1:
+            return self.T[:, 0, rows, :]
+        return np.einsum("b,gbjp->gjp", self.omega, self.T[:, :, rows, :]).astype(self.T.dtype)
+
+    def advance(self, k: int, decay: np.ndarray, memory: np.ndarray, source: np.ndarray,
+                eta: float, *, variances: np.ndarray, cross: np.ndarray, beta: float,
+                gamma: float) -> None:
+        """Write T^p_{a;k+1,j} of every source followed at k+1, in place.
+
+        decay: (groups, levels, n_response) = d_a; memory: (groups, k) = M_R(k, 0..k-1);
+        source: (groups, levels, n_response) = omega_a Delta q_k; cross: (groups, levels,
+        n_response) = eta omega_a Delta q_k; variances s_a (levels,).
+        """
+        sched = self.schedule
+        sources = np.flatnonzero(sched.last_step[:k] >= k + 1)
+        coef = ((eta * eta * memory)[:, None, :] * variances[None, :, None]).astype(self.T.dtype)
+        decay, cross = decay.astype(self.T.dtype), cross.astype(self.T.dtype)
+        omega = self.omega.astype(self.T.dtype)
+        offsets = sched.offset[sources]
+        args = (self.T, self.last, k, decay, coef, cross, omega, beta - gamma, gamma,
+                self.momentum, sources, offsets)
+        if self.backend == "numba":
+            _advance_levels_numba(*args, _chunk_bounds(k - sources, 4 * numba.get_num_threads()))
+        else:
+            _advance_levels_numpy(*args)
+        if sched.last_step[k] >= k + 1:
+            self.T[:, :, sched.offset[k], :] = source if gamma == 0 else (1 + gamma) * source
+            if self.momentum:
+                self.last[0, :, :, k] = source
+                self.last[1, :, :, k] = 0.0
+
+
+def _advance_levels_numpy(T, last, k, decay, coef, cross, omega, beta_gamma, gamma,
+                          momentum, sources, offsets):
+    levels = T.shape[1]
+    for j, off in zip(sources, offsets):
+        history = T[:, :, off:off + k - j, :]  # T^p_{a; j+1..k, j}
+        now = history[:, :, -1, :]
+        new = decay * now
+        if momentum:
+            new += beta_gamma * (last[0, :, :, j] - last[1, :, :, j])
+        new += np.einsum("gai,gaip->gap", coef[:, :, j + 1:k], history[:, :, :-1, :])
+        if levels > 1:
+            weighted = omega[None, :, None] * now
+            new -= cross * (weighted.sum(axis=1, keepdims=True) - weighted)
+        if momentum:
+            T[:, :, off + k - j, :] = (1 + gamma) * new - gamma * last[0, :, :, j]
+            last[1, :, :, j] = last[0, :, :, j]
+            last[0, :, :, j] = new
+        else:
+            T[:, :, off + k - j, :] = new
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _advance_levels_numba(T, last, k, decay, coef, cross, omega, beta_gamma, gamma, momentum,
+                          sources, offsets, bounds):
+    """T^p_{a;k+1,j} for the followed sources; a task owns a chunk of sources of one group."""
+    groups, levels, _, n = T.shape
+    chunks = len(bounds) - 1
+    for task in numba.prange(groups * chunks):
+        g, chunk = task // chunks, task % chunks
+        acc = np.empty((levels, n), dtype=np.float64)
+        for s in range(bounds[chunk], bounds[chunk + 1]):
+            j, off = sources[s], offsets[s]
+            now = off + k - j - 1  # T^p_{k,j}
+            for a in range(levels):
+                for p in range(n):
+                    acc[a, p] = decay[g, a, p] * T[g, a, now, p]
+                if momentum:
+                    for p in range(n):
+                        acc[a, p] += beta_gamma * (last[0, g, a, j, p] - last[1, g, a, j, p])
+                for i in range(j + 1, k):
+                    c = coef[g, a, i]
+                    row = off + i - j - 1
+                    for p in range(n):
+                        acc[a, p] += c * T[g, a, row, p]
+                if levels > 1:
+                    for b in range(levels):
+                        if b != a:
+                            for p in range(n):
+                                acc[a, p] -= cross[g, a, p] * omega[b] * T[g, b, now, p]
+            for a in range(levels):
+                for p in range(n):
+                    if momentum:
+                        T[g, a, now + 1, p] = (1 + gamma) * acc[a, p] - gamma * last[0, g, a, j, p]
+                        last[1, g, a, j, p] = last[0, g, a, j, p]
+                        last[0, g, a, j, p] = acc[a, p]
+                    else:
+                        T[g, a, now + 1, p] = acc[a, p]

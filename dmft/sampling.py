@@ -28,14 +28,22 @@ def draw_inputs(model: str, delta: float, groups: int, n: int, rng: np.random.Ge
     (antithetic zeta within a cluster). Hence clusters are exactly balanced and
     E_N[zeta] = E_N[c zeta] = 0 in every group.
     """
+    c, y, zeta = draw_levels(model, groups, n, 1, rng)
+    return c, y, c + math.sqrt(delta) * zeta[:, 0]
+
+
+def draw_levels(model: str, groups: int, n: int, levels: int, rng: np.random.Generator):
+    """Cluster c, label y (groups, n) and one zeta_a per covariance level (groups, levels, n)
+    (dmft-extensions §3), with the antithetic pairs of `draw_inputs` (partners flip every
+    zeta_a; three-cluster partners flip c too, dmft-extensions §4)."""
     half = n // 2
     base = np.tile(np.arange(half) % 2, (groups, 1))
     c_base = np.where(base == 0, 1.0, -1.0) if model == "two_cluster" else base.astype(float)
-    zeta = rng.standard_normal((groups, half))
+    zeta = np.stack([rng.standard_normal((groups, half)) for _ in range(levels)], axis=1)
     partner_c = c_base if model == "two_cluster" else -c_base
     c = np.concatenate([c_base, partner_c], axis=1)
-    zeta = np.concatenate([zeta, -zeta], axis=1)
-    return c, labels(model, c), c + math.sqrt(delta) * zeta
+    zeta = np.concatenate([zeta, -zeta], axis=2)
+    return c, labels(model, c), zeta
 
 
 def shared_draws(model: str, values: np.ndarray) -> np.ndarray:

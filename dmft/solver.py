@@ -61,6 +61,18 @@ class Solver:
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
     """
 
+    # one level, no momentum; `ExtendedSolver` (dmft/extended.py) overrides these
+    beta = gamma = 0.0
+    levels = 1
+    variances = fractions = np.ones(1)
+
+    def __new__(cls, problem: Problem | None = None, **kwargs):
+        """A problem with momentum or covariance levels gets an `ExtendedSolver`."""
+        if cls is Solver and problem is not None and needs_extension(problem):
+            from .extended import ExtendedSolver
+            return super().__new__(ExtendedSolver)
+        return super().__new__(cls)
+
     def __init__(self, problem: Problem, *, kernels=None, **settings):
         unknown = sorted(set(settings) - set(DEFAULTS))
         if unknown:
@@ -98,14 +110,23 @@ class Solver:
 
     # ---------------------------------------------------------------- initial state
     def _init_samples(self, seed):
-        p, G = self.grid, self.groups
+        p = self.grid
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
-        self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, G, self.n, self.rng)
-        self.h = math.sqrt(p.R) * self._shared(self.rng.standard_normal)
+        self._draw_inputs()
+        self.h = math.sqrt(p.R) * self._initial_fields()
         self.s = self.chain.initial(self._shared(
             lambda shape: sampling.stratified_uniforms(self.rng, shape)))
         self.z_next = self._noise_draws()
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
+
+    def _draw_inputs(self):
+        p = self.grid
+        self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, self.groups, self.n,
+                                                      self.rng)
+
+    def _initial_fields(self):
+        """Standard normals of h(0) (antithetic partners share them, `sampling.shared_draws`)."""
+        return self._shared(self.rng.standard_normal)
 
     def _shared(self, draw):
         nb = sampling.draws_per_group(self.grid.model, self.n)
@@ -123,12 +144,16 @@ class Solver:
         """Bytes held for a solve of n_steps steps: response paths (§5.5), sample histories,
         step x step matrices."""
         size, G = n_steps + 1, self.groups
-        paths = response.ResponsePaths.nbytes(G, self.n_response, n_steps,
-                                              self.settings["response_window"],
-                                              self.settings["response_dtype"])
-        histories = Histories.nbytes(G, self.n, n_steps, self.settings["response_dtype"])
+        paths = self._paths_nbytes(n_steps)
+        histories = Histories.nbytes(G, self.n, n_steps, self.settings["response_dtype"],
+                                     self.levels)
         square = 10 * G * size * size * 8  # kernels, Cholesky factors, result matrices
         return paths + histories + square
+
+    def _paths_nbytes(self, n_steps: int) -> int:
+        return response.ResponsePaths.nbytes(self.groups, self.n_response, n_steps,
+                                             self.settings["response_window"],
+                                             self.settings["response_dtype"])
 
     def _reserve(self, n_steps: int):
         """Grow every step-indexed array to hold steps 0..n_steps (checks memory_limit)."""
@@ -143,27 +168,38 @@ class Solver:
                 f"response_samples (now {self.n_response * self.settings['n_replicas']}), or "
                 f"use response_dtype='float32'")
         size, G, n = n_steps + 1, self.groups, self.n
-        shapes = dict(m=(size, G), lam_hat=(size, G), mu=(size, G), loss=(size, G), acc=(size, G),
-                      active=(size, G), noise=(G, size, size), memory=(G, size, size))
-        for name, shape in shapes.items():
+        for name, shape in self._shapes(size).items():
             new = np.zeros(shape)
             if self.capacity >= 0:
                 old = getattr(self, name)
                 new[tuple(slice(0, s) for s in old.shape)] = old
             setattr(self, name, new)
         if self.capacity < 0:
-            self.m[0] = self.m_start
-            self.histories = Histories(G, n, n_steps, self.settings["response_dtype"])
+            self.m[0] = self.m_start.reshape(self.m.shape[1:2] + (1,) * (self.m.ndim - 2))
+            self.histories = self._new_histories(n_steps)
             self.histories.record(0, z=self.z_next)
             self.cholesky = NestedCholesky(G, size)
-            self.paths = response.ResponsePaths(
-                G, self.n_response, n_steps, self.settings["response_window"],
-                self.settings["response_dtype"], self.settings["backend"])
+            self.paths = self._new_paths(n_steps)
         else:
             self.cholesky.grow(size)
             self.histories.grow(n_steps)
             self.paths.grow(n_steps)
         self.capacity = n_steps
+
+    def _shapes(self, size: int) -> dict:
+        """Shapes of the step-indexed arrays for steps 0..size-1."""
+        G = self.groups
+        return dict(m=(size, G), lam_hat=(size, G), mu=(size, G), loss=(size, G),
+                    acc=(size, G), active=(size, G), noise=(G, size, size),
+                    memory=(G, size, size))
+
+    def _new_histories(self, n_steps: int) -> Histories:
+        return Histories(self.groups, self.n, n_steps, self.settings["response_dtype"])
+
+    def _new_paths(self, n_steps: int):
+        return response.ResponsePaths(
+            self.groups, self.n_response, n_steps, self.settings["response_window"],
+            self.settings["response_dtype"], self.settings["backend"])
 
     # ---------------------------------------------------------------- the causal pass
     def advance(self, t_max: float) -> "Solver":
@@ -194,19 +230,28 @@ class Solver:
         """Fields, observables and kernel rows at step k (§3.1, §3.2, §3.4); idempotent."""
         p = self.grid
         ad = p.alpha * p.delta
-        r = math.sqrt(p.delta) * self.h + self.m[k][:, None] * self.u
-        self.g = np.where(self.s, sample_loss_prime(p.model, self.y, r, p.L), 0.0)
-        self.q = np.where(self.s, sample_loss_second(p.model, self.y, r, p.L), 0.0)
-        self.loss[k] = sample_loss(p.model, self.y, r, p.L).mean(axis=1)
-        self.acc[k] = correct(p.model, self.y, r, p.L).mean(axis=1)
+        r, r_w, h = self._preactivations(k)
+        self.g = np.where(self.s, sample_loss_prime(p.model, self.y, r, p.L, p.loss), 0.0)
+        self.q = np.where(self.s, sample_loss_second(p.model, self.y, r, p.L, p.loss), 0.0)
+        self.loss[k] = sample_loss(p.model, self.y, r_w, p.L, p.loss).mean(axis=1)
+        self.acc[k] = correct(p.model, self.y, r_w, p.L).mean(axis=1)
         self.active[k] = self.s.mean(axis=1)
-        self.histories.record(k, h=self.h, g=self.g)
+        self.histories.record(k, h=h, g=self.g)
         self.lam_hat[k] = ad * self.q.mean(axis=1)
-        self.mu[k] = p.alpha * _pair_mean(self.g * self.u)
         row = ad * self.histories.gram_row(k, self.g)
         self.noise[:, k, :k + 1] = row
         self.noise[:, :k + 1, k] = row
         self.memory[:, k, :k] = self.paths.memory_row(k, self.q[:, self.response_index], ad)
+        self.mu[k] = self._signal_force(k)
+
+    def _preactivations(self, k: int):
+        """(r at the gradient point, r of the iterate w_k, the field h to record) at step k."""
+        r = math.sqrt(self.grid.delta) * self.h + self.m[k][:, None] * self.u
+        return r, r, self.h
+
+    def _signal_force(self, k: int) -> np.ndarray:
+        """mu_k = alpha E[g_k (c + sqrt(Delta) zeta)] (§3.2)."""
+        return self.grid.alpha * _pair_mean(self.g * self.u)
 
     def _step(self, k: int):
         """Advance h, m, T and the selection chain from step k to k+1 (§3.1, §3.2)."""
@@ -223,6 +268,10 @@ class Solver:
         q = self.q[:, self.response_index]
         self.paths.advance(k, 1 - eta * (p.lam + lam_hat + p.delta * q), memory,
                            p.delta * q, eta)
+        self._next_selection(k)
+
+    def _next_selection(self, k: int):
+        """Selection chain and noise normals of step k + 1; the pass is now at k + 1."""
         nb = sampling.draws_per_group(self.grid.model, self.n)
         self.s = self.chain.step(self.s, self._shared(
             lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
@@ -249,6 +298,15 @@ class Solver:
 
     def copy(self) -> "Solver":
         return copy.deepcopy(self)
+
+    def level_magnetizations(self, size: int) -> np.ndarray:
+        """m_a at steps 0..size-1, shape (size, groups, levels)."""
+        return self.m[:size, :, None]
+
+
+def needs_extension(problem: Problem) -> bool:
+    """True if the problem has momentum or several covariance levels (dmft-extensions §3)."""
+    return problem.momentum != 0 or len(problem.level_fractions) > 1
 
 
 def _pair_mean(x: np.ndarray) -> np.ndarray:
