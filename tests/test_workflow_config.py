@@ -185,6 +185,7 @@ BAD_VALUES = {
     ("dmft", "backend"): ["cuda"],
     ("dmft", "memory_limit"): ["lots", -1, 0],
     ("dmft", "damping"): [0, 1.5],
+    ("dmft", "response_window"): [0, -4, 2.5],
     ("dmft", "n_sample"): [100],
     ("dask", "n_workers"): [0, -2, "all"],
     ("dask", "scheduler"): ["nonsense", 5],

@@ -245,6 +245,8 @@ DMFT_RULES = {
     "n_samples": (_positive_int, "an integer >= 1"),
     "n_replicas": (_positive_int, "an integer >= 1"),
     "response_samples": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
+    "response_window": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
+    "magnetization_nodes": (_positive_int, "an integer >= 1"),
     "time_step": (lambda v: v is None or _positive_number(v), "null or a number > 0"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
              "an integer in [0, 2**32)"),
