@@ -10,8 +10,9 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
   memory = the data matrix (alpha d^2 values of the dtype) + SIMS_BASE_MB.
 * dmft, per point: CPU = DMFT_OVERHEAD_S + DMFT_S_RESPONSE * response_samples * K^3
   + DMFT_S_SAMPLES * n_samples * K^2 (K = t_max / time step; dmft.solve docstring), the
-  last two terms times DMFT_THREE_CLUSTER_GROUPS for the three-cluster model (one solve
-  group per initial-magnetization node); memory = response paths (response_samples K^2 values of
+  last two terms times the number of initial-magnetization nodes (magnetization_nodes) for
+  the three-cluster model; K^3 assumes every response source is followed
+  (response_window=None): with the multiresolution default it is pessimistic; memory = response paths (response_samples K^2 values of
   response_dtype) + DMFT_BASE_MB.
 
 The Snakemake rule `store` asks for mem_mb = peak per task x workers + JOB_BASE_MB and
@@ -35,7 +36,7 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     DMFT_S_RESPONSE=8.7e-11,   # s per (response sample x K^3): 2/3 of 6.5 s at K = 500
     DMFT_S_SAMPLES=2.2e-9,     # s per (sample x K^2): 1/3 of 6.5 s at K = 500, n = 4000
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
-    DMFT_THREE_CLUSTER_GROUPS=6,
+    DMFT_THREE_CLUSTER_GROUPS=6,  # if dmft.solve has no magnetization_nodes setting
     DMFT_BASE_MB=400,
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
@@ -67,8 +68,8 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
         response = settings.get("response_samples") or settings["n_samples"]
         cpu = (COST["DMFT_S_RESPONSE"] * response * K ** 3
                + COST["DMFT_S_SAMPLES"] * settings["n_samples"] * K ** 2)
-        if p.model == "three_cluster":
-            cpu *= COST["DMFT_THREE_CLUSTER_GROUPS"]
+        if p.model == "three_cluster":  # one solve group per initial-magnetization node
+            cpu *= settings.get("magnetization_nodes") or COST["DMFT_THREE_CLUSTER_GROUPS"]
         cpu += COST["DMFT_OVERHEAD_S"]
         item = np.dtype(settings.get("response_dtype") or "float32").itemsize
         out.append((cpu, response * K ** 2 * item / 1e6 + COST["DMFT_BASE_MB"]))
