@@ -56,11 +56,18 @@ class Histories:
             history = getattr(self, name)
             history[:, :, k] = value.reshape(history.shape[:2])
 
-    def gram_row(self, k: int, g: np.ndarray) -> np.ndarray:
-        """sum_p g_j(p) g(p) / n for j = 0..k, shape (groups, k+1)."""
-        n = g.shape[1]
-        partial = _gram_partials(self.g, np.ascontiguousarray(g), k)
-        return partial.sum(axis=1) / n
+    def gram_row(self, k: int) -> np.ndarray:
+        """sum_p g_j(p) g_k(p) / n for j = 0..k, shape (groups, k+1), from the stored g.
+
+        g_k is taken as stored (record it first): M_C is then exactly the Gram matrix of
+        the stored vectors, PSD up to float64 rounding. Mixing the float32-rounded g_j with
+        an unrounded g_k breaks positivity at 1e-7 relative, far above the degeneracy
+        threshold of the Cholesky factor (noise.py), which then divides by spurious
+        pivots once M_C becomes numerically low-rank (late times, §5.1).
+        """
+        current = self.g[:, :, k].astype(np.float64)
+        partial = _gram_partials(self.g, current, k)
+        return partial.sum(axis=1) / self.g.shape[1]
 
     def noise_and_recall(self, k: int, factor: np.ndarray, memory: np.ndarray):
         """xi_k = sum_{j<=k} L(k,j) z_j and recall_k = sum_{j<k} M_R(k,j) h_j, (groups, n)

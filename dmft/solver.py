@@ -238,7 +238,7 @@ class Solver:
         self.active[k] = self.s.mean(axis=1)
         self.histories.record(k, h=h, g=self.g)
         self.lam_hat[k] = ad * self.q.mean(axis=1)
-        row = ad * self.histories.gram_row(k, self.g)
+        row = ad * self.histories.gram_row(k)
         self.noise[:, k, :k + 1] = row
         self.noise[:, :k + 1, k] = row
         self.memory[:, k, :k] = self.paths.memory_row(k, self.q[:, self.response_index], ad)
