@@ -116,6 +116,21 @@ def finite_size_table(sims: xr.Dataset, dmft: xr.Dataset | None = None, times=No
     return pd.DataFrame(rows)
 
 
+def extrapolation_statement(table: pd.DataFrame, z_max: float = 3.0) -> str:
+    """Plain words: how many d -> infinity extrapolations agree with DMFT within z_max s.e.,
+    and which do not."""
+    rated = table.dropna(subset=["z"])
+    if not len(rated):
+        return "No extrapolation could be compared with DMFT (too few d, or no DMFT)."
+    bad = rated[rated.z.abs() > z_max]
+    text = (f"The d → ∞ extrapolations (a + c/d) agree with DMFT within {z_max:g} s.e. for "
+            f"{len(rated) - len(bad)} of {len(rated)} (observable, time) pairs.")
+    if len(bad):
+        text += " They differ for " + ", ".join(
+            f"{r.observable} at t = {r.time:.3g} (z = {r.z:+.1f})" for r in bad.itertuples()) + "."
+    return text
+
+
 # --------------------------------------------------------------------------- escape time
 def escape_time(da: xr.DataArray, threshold: float = 0.4, dim: str = "time") -> xr.DataArray:
     """First time `da` drops below `threshold`, linearly interpolated between grid points.

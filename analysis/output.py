@@ -5,7 +5,7 @@
 writes <figures>/<experiment>.png and .pdf, <tables>/<experiment>.csv (the kind's table:
 early stopping for curves and maps, the fits or escape times for finite_size) and
 <tables>/<experiment>_agreement.csv (simulations against DMFT, analysis.agreement), and
-for an escape-time analysis <tables>/<experiment>.txt (the verdict in words).
+for a finite-size analysis <tables>/<experiment>.txt (the verdict in words).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .agreement import agreement_table, by_d_line, disagreement_note
 from .data import load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_table,
-                          finite_size_table)
+                          extrapolation_statement, finite_size_table)
 from .fss_plots import plot_escape, plot_finite_size
 from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
@@ -41,9 +41,15 @@ def write_table(df: pd.DataFrame, path: str) -> str:
     return path
 
 
+def write_text(text: str, path: str) -> str:
+    with open(path, "w") as fh:
+        fh.write(text + "\n")
+    return path
+
+
 def outputs(experiment: str, figures: str, tables: str) -> dict:
     """The files `make` writes for an experiment (the same for every kind, plus `text` for
-    an escape-time analysis)."""
+    a finite-size analysis)."""
     return dict(figure=os.path.join(figures, experiment),
                 table=os.path.join(tables, f"{experiment}.csv"),
                 agreement=os.path.join(tables, f"{experiment}_agreement.csv"),
@@ -109,7 +115,9 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
         table = finite_size_table(sims, dmft, times=spec["times"],
                                   observables=spec["observables"])
         fig = plot_finite_size(sims, dmft, table, title=title)
-        return save(fig, out["figure"]) + [write_table(table, out["table"])]
+        return save(fig, out["figure"]) + [write_table(table, out["table"]),
+                                           write_text(extrapolation_statement(
+                                               table, spec["z_max"]), out["text"])]
     threshold = spec["threshold"]
     if threshold == "auto":
         threshold = auto_threshold(sims, dmft, var)
@@ -118,8 +126,7 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     agreement = _agreement(sims, dmft, spec)
     statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"]),
                                        by_d_line(agreement)]))
-    with open(out["text"], "w") as fh:
-        fh.write(statement + "\n")
+    write_text(statement, out["text"])
     note = disagreement_note(agreement, sims, spec["z_max"])
     fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
                       title=title, var=var, note=note)

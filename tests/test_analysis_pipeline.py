@@ -23,7 +23,7 @@ def test_snakemake_draws_every_kind_then_a_dry_run_has_nothing_to_do(tmp_path):
             assert (results / out).stat().st_size > 0, out
     agreement = pd.read_csv(results / "tables" / "two_agreement.csv")
     assert len(agreement) == 2 * 2 * 2  # case x lam x sims d, each against its DMFT curve
-    assert "Only one d has both" in (results / "tables" / "three.txt").read_text()
+    assert "Only one d has both" in (results / "tables" / "three.txt").read_text()  # 1 d
     assert set(pd.read_csv(results / "tables" / "two.csv").source) == {"dmft", "sims"}
 
     report = snakemake(tmp_path, "--configfile", path, "--report", tmp_path / "report.zip")

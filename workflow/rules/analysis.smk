@@ -1,7 +1,8 @@
 # Analysis (README "Figures and analysis"): what is drawn for an experiment is declared in
 # its config, `analysis: {kind: curves | map | finite_size, ...}` (analysis/spec.py; default
 # curves). Per experiment: results/figures/<e>.png/.pdf, results/tables/<e>.csv (the kind's
-# table) and results/tables/<e>_agreement.csv (simulations against DMFT), all marked
+# table), results/tables/<e>_agreement.csv (simulations against DMFT) and, for finite_size,
+# results/tables/<e>.txt (the verdict in words), all marked
 # report(...): `snakemake --report results/report.html` collects them with their captions
 # (workflow/report/<e>.rst, else workflow/report/kind_<kind>.rst) and the config files.
 # `analysis: false` at the top of the config: stores only.
@@ -27,9 +28,11 @@ def _of_kind(kind):
 
 def analysis_targets(config):
     """Every file the analysis makes for the experiments of the config (for `rule all`)."""
-    return [f"{RESULTS}/{folder}/{name}{suffix}" for name in ANALYSIS
-            for folder, suffix in (("figures", ".png"), ("figures", ".pdf"),
-                                   ("tables", ".csv"), ("tables", "_agreement.csv"))]
+    out = [f"{RESULTS}/{folder}/{name}{suffix}" for name in ANALYSIS
+           for folder, suffix in (("figures", ".png"), ("figures", ".pdf"),
+                                  ("tables", ".csv"), ("tables", "_agreement.csv"))]
+    return out + [f"{RESULTS}/tables/{name}.txt" for name, spec in ANALYSIS.items()
+                  if spec["kind"] == "finite_size"]
 
 
 def _caption(name):
@@ -39,12 +42,6 @@ def _caption(name):
         if os.path.exists(path):
             return open(path).read()
     return name
-
-
-def _statement(wc):
-    """Escape-time analysis: the verdict in words written by the analysis (once made)."""
-    path = f"{RESULTS}/tables/{wc.experiment}.txt"
-    return open(path).read().strip() if os.path.exists(path) else ""
 
 
 def _outputs(category, label):
@@ -75,7 +72,6 @@ rule learning_curves:
     params:
         section=lambda wc: _json.dumps(ANALYSIS[wc.experiment]),
         caption=lambda wc: _caption(wc.experiment),
-        statement="",
         results=RESULTS,
     log:
         "logs/{experiment}/analysis.log",
@@ -95,7 +91,6 @@ rule early_stopping_map:
     params:
         section=lambda wc: _json.dumps(ANALYSIS[wc.experiment]),
         caption=lambda wc: _caption(wc.experiment),
-        statement="",
         results=RESULTS,
     log:
         "logs/{experiment}/analysis.log",
@@ -110,12 +105,13 @@ rule finite_size:
         unpack(lambda wc: store_inputs(wc.experiment)),
     output:
         **_outputs("Finite-size scaling", "figure"),
+        verdict=report(f"{RESULTS}/tables/{{experiment}}.txt", caption="../report/verdict.rst",
+                       category="Finite-size scaling", labels={"verdict": "{experiment}"}),
     wildcard_constraints:
         experiment=_of_kind("finite_size"),
     params:
         section=lambda wc: _json.dumps(ANALYSIS[wc.experiment]),
         caption=lambda wc: _caption(wc.experiment),
-        statement=_statement,
         results=RESULTS,
     log:
         "logs/{experiment}/analysis.log",
