@@ -7,7 +7,8 @@ import xarray as xr
 
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
 from analysis.agreement import agreement_table, compare
-from analysis.finite_size import (VERDICTS, agreement_statement, escape_table, fit_log_d,
+from analysis.finite_size import (VERDICTS, agreement_statement, escape_table,
+                                  extrapolation_statement, fit_log_d,
                                   gap_trend)
 
 
@@ -230,3 +231,12 @@ def test_the_panel_names_curves_that_disagree_beyond_three_sigma_and_only_those(
     sims, dmft = _panel_stores(offset=0.0)
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
     assert not [t for t in texts if "beyond" in t]
+
+
+def test_the_extrapolation_verdict_counts_the_pairs_within_three_sigma_and_names_the_rest():
+    table = pd.DataFrame(dict(observable=["gen_error", "gen_error", "norm2"],
+                              time=[1.0, 20.0, 20.0], z=[0.5, -3.4, np.nan]))
+    text = extrapolation_statement(table)
+    assert "for 1 of 2 (observable, time) pairs" in text
+    assert text.endswith("They differ for gen_error at t = 20 (z = -3.4).")
+    assert extrapolation_statement(table.iloc[:1]).endswith("for 1 of 1 (observable, time) pairs.")
