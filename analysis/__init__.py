@@ -11,7 +11,7 @@ analysis.spec); `make` writes the figure and tables, the plot_* functions return
 Modules: spec (the analysis section), style (look, as a context), curves (learning curves on
 an Axes), panels (kind curves), maps (kind map), fss_plots and finite_size (kind
 finite_size), agreement (simulations against DMFT), status (failed and clipped points),
-output (files), data and store (reading stores).
+output (files), gallery (docs/gallery.md), data and store (reading stores).
 """
 
 from .agreement import agreement_table
