@@ -22,6 +22,9 @@ except ValueError as err:
     raise WorkflowError(str(err)) from None
 
 
+REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
+
+
 def _of_kind(kind):
     return "|".join(n for n, s in ANALYSIS.items() if s["kind"] == kind) or "NO_EXPERIMENT"
 
