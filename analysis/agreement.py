@@ -35,9 +35,9 @@ def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
             dmft_err: xr.DataArray) -> dict:
     """max |difference| and max |z| (their times, and the difference where |z| is largest:
     a huge |z| over a tiny difference is a small bias measured very precisely, e.g. at the
-    three-cluster symmetric point) of one simulated curve (seed, time)
-    against one DMFT curve (time,), on the simulated times inside the DMFT's time range (DMFT interpolated linearly in t)
-    where both are finite."""
+    three-cluster symmetric point) of one simulated curve (seed, time) against one DMFT
+    curve (time,), on the simulated times inside the DMFT's time range (DMFT interpolated
+    linearly in t) where both are finite."""
     mean, sem = mean_and_sem(sims_curve)
     inside = ((mean.time >= dmft_curve.time.min() - 1e-9)
               & (mean.time <= dmft_curve.time.max() + 1e-9))

@@ -276,8 +276,8 @@ def gap_trend(df: pd.DataFrame, z_max: float = 3.0) -> dict:
     """The gap sims_curve - dmft of the escape time against d, fitted as A + B ln d.
 
     Returns dict(d, gap, gap_err (arrays over the d with both), A, B, B_err, verdict) with
-    verdict one of: none (no d with both), single (one d only: no trend), open (DMFT does not escape within t_max at the
-    largest d while the simulations do), closed (every gap within z_max s.e. of zero),
+    verdict one of: none (no d with both), single (one d only: no trend), open (DMFT does
+    not escape within t_max at the largest d while the simulations do), closed (every gap within z_max s.e. of zero),
     closes (within z_max s.e. at the largest d), shrinks (|gap| falls with d by more than
     2 s.e. of the slope), grows (rises likewise), flat (no significant trend).
     """
