@@ -8,12 +8,8 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
 * sims, per task: CPU = SIMS_OVERHEAD_S + SIMS_S_PER_UNIT * sum over its configurations of
   seeds * n_steps * alpha * d^2 (two matrix-vector products of the n x d data per step);
   memory = the data matrix (alpha d^2 values of the dtype) + SIMS_BASE_MB.
-* dmft, per point: CPU = DMFT_OVERHEAD_S + DMFT_S_RESPONSE * response_samples * K^3
-  + DMFT_S_SAMPLES * n_samples * K^2 (K = t_max / time step; dmft.solve docstring), the
-  last two terms times the number of initial-magnetization nodes (magnetization_nodes) for
-  the three-cluster model; K^3 assumes every response source is followed
-  (response_window=None): with the multiresolution default it is pessimistic; memory = response paths (response_samples K^2 values of
-  response_dtype) + DMFT_BASE_MB.
+* dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
+  benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
 
 The Snakemake rule `store` asks for mem_mb = peak per task x workers + JOB_BASE_MB and
 runtime = total CPU / workers (x RUNTIME_SAFETY, + STARTUP_MIN), in minutes, so that
@@ -33,20 +29,11 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     SIMS_S_PER_UNIT=3e-9,      # s per (seed x step x alpha d^2), measured d = 1000-2000
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
-    DMFT_S_RESPONSE=8.7e-11,   # s per (response sample x K^3): 2/3 of 6.5 s at K = 500
-    DMFT_S_SAMPLES=2.2e-9,     # s per (sample x K^2): 1/3 of 6.5 s at K = 500, n = 4000
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
-    DMFT_THREE_CLUSTER_GROUPS=6,  # if dmft.solve has no magnetization_nodes setting
-    DMFT_BASE_MB=400,
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
     STARTUP_MIN=5,
 )
-
-
-def _dmft_defaults() -> dict:
-    from .config import dmft_keywords
-    return dmft_keywords()
 
 
 def task_costs(layout: Layout) -> list[tuple[float, float]]:
@@ -61,18 +48,13 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
             mem = alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"]
             out.append((COST["SIMS_OVERHEAD_S"] + COST["SIMS_S_PER_UNIT"] * units, mem))
         return out
-    settings = {**_dmft_defaults(), **layout.spec.dmft["settings"]}
+    from dmft.cost import estimate_cost
+    settings = dict(layout.spec.dmft["settings"])
     for task in layout.batches(layout.units()):
         p = layout.problems[task.points[0]]
-        K = int(round(p.t_max / (settings.get("time_step") or p.eta)))
-        response = settings.get("response_samples") or settings["n_samples"]
-        cpu = (COST["DMFT_S_RESPONSE"] * response * K ** 3
-               + COST["DMFT_S_SAMPLES"] * settings["n_samples"] * K ** 2)
-        if p.model == "three_cluster":  # one solve group per initial-magnetization node
-            cpu *= settings.get("magnetization_nodes") or COST["DMFT_THREE_CLUSTER_GROUPS"]
-        cpu += COST["DMFT_OVERHEAD_S"]
-        item = np.dtype(settings.get("response_dtype") or "float32").itemsize
-        out.append((cpu, response * K ** 2 * item / 1e6 + COST["DMFT_BASE_MB"]))
+        d = {"d": task.d} if p.model == "three_cluster" else {}
+        cost = estimate_cost(p, **d, **settings)
+        out.append((cost["seconds"] + COST["DMFT_OVERHEAD_S"], cost["bytes"] / 1e6))
     return out
 
 
