@@ -7,7 +7,9 @@ Public API::
     ds = dmft.solve(Problem(process="persistent", b=0.3, tau=1 / 0.6))   # xarray.Dataset
 
 `dmft.solve` runs the single causal pass of docs/theory.md §5.3 (or the fixed-point
-iteration of §5.2); `dmft.Solver` / `dmft.solve_state` give a resumable state.
+iteration of §5.2); `dmft.Solver` / `dmft.solve_state` give a resumable state. Problems
+with momentum (heavy ball, Nesterov) or covariance levels run the extended pass of
+dmft-extensions §3-§4 (`dmft.extended.ExtendedSolver`, picked by `dmft.Solver`).
 """
 
 from .api import solve, solve_state

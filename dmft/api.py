@@ -82,7 +82,9 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
             relative Frobenius change of every kernel is below `tolerance`.
 
     Returns: xarray.Dataset, dims (time,) for gen_error, train_loss, train_acc, norm2,
-        magnetization (three-cluster: mean |m|), active_fraction and their `*_mc_error`;
+        magnetization (three-cluster: mean |m|), active_fraction, norm2_sigma (C_Sigma,
+        which gen_error uses), initial_response Y and their `*_mc_error`; (level, time) for
+        magnetization_level, norm2_level (and `*_mc_error`; one level without covariance);
         (time, time_prime) for correlation C, response G, memory_kernel M_R and
         noise_kernel M_C; attrs: Problem fields, method, n_samples, wall_time, settings,
         `status` ("success" or "diverged"), `message` and `failure_time` (NaN on success;

@@ -71,8 +71,12 @@ def test_square_loss_two_levels_match_the_empirical_spectrum():
     kick = momentum_polynomials(p, eig, p.n_steps, kick=True).mean(axis=1)
     initial = momentum_polynomials(p, eig, p.n_steps).mean(axis=1)
     k, j = np.tril_indices(p.n_steps + 1)
-    assert np.abs(ds.response.values[k, j] - kick[k - j]).max() < 3e-3
-    assert np.abs(ds.initial_response.values - initial).max() < 3e-3
+    assert np.abs(ds.response.values[k, j] - kick[k - j]).max() < 1.5e-3  # 3e-4 measured
+    assert np.abs(ds.initial_response.values - initial).max() < 1.5e-3  # 2e-4 measured
+    # the identity covariance is far from it: the levels matter
+    identity = dmft.solve(p.replace(covariance=None), n_samples=16, n_replicas=2,
+                          response_samples=None, response_window=None, response_dtype="float64")
+    assert np.abs(identity.response.values[k, j] - kick[k - j]).max() > 0.1
 
 
 @pytest.mark.parametrize("problem", [
@@ -164,6 +168,19 @@ def test_extended_backends_agree_and_resume_is_exact():
     resumed = dmft.solve(p, resume_from=early, **settings, backend="numba")
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, resumed[name].values, err_msg=name)
+
+
+def test_iterative_method_converges_to_the_causal_pass():
+    """The fixed-point iteration (§5.2 of docs/theory.md) with momentum and levels: its
+    kernels (lam_hat, the signal force mu_a, M_C, M_R) converge to the causal pass's."""
+    p = Problem(momentum=0.5, nesterov=True, covariance=TWO_LEVELS, t_max=2.0)
+    settings = dict(n_samples=400, response_samples=400)
+    iterative = dmft.solve(p, method="iterative", tolerance=1e-10, max_iterations=80, **settings)
+    causal = dmft.solve(p, **settings)
+    assert iterative.attrs["converged"]
+    for name in ("gen_error", "norm2_level", "magnetization_level", "memory_kernel"):
+        np.testing.assert_allclose(iterative[name], causal[name], rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
 
 
 # --------------------------------------------------------------------- against simulations
