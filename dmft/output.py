@@ -169,7 +169,7 @@ def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
         solver.problem, method=method, wall_time=solver.wall_time,
         n_samples=solver.n * replicas, samples_per_group=solver.n,
         response_samples_per_group=solver.n_response, groups=solver.groups,
-        grid_eta=solver.grid.eta, **status,
-        **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
+        grid_eta=solver.grid.eta, noise_rows_rescaled=solver.cholesky.rescaled_rows,
+        **status, **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
         **diagnostics)
     return annotate(ds)
