@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import dmft
+from dmft.noise import NestedCholesky
 from dmft.response import SourceSchedule
 from sims.problem import Problem
 
@@ -56,6 +57,28 @@ def test_multiresolution_memory_kernel_matches_following_every_source():
     for name in CURVES:  # train_acc moves in steps of 1 / n_samples
         delta = np.abs(sparse[name] - every[name])[1:]
         assert (delta <= 0.1 * every[f"{name}_mc_error"][1:] + 2 / 4000).all(), name
+
+
+def test_noise_factor_rows_never_inject_more_variance_than_the_kernel():
+    """noise.py guards: a numerically rank-deficient M_C, indefinite at rounding level (as
+    an empirical Gram matrix of smooth gradients is), gives rows with
+    sum_j L_kj^2 <= M_C(k, k) and L L^T = M_C to 1% (the previous 1e-10 pivot threshold
+    let rounding through tiny pivots reach errors of 8% here and rows 100x too long in a
+    three-cluster solve)."""
+    rng = np.random.default_rng(0)
+    size = 120
+    t = np.linspace(0, 1, size)[:, None]
+    vectors = np.hstack([np.cos(np.pi * j * t) for j in range(4)])
+    vectors += 1e-4 * rng.standard_normal(vectors.shape)
+    rounding = rng.standard_normal((size, size))
+    kernel = vectors @ vectors.T
+    kernel += 1e-11 * np.abs(kernel).max() * (rounding + rounding.T) / 2
+    factor = NestedCholesky(1, size)
+    for k in range(size):
+        factor.add_row(k, kernel[None, k, :k + 1])
+    L = factor.L[0]
+    assert ((L ** 2).sum(axis=1) <= np.diag(kernel) * (1 + 1e-7)).all()
+    assert np.abs(L @ L.T - kernel).max() < 1e-2 * np.abs(kernel).max()
 
 
 def test_memory_kernel_from_a_subset_agrees_with_all_samples():
