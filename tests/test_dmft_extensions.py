@@ -170,6 +170,21 @@ def test_extended_backends_agree_and_resume_is_exact():
         np.testing.assert_array_equal(a[name].values, resumed[name].values, err_msg=name)
 
 
+@pytest.mark.parametrize("optimiser", [{}, dict(momentum=0.5, nesterov=True)])
+def test_memory_estimate_counts_levels_and_momentum_rows(optimiser):
+    """The estimate of `memory_limit` counts what the pass allocates: per-level response
+    paths (plus the last two T rows per source with momentum) and per-level h, z histories."""
+    p = Problem(covariance=TWO_LEVELS, t_max=4.0, **optimiser)
+    solver = dmft.Solver(p, **SMALL).advance(p.t_max)
+    held = solver.paths.T.nbytes + solver.paths.last.nbytes + sum(
+        getattr(solver.histories, name).nbytes for name in solver.histories.NAMES)
+    size = p.n_steps + 1
+    assert solver.memory_estimate(p.n_steps) - 10 * solver.groups * size * size * 8 == held
+    assert solver.paths.last.size > 0 if optimiser else solver.paths.last.size == 0
+    with pytest.raises(dmft.MemoryLimitError, match="memory_limit"):
+        dmft.Solver(p, **SMALL, memory_limit=held).advance(p.t_max)
+
+
 def test_iterative_method_converges_to_the_causal_pass():
     """The fixed-point iteration (§5.2 of docs/theory.md) with momentum and levels: its
     kernels (lam_hat, the signal force mu_a, M_C, M_R) converge to the causal pass's."""
