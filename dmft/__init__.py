@@ -10,9 +10,11 @@ Public API::
 iteration of §5.2); `dmft.Solver` / `dmft.solve_state` give a resumable state. Problems
 with momentum (heavy ball, Nesterov) or covariance levels run the extended pass of
 dmft-extensions §3-§4 (`dmft.extended.ExtendedSolver`, picked by `dmft.Solver`).
+`dmft.estimate_cost(problem, **settings)` gives the seconds and bytes of a solve first.
 """
 
 from .api import solve, solve_state
+from .cost import estimate_cost
 from .solver import MemoryLimitError, Solver
 
-__all__ = ["solve", "solve_state", "Solver", "MemoryLimitError"]
+__all__ = ["solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError"]
