@@ -46,9 +46,20 @@ def _per_group(total: int, groups: int, name: str) -> int:
     return n
 
 
-DEFAULTS = dict(d=None, magnetization_nodes=4, n_samples=16000, n_replicas=4,
+DEFAULTS = dict(d=None, magnetization_nodes=8, n_samples=None, n_replicas=None,
                 response_samples=1000, response_window=16, time_step=None, seed=0,
                 backend="numba", response_dtype="float32", memory_limit="8GB")
+GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
+
+
+def _resolve_counts(settings: dict, nodes: int) -> None:
+    """n_replicas None: 4 groups for one node, 2 per node when averaging over several
+    initial magnetizations (the node average then combines 2 x nodes groups); n_samples
+    None: GROUP_SIZE samples per group."""
+    if settings["n_replicas"] is None:
+        settings["n_replicas"] = 4 if nodes == 1 else 2
+    if settings["n_samples"] is None:
+        settings["n_samples"] = GROUP_SIZE * settings["n_replicas"]
 
 
 class Solver:
@@ -78,10 +89,7 @@ class Solver:
         if unknown:
             raise TypeError(f"unknown DMFT setting(s) {unknown}; allowed: {sorted(DEFAULTS)}")
         settings = {**DEFAULTS, **settings}
-        n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
-        response_samples, backend = settings["response_samples"], settings["backend"]
-        if n_replicas < 2:
-            raise ValueError("n_replicas must be >= 2 (the Monte-Carlo error comes from them)")
+        backend = settings["backend"]
         if backend not in ("numba", "numpy"):
             raise ValueError(f"backend = {backend!r} must be 'numba' or 'numpy'")
         _check_window(settings["response_window"])
@@ -94,6 +102,11 @@ class Solver:
             raise ValueError(f"magnetization_nodes = {nodes!r} must be an integer >= 1")
         self.m0, self.node_weights = sampling.initial_magnetization_nodes(
             problem.model, problem.R, d, nodes)
+        _resolve_counts(settings, len(self.m0))
+        n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
+        response_samples = settings["response_samples"]
+        if n_replicas < 2:
+            raise ValueError("n_replicas must be >= 2 (the Monte-Carlo error comes from them)")
         self.groups = len(self.m0) * n_replicas
         self.n = _per_group(n_samples, n_replicas, "n_samples / n_replicas")
         self.n_response = _per_group(min(response_samples or n_samples, n_samples),

@@ -242,10 +242,12 @@ def _memory(v):
 # A keyword of dmft.solve missing here is checked by the type of its default value.
 DMFT_RULES = {
     "method": (lambda v: v in ("causal", "iterative"), "one of ['causal', 'iterative']"),
-    "n_samples": (_positive_int, "an integer >= 1"),
-    "n_replicas": (_positive_int, "an integer >= 1"),
+    "n_samples": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
+    "n_replicas": (lambda v: v is None or (_positive_int(v) and v >= 2),
+                   "null or an integer >= 2"),
     "response_samples": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
-    "response_window": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
+    "response_window": (lambda v: v is None or (_positive_int(v) and v >= 2),
+                        "null or an integer >= 2"),
     "magnetization_nodes": (_positive_int, "an integer >= 1"),
     "time_step": (lambda v: v is None or _positive_number(v), "null or a number > 0"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
