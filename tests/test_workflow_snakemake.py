@@ -39,8 +39,8 @@ def test_config_errors_name_the_field_without_traceback(tmp_path, capsys):
         "experiments:\n  a: {problem: {}, dmft: {}}\n  a: {problem: {}, dmft: {}}\n":
             "line 3: key 'a' is given twice (first on line 2)",
         "experiments:\n  a: {problem: {}, dmft: {n_samples: -5, method: bogus}}\n":
-            "experiment 'a', field 'dmft.n_samples': -5 is not allowed: n_samples must be an "
-            "integer >= 1",
+            "experiment 'a', field 'dmft.n_samples': -5 is not allowed: n_samples must be null "
+            "or an integer >= 1",
         "experiments:\n  a: {problem: {}, dmft: {}, grid: {lam: {start: -1, stop: 1, "
         "num: 3, log: true}}}\n": "experiment 'a', field 'grid.lam'",
     }
