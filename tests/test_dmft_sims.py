@@ -41,7 +41,7 @@ def two_cluster_sims():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(TWO_CLUSTER))
 def test_two_cluster_dmft_matches_simulations(name, two_cluster_sims):
-    ds = dmft.solve(TWO_CLUSTER[name], n_samples=8000, response_samples=2000)
+    ds = dmft.solve(TWO_CLUSTER[name])
     runs = two_cluster_sims[name]
     for var in ("gen_error", "magnetization", "train_loss", "train_acc"):
         assert_within_errors(ds[var], ds[f"{var}_mc_error"], runs[var], f"{name} {var}")
