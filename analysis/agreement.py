@@ -31,6 +31,10 @@ def _dmft_curve(dmft: xr.Dataset, point: dict, var: str, d):
     return sub[var], err
 
 
+ROUNDING = 1e-9  # differences below this are floating-point noise (e.g. eps = 1/2 exactly
+#                   in both at the three-cluster symmetric point, where both errors are 0)
+
+
 def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
             dmft_err: xr.DataArray) -> dict:
     """max |difference| and max |z| (their times, and the difference where |z| is largest:
@@ -45,7 +49,8 @@ def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
     at = dict(time=mean.time.values, kwargs={"fill_value": "extrapolate"})  # rounding only
     m, e = dmft_curve.interp(**at), dmft_err.interp(**at)
     diff = np.asarray(m.values - mean.values, dtype=float)
-    comb = np.sqrt(np.asarray(e.values, float) ** 2 + np.asarray(sem.values, float) ** 2)
+    comb = np.sqrt(np.asarray(e.values, float) ** 2 + np.asarray(sem.values, float) ** 2
+                   + ROUNDING ** 2)
     t = mean.time.values.astype(float)
     ok = np.isfinite(diff)
     out = dict(n_seeds=int(sims_curve.sizes.get("seed", 1)), n_times=int(ok.sum()),
