@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import uuid
 import warnings
 
@@ -70,7 +71,7 @@ def _solve_sims(layout: Layout, points, problems, d: int, seeds) -> list[Outcome
                                       dtype=layout.spec.sims["dtype"],
                                       entropy=layout.spec.entropy)
     except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
-        reason = f"{type(err).__name__}: {err}"
+        reason = _reason(err)
         return [Outcome(i, None, np.full(n, ERROR, np.int8), np.full(n, np.nan), reason)
                 for i in points]
     outcomes = []
@@ -93,14 +94,20 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
     try:
         ds = dmft.solve(problem, **kw, **settings)
     except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
-        return Outcome(index, None, np.int8(ERROR), np.float64(np.nan),
-                       f"{type(err).__name__}: {err}")
+        return Outcome(index, None, np.int8(ERROR), np.float64(np.nan), _reason(err))
     state = ds.attrs.get("status", "success")
     if state == "success":
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
     code = DIVERGED if state == "diverged" else ERROR
     return Outcome(index, ds, np.int8(code), np.float64(ds.attrs.get("failure_time", np.nan)),
                    f"{state}: {ds.attrs.get('message', '')}")
+
+
+def _reason(err: Exception) -> str:
+    """The error and where it was raised (the last frames of its traceback), for the marker
+    and the log: a bug recorded as a failed point must still be findable."""
+    frames = traceback.format_tb(err.__traceback__)[-3:]
+    return f"{type(err).__name__}: {err}\n" + "".join(frames)
 
 
 def dmft_seed(spec: ExperimentSpec) -> int:

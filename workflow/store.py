@@ -426,11 +426,15 @@ def finalize(path, layout: Layout) -> dict:
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
     extra["n_tasks"] = len({r["key"] for r in records})
-    attrs = {**read_attrs(path), **extra}  # to_zarr replaces the group attrs
+    reconsolidate(path, {**read_attrs(path), **extra})  # to_zarr replaces the group attrs
+    return extra
+
+
+def reconsolidate(path, attrs: dict) -> None:
+    """Rewrite the root attrs and the consolidated metadata from the arrays' own files."""
     with warnings.catch_warnings():  # the markers' folder is not a Zarr node: expected
         warnings.filterwarnings("ignore", f"Object at {TASKS_DIR} is not recognized")
         xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
-    return extra
 
 
 # ------------------------------------------------------------------------- reading

@@ -10,13 +10,13 @@ store that have the same identity (Layout.run_identity), so only what is new is 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import xarray as xr
 
 from .config import ExperimentSpec
 from .store import (NOT_COMPUTED, RUN_VARIABLES, TASKS_DIR, Layout, StoreError, Task,
+                    reconsolidate,
                     mark_done, markers, read_attrs, read_marker, write_point)
 
 
@@ -25,13 +25,6 @@ def _json(file: Path):
         return json.loads(file.read_text())
     except (OSError, ValueError):
         return None
-
-
-def reconsolidate(path, attrs: dict) -> None:
-    """Rewrite the root attrs and the consolidated metadata from the arrays' own files."""
-    with warnings.catch_warnings():  # the markers' folder is not a Zarr node: expected
-        warnings.filterwarnings("ignore", f"Object at {TASKS_DIR} is not recognized")
-        xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
 
 
 def repair_metadata(path) -> tuple[list[str], str | None]:
