@@ -10,10 +10,11 @@ response paths):
             + S_SQUARE * G K^3                             (Cholesky rows, weight side)
 
 with W(K) = sum over steps k and followed sources j of (k - j), from the multiresolution
-schedule. Calibrated on two-cluster GD with the defaults (CPU time of K = 250 and 500 on
-the 2-core development machine, loaded by other jobs: 8.9 s and 19.9 s); the wall time on
-2 idle cores is about CPU / 1.5. Memory is the solver's own estimate
-(`Solver.memory_estimate`) plus the Python process.
+schedule. Calibrated with the defaults on one thread of the idle 2-core development
+machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
+three-cluster SGD (b = 0.3) at K = 1000 took 157 s; the model gives 8.4 s and 154 s.
+Memory is the solver's own estimate (`Solver.memory_estimate`) plus the Python process
+(measured peak RSS 0.52 GB and 4.2 GB for these two, estimated 0.69 GB and 4.7 GB).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sims.problem import Problem
 from .response import SourceSchedule
 from .solver import Solver
 
-S_SAMPLE_STEP = 2.0e-6  # s per sample and step
+S_SAMPLE_STEP = 5.5e-7  # s per sample and step
 S_ENTRY = 7.0e-10       # s per history or response-path entry read
 S_SQUARE = 3.0e-10      # s per G K^3
 PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded

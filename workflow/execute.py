@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -119,10 +120,11 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
     """Compute one task on a worker: write each point's region, then its unit's marker
     (the failed runs with their reasons, the warnings raised). Returns a small summary:
     the results are in the store already, so a lost worker loses no finished work."""
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outcomes = solve_points(layout, task)
+    cpu = (time.process_time() - cpu_start) / len(outcomes)
     for out in outcomes:
         part = _drop_coords(out.result) if out.result is not None else xr.Dataset()
         part["status"] = xr.DataArray(out.status, dims=layout.sample_dims)
@@ -132,7 +134,8 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     infos = []
     for unit, out in zip(task.units, outcomes):
-        info = dict(key=unit, task=task.key, run_id=run_id, wall_time=wall,
+        info = dict(key=unit, task=task.key, run_id=run_id, wall_time=wall, cpu_time=cpu,
+                    worker_peak_rss_mb=worker_peak_rss_mb(),
                     host=socket.gethostname(), pid=os.getpid(), point=list(out.index),
                     d=task.d, seeds=list(task.seeds) if task.seeds else None,
                     attrs=dict(out.result.attrs) if out.result is not None else {},
@@ -142,6 +145,12 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
         infos.append(info)
     return dict(key=task.key, warnings=messages,
                 failures=[f for info in infos for f in info["failures"]])
+
+
+def worker_peak_rss_mb() -> float:
+    """Peak resident memory of this (worker) process so far, in MB: an upper bound of the
+    last task's peak (ru_maxrss is in kB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def _failures(layout: Layout, task: Task, out: Outcome) -> list[dict]:
@@ -334,6 +343,8 @@ def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: in
     summary = dict(experiment=spec.name, solver=solver, store=store_path,
                    spec_hash=layout.spec_hash, units=len(units), ran=n_todo, tasks=len(todo),
                    wall_time=time.time() - start, task_wall_time=extra["wall_time_total"],
+                   task_cpu_time=extra["cpu_time_total"],
+                   worker_peak_rss_mb=extra["worker_peak_rss_mb"],
                    executions=sum(completed(store_path).values()),
                    failed_runs=len(failures), failures=failure_lines(failures))
     log(f"[{label}] complete: " + json.dumps({k: v for k, v in summary.items()

@@ -5,9 +5,11 @@
 A simple model with its constants in COST (calibrate them against the benchmarks,
 benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
 
-* sims, per task: CPU = SIMS_OVERHEAD_S + SIMS_S_PER_UNIT * sum over its configurations of
-  seeds * n_steps * alpha * d^2 (two matrix-vector products of the n x d data per step);
-  memory = the data matrix (alpha d^2 values of the dtype) + SIMS_BASE_MB.
+* sims, per task of P configurations sharing the data (one pass over the n x d data per
+  step serves all of them), per seed: SIMS_S_GEN * n d (drawing the data) + K * (SIMS_S_PASS
+  * n d + P * (SIMS_S_CONFIG_STEP + SIMS_S_CONFIG_SAMPLE * n)) (the two products with the
+  data, then each configuration's losses, records and masks); memory = the data matrix
+  (n d values of the dtype) + SIMS_BASE_MB.
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
   benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
 
@@ -26,7 +28,14 @@ from .config import ExperimentSpec
 from .store import Layout
 
 COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
-    SIMS_S_PER_UNIT=3e-9,      # s per (seed x step x alpha d^2), measured d = 1000-2000
+    # sims, float64, one thread of the idle 2-core machine: two-cluster d = 500, K = 500,
+    # 4 seeds: 2.2 s (P = 1), 8.3 s (P = 3; model 2.8 s, 7.3 s); three-cluster d = 5000:
+    # 43 ms (P = 1) and 58 ms (P = 3) per step (model 53 ms, 69 ms); d = 10^4, K = 50:
+    # 29 s (model 23 s)
+    SIMS_S_GEN=4e-8,           # s per data entry drawn
+    SIMS_S_PASS=6e-10,         # s per data entry and step (both products)
+    SIMS_S_CONFIG_STEP=6e-4,   # s per configuration and step
+    SIMS_S_CONFIG_SAMPLE=5e-7,  # s per configuration, step and sample
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
@@ -42,11 +51,9 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
     if layout.solver == "sims":
         item = np.dtype(layout.spec.sims["dtype"]).itemsize
         for task in layout.batches(layout.units()):
-            units = sum(len(task.seeds) * layout.problems[i].n_steps * layout.problems[i].alpha
-                        * task.d ** 2 for i in task.points)
-            alpha = max(layout.problems[i].alpha for i in task.points)
-            mem = alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"]
-            out.append((COST["SIMS_OVERHEAD_S"] + COST["SIMS_S_PER_UNIT"] * units, mem))
+            problems = [layout.problems[i] for i in task.points]
+            out.append((COST["SIMS_OVERHEAD_S"] + len(task.seeds) * sims_seed_cost(problems, task.d),
+                        problems[0].alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"]))
         return out
     from dmft.cost import estimate_cost
     settings = dict(layout.spec.dmft["settings"])
@@ -56,6 +63,15 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
         cost = estimate_cost(p, **d, **settings)
         out.append((cost["seconds"] + COST["DMFT_OVERHEAD_S"], cost["bytes"] / 1e6))
     return out
+
+
+def sims_seed_cost(problems, d: int) -> float:
+    """CPU seconds of one seed of configurations that share the data (module docstring)."""
+    n = round(problems[0].alpha * d)
+    steps = max(p.n_steps for p in problems)
+    per_config = COST["SIMS_S_CONFIG_STEP"] + COST["SIMS_S_CONFIG_SAMPLE"] * n
+    return (COST["SIMS_S_GEN"] * n * d
+            + steps * (COST["SIMS_S_PASS"] * n * d + len(problems) * per_config))
 
 
 def workers(dask_cfg: dict, cores: int) -> int:

@@ -425,6 +425,9 @@ def finalize(path, layout: Layout) -> dict:
                                   "diverged_runs", "status", "message", "failure_time"}
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
+    extra["cpu_time_total"] = float(sum(r.get("cpu_time", 0.0) for r in records))
+    extra["worker_peak_rss_mb"] = float(max([r.get("worker_peak_rss_mb", 0.0) for r in records],
+                                            default=0.0))
     extra["n_tasks"] = len({r["key"] for r in records})
     reconsolidate(path, {**read_attrs(path), **extra})  # to_zarr replaces the group attrs
     return extra
