@@ -19,6 +19,8 @@ Memory is the solver's own estimate (`Solver.memory_estimate`) plus the Python p
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from sims.problem import Problem
@@ -40,7 +42,9 @@ def response_work(window, n_steps: int) -> float:
 
 def estimate_cost(problem: Problem, **settings) -> dict:
     """{"seconds": CPU seconds, "bytes": peak} of `dmft.solve(problem, **settings)`."""
-    solver = Solver(problem.replace(t_max=problem.eta), **settings)
+    with warnings.catch_warnings():  # the problem warned of its clipped chain when built
+        warnings.filterwarnings("ignore", "persistent-SGD deactivation probability")
+        solver = Solver(problem.replace(t_max=problem.eta), **settings)
     K = int(round(problem.t_max / solver.grid.eta))
     G, n, n_R = solver.groups, solver.n, solver.n_response
     work = response_work(solver.settings["response_window"], K)

@@ -117,6 +117,14 @@ def plan_table(specs: dict, dask_cfg: dict, cores: int) -> str:
             total_cpu += p["cpu_total_s"]
             total_wall += p["wall_s"]
             peak = max(peak, p["peak_mb_per_task"])
+    for name, spec in specs.items():
+        warned = Layout(spec, "dmft" if spec.dmft is not None else "sims").warnings
+        warned = {index: messages for index, messages in warned.items() if messages}
+        if warned:
+            index, messages = next(iter(warned.items()))
+            lines.append(f"warning: {name}: {len(warned)} point(s) warn, e.g. at "
+                         f"{spec.describe(index)}: {messages[0]} "
+                         f"(all: python -m workflow.cli check)")
     lines.append(f"total: CPU {_fmt_s(total_cpu)}, wall {_fmt_s(total_wall)} one store after "
                  f"the other, peak {peak:.0f} MB per task (cost model: workflow/plan.py COST)")
     return "\n".join(lines)
