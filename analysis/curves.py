@@ -43,7 +43,8 @@ class Drawn:
 
 def short_name(var: str) -> str:
     """Axis label of an observable (data-model long name, the norm as a formula)."""
-    return {"norm2": "$|w|^2/d$"}.get(var, OBSERVABLES[var]["long_name"])
+    formulas = {"norm2": "$|w|^2/d$", "norm2_sigma": "$w^\\top\\Sigma w/d$"}
+    return formulas[var] if var in formulas else OBSERVABLES[var]["long_name"]
 
 
 def _stores(sims, dmft, var):
@@ -203,10 +204,14 @@ def log_time_axis(ax, minor_labels: bool = True) -> None:
 
 
 def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:
-    """Dashed grey line(s) at the Bayes-optimal / oracle error of the panel's problems."""
-    values = sorted({round(reference_for(problem_at(base, p)), 12) for p in points or [{}]})
+    """Dashed grey line(s) at the Bayes-optimal / oracle error of the panel's problems (of
+    those with the identity input covariance: there is no closed form for the others)."""
+    references = [reference_for(problem_at(base, p)) for p in points or [{}]]
+    values = sorted({round(v, 12) for v in references if np.isfinite(v)})
     model = problem_at(base).get("model", "two_cluster")
     name = "oracle error" if model == "three_cluster" else "Bayes-optimal error"
+    if not np.isfinite(references).all():
+        name += ", Σ = I"
     for v in values:
         ax.axhline(v, **REFERENCE, zorder=1)
     if not values:

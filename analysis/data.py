@@ -17,16 +17,19 @@ from collections.abc import Iterator
 import numpy as np
 import xarray as xr
 
-from sims.problem import Problem, reference_error
+from sims.problem import Covariance, Problem, reference_error
+from workflow.config import COVARIANCE_FIELDS, problem_fields
 
 from .store import open_experiment
 
 SAMPLE_DIMS = ("seed",)
 TIME_DIMS = ("time", "time_prime")
 PROBLEM_FIELDS = tuple(Problem.__dataclass_fields__)
+POINT_FIELDS = PROBLEM_FIELDS + tuple(COVARIANCE_FIELDS)  # what a store coordinate can set
 
 PRETTY = {"lam": "λ", "R": "R", "b": "b", "tau": "1/τ", "d": "d", "alpha": "α",
-          "delta": "Δ", "L": "L", "eta": "η", "case": ""}
+          "delta": "Δ", "L": "L", "eta": "η", "case": "", "momentum": "β",
+          "cov_fraction": "ρ", "cov_variance": "s₁"}
 CASE_NAMES = {"gd": "GD", "sgd": "SGD", "persistent": "p-SGD", "psgd": "p-SGD",
               "persistent_sgd": "p-SGD"}
 
@@ -84,14 +87,16 @@ def mean_and_sem(da: xr.DataArray, dim: str = "seed") -> tuple[xr.DataArray, xr.
 def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
     """Problem fields at a grid point: base attrs overridden by the point's coordinates.
 
-    Non-dimension coordinates along the point's dims (e.g. `process(case)`) are used too.
-    Returns a dict (it may not be a valid Problem, e.g. for a padded grid point).
+    Non-dimension coordinates along the point's dims (e.g. `process(case)`) are used too;
+    the config's two-level covariance scalars (cov_fraction, cov_variance) become
+    `covariance` (workflow.config.problem_fields). Returns a dict (it may not be a valid
+    Problem, e.g. for a padded grid point).
     """
-    fields = {k: v for k, v in ds.attrs.items() if k in PROBLEM_FIELDS}
+    fields = {k: v for k, v in ds.attrs.items() if k in POINT_FIELDS}
     fields = {k: (None if isinstance(v, str) and v == "none" else v) for k, v in fields.items()}
     sub = select(ds, point or {})
     for name, coord in sub.coords.items():
-        if name in PROBLEM_FIELDS and coord.ndim == 0:
+        if name in POINT_FIELDS and coord.ndim == 0:
             value = coord.item()
             if isinstance(value, str):
                 value = None if value == "none" else value
@@ -101,15 +106,25 @@ def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
     for k, v in fields.items():
         if isinstance(v, np.generic):
             fields[k] = v.item()
-    return fields
+    return problem_fields(fields) if all(k in fields for k in COVARIANCE_FIELDS) else fields
+
+
+def is_identity(fields: dict) -> bool:
+    """The problem `fields` (from `problem_at`) have the identity input covariance (no
+    covariance, or levels that all have variance 1)."""
+    covariance = Covariance.of(fields.get("covariance"))
+    return covariance is None or all(s == 1 for s in covariance.variances)
 
 
 def reference_for(fields: dict) -> float:
-    """Bayes-optimal / oracle error (`sims.problem.reference_error`) of the problem `fields`.
+    """Bayes-optimal / oracle error (`sims.problem.reference_error`) of the problem `fields`;
+    NaN for a non-identity input covariance (the closed forms are for Sigma = I).
 
     It depends on the data model only (model, alpha, delta, L), so the training-process
     fields, which may not form a valid Problem at a padded grid point, are left out.
     """
+    if not is_identity(fields):
+        return math.nan
     data = {k: fields[k] for k in ("model", "alpha", "delta", "L") if fields.get(k) is not None}
     return reference_error(Problem(**data))
 
@@ -128,7 +143,7 @@ def case_label(ds: xr.Dataset, case) -> str:
     """'p-SGD, b = 0.2, 1/τ = 0.2' from the Problem coordinates along `case` (its name if
     there are none): the process, then the fields that differ between cases."""
     fields = [n for n, c in ds.coords.items()
-              if c.dims == ("case",) and n in PROBLEM_FIELDS]
+              if c.dims == ("case",) and n in POINT_FIELDS]
     if not fields:
         return CASE_NAMES.get(str(case), str(case))
     sub = ds.sel(case=case)
@@ -145,6 +160,9 @@ def case_label(ds: xr.Dataset, case) -> str:
                                                        and math.isnan(value)):
             continue
         if name == "b" and process == "gd":
+            continue
+        if name == "nesterov":
+            parts.append("Nesterov" if value else "heavy ball")
             continue
         parts.append(f"{PRETTY.get(name, name)} = {format_value(name, value)}")
     return ", ".join(parts) or CASE_NAMES.get(str(case), str(case))

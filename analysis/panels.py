@@ -3,7 +3,9 @@
 One panel: the observable against training time (analysis.curves conventions), the
 reference error, a legend outside the axes, the fixed parameters in the title, an optional
 inset placed where it hides the fewest data points, and, where simulations and DMFT differ
-beyond z_max standard errors (analysis.agreement), a note on the panel.
+beyond z_max standard errors (analysis.agreement), a note on the panel. With `facet: axis`
+one such panel per value of the grid axis, side by side on a shared y axis (the same colour
+is the same value of the other dims in every panel; the legend is the last panel's).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import xarray as xr
 from .agreement import agreement_table, disagreement_note
 from .curves import (d_handles, draw_curves, draw_reference, failed_handle, fixed_parameters,
                      short_name)
-from .data import curve_dims
+from .data import PRETTY, curve_dims, format_value
 from .spec import check_analysis
 from .status import NOT_COMPUTED, status
 from .style import new_figure, style
@@ -108,6 +110,8 @@ def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *
     var, inset = spec["observable"], spec["inset"]
     sims, dmft = (load(ds, [var, inset]) for ds in (sims, dmft))
     with style():
+        if spec["facet"] is not None:
+            return _plot_facets(sims, dmft, spec, experiment, ax)
         if ax is None:
             ax = new_figure(figsize=(9.2, 4.8)).add_subplot()
         drawn = draw_curves(ax, sims, dmft, var, logx=spec["logx"])
@@ -115,18 +119,53 @@ def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
             return ax.figure
         _decorate(ax, spec, experiment, drawn, sims, dmft)
-        table = agreement_table(sims, dmft, var, spec["z_max"])
-        note = disagreement_note(table, sims, spec["z_max"])
-        if note:
-            ax.text(1.02, 0.0, note, transform=ax.transAxes, ha="left", va="bottom",
-                    fontsize=7.5, color="darkred", zorder=6,
-                    bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
+        _note(ax, sims, dmft, spec)
         if inset and any(ds is not None and inset in ds for ds in (sims, dmft)):
             _inset(ax, spec, sims, dmft)
     return ax.figure
 
 
-def _decorate(ax, spec, experiment, drawn, sims, dmft) -> None:
+def _note(ax, sims, dmft, spec) -> None:
+    """Below the legend: the curves where sims and DMFT differ beyond z_max (if any)."""
+    table = agreement_table(sims, dmft, spec["observable"], spec["z_max"])
+    note = disagreement_note(table, sims, spec["z_max"])
+    if note:
+        ax.text(1.02, 0.0, note, transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=7.5, color="darkred", zorder=6,
+                bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
+
+
+def _plot_facets(sims, dmft, spec, experiment, ax):
+    """One panel per value of the grid axis spec['facet'] (a row of shared-y axes)."""
+    axis = spec["facet"]
+    values = next(ds for ds in (dmft, sims) if ds is not None)[axis].values.tolist()
+    if ax is not None:
+        raise ValueError(f"experiment '{experiment}': a faceted figure (facet: {axis}) has "
+                         f"{len(values)} panels and cannot be drawn into one given Axes")
+    fig = new_figure(figsize=(3.4 * len(values) + 3.2, 4.6))
+    axes = fig.subplots(1, len(values), sharey=True, squeeze=False)[0]
+    for i, (ax, value) in enumerate(zip(axes, values)):
+        part = [None if ds is None else ds.sel({axis: value}) for ds in (sims, dmft)]
+        drawn = draw_curves(ax, *part, spec["observable"], logx=spec["logx"])
+        if not drawn.handles:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
+            continue
+        last = i == len(values) - 1
+        _decorate(ax, spec, experiment, drawn, *part, legend=last)
+        ax.set_title(f"{PRETTY.get(axis, axis)} = {format_value(axis, value)}", fontsize=10)
+        if i:
+            ax.set_ylabel("")
+        if spec["inset"] and any(ds is not None and spec["inset"] in ds for ds in part):
+            _inset(ax, spec, *part)
+    _note(axes[-1], sims, dmft, spec)
+    base = dmft if dmft is not None else sims
+    fixed = fixed_parameters(base, curve_dims(base, spec["observable"]))
+    title = spec["title"] or experiment
+    fig.suptitle(f"{title}\n{fixed}" if fixed else title, fontsize=10)
+    return fig
+
+
+def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> None:
     var = spec["observable"]
     ref = draw_reference(ax, drawn.base, drawn.points)
     handles, labels = list(drawn.handles), list(drawn.labels)
@@ -139,8 +178,10 @@ def _decorate(ax, spec, experiment, drawn, sims, dmft) -> None:
         labels.append(lab)
     keep = [i for i, lab in enumerate(labels) if lab]
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
-    ax.legend(handles, labels, title=_legend_title(sims, dmft, var, drawn), title_fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
+    if legend:
+        ax.legend(handles, labels, title=_legend_title(sims, dmft, var, drawn),
+                  title_fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0, frameon=False)
     ax.set_xlabel("training time t")
     ax.set_ylabel(short_name(var))
     if spec["ylim"] is not None:

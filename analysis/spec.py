@@ -7,12 +7,14 @@ Every experiment declares its kind (README "Figures and analysis"):
     analysis: {kind: finite_size, measure: escape_time, threshold: auto}
 
 Fields of every kind: `title` (figure title; default the experiment name), `observable`
-(the learning curve drawn and compared, one of sims.datamodel.OBSERVABLES; default
-gen_error), `z_max` (simulations and DMFT disagree where |z| exceeds it; default 3).
+(the learning curve drawn and compared, one of CURVE_OBSERVABLES: sims.datamodel.OBSERVABLES
+and norm2_sigma; default gen_error), `z_max` (simulations and DMFT disagree where |z|
+exceeds it; default 3).
 
 * curves: `inset` (an observable or null), `logx` (log time axis, default true),
-  `ylim` ([low, high] or null). Writes the figure, the early-stopping table and the
-  agreement table.
+  `ylim` ([low, high] or null), `facet` (a grid axis or null: one panel per value of that
+  axis, e.g. the covariance fraction cov_fraction, the other dims as colours). Writes the
+  figure, the early-stopping table and the agreement table.
 * map: `x`, `y` (grid axes; default the first two grid axes of the experiment). Writes
   the maps of minimum error, time of the minimum and gain of early stopping.
 * finite_size: `measure` = `extrapolation` (each observable at fixed `times`, fitted as
@@ -30,11 +32,15 @@ import math
 
 from sims.datamodel import OBSERVABLES
 
+# what a curve, an inset or a map can show: the observables with dims (..., time), among
+# them C_Sigma (sims.datamodel.COVARIANCE_OBSERVABLES; |w|^2/d for the identity)
+CURVE_OBSERVABLES = (*OBSERVABLES, "norm2_sigma")
+
 KINDS = ("curves", "map", "finite_size")
 MEASURES = ("extrapolation", "escape_time")
 COMMON = dict(title=None, observable="gen_error", z_max=3.0)
 DEFAULTS = {
-    "curves": dict(inset=None, logx=True, ylim=None),
+    "curves": dict(inset=None, logx=True, ylim=None, facet=None),
     "map": dict(x=None, y=None),
     "finite_size": dict(measure="extrapolation", threshold="auto", times=None,
                         observables=None),
@@ -53,8 +59,8 @@ def _number(value) -> bool:
 def _observable(experiment, field, value, *, none_ok=False):
     if value is None and none_ok:
         return None
-    if value not in OBSERVABLES:
-        raise _bad(experiment, field, value, f"one of {list(OBSERVABLES)}"
+    if value not in CURVE_OBSERVABLES:
+        raise _bad(experiment, field, value, f"one of {list(CURVE_OBSERVABLES)}"
                    + (" or null" if none_ok else ""))
     return value
 
@@ -101,16 +107,21 @@ def _check_curves(out, experiment, grid_axes):
                 or not all(_number(v) for v in ylim) or not ylim[0] < ylim[1]):
             raise _bad(experiment, "ylim", ylim, "null or [low, high] with low < high")
         out["ylim"] = [float(v) for v in ylim]
+    _grid_axis(out, "facet", experiment, grid_axes)
+
+
+def _grid_axis(out, field, experiment, grid_axes):
+    """out[field] is null or a grid axis of the experiment (one of grid_axes, if known)."""
+    value = out[field]
+    if value is not None and (not isinstance(value, str)
+                              or (grid_axes is not None and value not in grid_axes)):
+        raise _bad(experiment, field, value, "a grid axis of the experiment"
+                   + (f": one of {list(grid_axes)}" if grid_axes is not None else ""))
 
 
 def _check_map(out, experiment, grid_axes):
     for field in ("x", "y"):
-        value = out[field]
-        if value is None:
-            continue
-        if not isinstance(value, str) or (grid_axes is not None and value not in grid_axes):
-            raise _bad(experiment, field, value, "a grid axis of the experiment"
-                       + (f": one of {list(grid_axes)}" if grid_axes is not None else ""))
+        _grid_axis(out, field, experiment, grid_axes)
     if out["x"] is not None and out["x"] == out["y"]:
         raise _bad(experiment, "y", out["y"], f"a grid axis other than x = {out['x']!r}")
 
@@ -131,7 +142,7 @@ def _check_finite_size(out, experiment, grid_axes):
     if observables is not None:
         if not isinstance(observables, list) or not observables:
             raise _bad(experiment, "observables", observables,
-                       f"null or a non-empty list from {list(OBSERVABLES)}")
+                       f"null or a non-empty list from {list(CURVE_OBSERVABLES)}")
         for value in observables:
             _observable(experiment, "observables", value)
 

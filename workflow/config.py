@@ -22,10 +22,13 @@ import jsonschema
 import numpy as np
 import yaml
 
-from sims.problem import Problem
+from sims.problem import Covariance, Problem
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
 PROBLEM_FIELDS = tuple(f.name for f in dataclasses.fields(Problem))
+# Scalar stand-ins for a two-level input covariance (a grid axis or case field takes numbers,
+# Problem.covariance takes levels): {config field: argument of Covariance.two_levels}.
+COVARIANCE_FIELDS = {"cov_fraction": "fraction", "cov_variance": "variance"}
 SOLVERS = ("sims", "dmft")
 SIMS_DEFAULTS = dict(seeds=1, record_every=1, dtype="float64", seeds_per_task=1,
                      points_per_task=None)
@@ -213,12 +216,42 @@ class ExperimentSpec:
         return data
 
 
+def problem_fields(fields: dict) -> dict:
+    """The Problem fields of a config point: `cov_fraction` rho and `cov_variance` s1 (given
+    together, instead of `covariance`) become covariance = Covariance.two_levels(rho, s1):
+    a fraction rho of the coordinates with variance s1, the rest with (1 - rho s1)/(1 - rho)
+    (docs/theory.md §7.1). ValueError naming both fields if they cannot form it."""
+    given = {name: fields[name] for name in COVARIANCE_FIELDS if name in fields}
+    out = {k: v for k, v in fields.items() if k not in COVARIANCE_FIELDS}
+    if not given:
+        return out
+    if len(given) == 1:
+        (name, value), = given.items()
+        other, = set(COVARIANCE_FIELDS) - {name}
+        raise ValueError(f"{name} = {value!r} is not allowed alone: {other} must be given too "
+                         f"(the two-level covariance needs both {list(COVARIANCE_FIELDS)})")
+    if out.get("covariance") is not None:
+        raise ValueError(f"covariance = {out['covariance']!r} is not allowed together with "
+                         f"{list(COVARIANCE_FIELDS)}: give the levels or the two scalars")
+    words = ", ".join(f"{name} = {value!r}" for name, value in given.items())
+    try:
+        out["covariance"] = Covariance.two_levels(
+            **{COVARIANCE_FIELDS[name]: value for name, value in given.items()})
+    except ValueError:
+        raise ValueError(f"{words} is not allowed: cov_fraction must be in (0, 1), "
+                         "cov_variance > 0 and cov_fraction * cov_variance < 1 (the other "
+                         "level's variance (1 - cov_fraction * cov_variance) / "
+                         "(1 - cov_fraction) must be > 0)") from None
+    return out
+
+
 def checked_problem(fields: dict) -> tuple[Problem, list[str]]:
-    """The Problem of a grid point and the warnings its construction raised (e.g. the
-    clipped persistent chain), returned so the caller can name the point in its log."""
+    """The Problem of a grid point (config fields, `problem_fields`) and the warnings its
+    construction raised (e.g. the clipped persistent chain), returned so the caller can
+    name the point in its log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        problem = Problem(**fields)
+        problem = Problem(**problem_fields(fields))
     return problem, [str(w.message) for w in caught]
 
 
