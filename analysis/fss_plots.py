@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import xarray as xr
+from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
@@ -80,16 +81,21 @@ def _extrapolation_axes(ax, s, rows, var, has_dmft) -> None:
 
 
 def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str = "",
-                var: str = "gen_error", note: str = ""):
-    """Left: learning curves at every d with the threshold; right: escape time vs d (per
-    seed, median and quartiles, mean; of the seed-mean curve, compared with DMFT); below,
-    the statement and the note (curves where simulations and DMFT differ beyond z_max)."""
+                var: str = "gen_error", note: str = "", linear=None):
+    """Left: learning curves at every d with the threshold; middle: escape time vs d (per
+    seed, median and quartiles, mean; of the seed-mean curve, compared with DMFT); right
+    (with `linear`, analysis.finite_size.linear_growth_table): sqrt(d) x mean |m| against
+    t, simulations and DMFT, with the linear-regime times; below, the statement and the
+    note (curves where simulations and DMFT differ beyond z_max)."""
+    panels = 3 if linear is not None and len(linear) else 2
     with style():
-        fig = new_figure(figsize=(13, 6.0))
-        grid = fig.add_gridspec(2, 2, height_ratios=[5, 0.9])
+        fig = new_figure(figsize=(6.5 * panels, 6.0))
+        grid = fig.add_gridspec(2, panels, height_ratios=[5, 0.9])
         ax0, ax1 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
         _curves_axes(ax0, sims, dmft, threshold, var)
         _escape_axes(ax1, sims, table, threshold, var)
+        if panels == 3:
+            _magnetization_axes(fig.add_subplot(grid[0, 2]), sims, dmft, linear)
         box = fig.add_subplot(grid[1, :])
         box.axis("off")
         text = box.text(0.0, 1.0, "\n".join(textwrap.wrap(statement, 150)),
@@ -169,6 +175,35 @@ def _escape_axes(ax, sims, table, threshold, var) -> None:
     ax.set_ylabel(f"escape time: first t with ε_gen < {threshold:.3g}")
     ax.legend(fontsize=7.5, loc="upper left")
     ax.set_title("escape time from the symmetric point (dots: one per seed)", fontsize=10)
+
+
+def _magnetization_axes(ax, sims, dmft, linear) -> None:
+    """sqrt(d) x seed mean of |m| (markers ± s.e.) and sqrt(d) x DMFT m (lines), log scale:
+    the curves of all d coincide while the dynamics is linear in m (growth from
+    m(0) ~ sqrt(R/d)); crosses mark the linear-regime times t_lin of the table."""
+    groups = _groups(linear, ("d", "t_lin", "sims", "sims_se", "dmft", "ratio", "ratio_se",
+                              "z", "agree"))
+    shades = np.linspace(0.35, 1.0, max(len(set(linear.d)), 1))
+    for i, (point, sub) in enumerate(groups):
+        s, m = select(sims, point), select(dmft, point)
+        for shade, row in zip(shades, sub.itertuples()):
+            color = tuple(np.array(to_rgb(COLORS[i % len(COLORS)])) * shade)
+            scale = math.sqrt(row.d)
+            mean, se = mean_and_sem(abs(s.magnetization.sel(d=row.d)))
+            every = max(1, mean.sizes["time"] // 40)
+            ax.errorbar(mean.time[::every], scale * mean[::every], scale * se[::every], fmt="o",
+                        ms=3, color=color, alpha=0.7, capsize=0,
+                        label=f"d = {int(row.d)}: ratio at t_lin {row.ratio:.2f} ± "
+                              f"{row.ratio_se:.2f}")
+            ax.plot(m.time, scale * m.magnetization.sel(d=row.d), "-", color=color, lw=1.2)
+            ax.plot([row.t_lin], [scale * row.dmft], "x", color="k", ms=8)
+    ax.set_yscale("log")
+    ax.set_xlim(0, 3 * float(linear.t_lin.max()))  # the linear regime and the escape
+    ax.set_xlabel("training time t")
+    ax.set_ylabel("√d × mean |m|")
+    ax.legend(fontsize=7.5, loc="lower right",
+              title="markers: sims ± s.e.; lines: DMFT; ×: t_lin", title_fontsize=7.5)
+    ax.set_title("growth from m(0) ~ √(R/d): linear regime collapses", fontsize=10)
 
 
 def _seed_dots(ax, sims, point, d_values, threshold, var, color) -> None:

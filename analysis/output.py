@@ -18,7 +18,8 @@ from .agreement import agreement_table, by_d_line, disagreement_note
 from .data import load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_table,
-                          extrapolation_statement, finite_size_table)
+                          extrapolation_statement, finite_size_table, linear_growth_statement,
+                          linear_growth_table)
 from .fss_plots import plot_escape, plot_finite_size
 from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
@@ -124,12 +125,14 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     table = escape_table(sims, dmft, threshold, var, spec["z_max"])
     table.insert(0, "threshold", threshold)
     agreement = _agreement(sims, dmft, spec)
+    linear = linear_growth_table(sims, dmft, spec["z_max"])
     statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"]),
+                                       linear_growth_statement(linear, spec["z_max"]),
                                        by_d_line(agreement)]))
     write_text(statement, out["text"])
     note = disagreement_note(agreement, sims, spec["z_max"])
     fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
-                      title=title, var=var, note=note)
+                      title=title, var=var, note=note, linear=linear)
     return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]
 
 

@@ -8,6 +8,7 @@ import xarray as xr
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
 from analysis.agreement import agreement_table, compare
 from analysis.finite_size import (VERDICTS, agreement_statement, escape_table,
+                                  linear_growth_statement, linear_growth_table,
                                   extrapolation_statement, fit_log_d,
                                   gap_trend)
 
@@ -240,3 +241,37 @@ def test_the_extrapolation_verdict_counts_the_pairs_within_three_sigma_and_names
     assert "for 1 of 2 (observable, time) pairs" in text
     assert text.endswith("They differ for gen_error at t = 20 (z = -3.4).")
     assert extrapolation_statement(table.iloc[:1]).endswith("for 1 of 1 (observable, time) pairs.")
+
+
+def _growth_stores(extra):
+    """m(t) = m0 e^t / (1 + m0 e^t) (growth, then saturation at 1) from m0 = sqrt(1/d)|x|:
+    DMFT over a fine rule of |x|; sims with 4000 seeds of m0 = sqrt(1/d)|x| + extra/sqrt(d)
+    (extra: magnetization added by the finite-d dynamics, a known amount)."""
+    d, t = np.array([1000, 10000]), np.linspace(0, 12, 121)
+    x = np.abs(np.random.default_rng(3).standard_normal(4000))
+    grow = np.exp(t)
+
+    def m(m0):
+        return m0[..., None] * grow / (1 + m0[..., None] * grow)
+
+    sims = np.stack([m((x + extra) / np.sqrt(dd)) for dd in d])
+    nodes = np.linspace(0.0005, 6, 6000)  # E f(|x|) by a Riemann sum of the half-normal law
+    weights = np.exp(-nodes ** 2 / 2) / np.exp(-nodes ** 2 / 2).sum()
+    dmft = np.stack([(weights[:, None] * m(nodes / np.sqrt(dd))).sum(0) for dd in d])
+    return (xr.Dataset({"magnetization": (("d", "seed", "time"), sims)},
+                       coords={"d": d, "time": t}),
+            xr.Dataset({"magnetization": (("d", "time"), dmft)}, coords={"d": d, "time": t}))
+
+
+def test_linear_growth_ratio_is_one_from_m0_alone_and_detects_added_magnetization():
+    table = linear_growth_table(*_growth_stores(extra=0.0))
+    assert (table.t_lin > 0).all() and table.agree.all()
+    np.testing.assert_allclose(table.ratio, 1.0, atol=3 * table.ratio_se.max())
+    # the linear regime ends where the DMFT m reaches a tenth of its maximum (about 1)
+    assert (table.dmft < 0.1).all() and (table.dmft > 0.05).all()
+    shifted = linear_growth_table(*_growth_stores(extra=0.5))
+    # E|x| = 0.798: adding 0.5 to every seed's |x| multiplies the linear-regime mean by 1.63
+    np.testing.assert_allclose(shifted.ratio, (0.798 + 0.5) / 0.798, rtol=0.08)
+    assert not shifted.agree.any()
+    assert "no magnetization added" in linear_growth_statement(table)
+    assert "beyond m(0)" in linear_growth_statement(shifted)
