@@ -3,8 +3,9 @@
     python -m workflow.cli check CONFIG.yaml
         check a config completely (YAML, schema, every grid point, dmft/sims/dask/analysis
         settings); list the experiments and the warnings of their grid points; exit 1 on error
-    python -m workflow.cli plan CONFIG.yaml [--cores N]
-        tasks, CPU time and peak memory per experiment and solver (workflow/plan.py)
+    python -m workflow.cli plan CONFIG.yaml [--cores N] [--measured RESULTS]
+        tasks, CPU time and peak memory per experiment and solver (workflow/plan.py); with
+        --measured, next to what the runs in RESULTS took
     python -m workflow.cli verify results/E/sims.zarr
         check a store (metadata, markers, chunks, done); list failed runs; exit 1 if damaged
     python -m workflow.cli run SPEC.json --store results/E/sims.zarr --summary OUT.json
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="cost plan of a config (tasks, CPU, memory)")
     plan.add_argument("config")
     plan.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    plan.add_argument("--measured", metavar="RESULTS",
+                      help="add the measured CPU, wall time and peak memory of the runs in "
+                           "this results folder, and the estimate over the measurement")
     verify = sub.add_parser("verify", help="check a store and list its failed runs")
     verify.add_argument("store")
     run = sub.add_parser("run", help="compute the missing part of one store")
@@ -79,7 +83,8 @@ def _check(args) -> int:
 def _plan(args) -> int:
     from .plan import plan_table
     config = read_yaml(args.config)
-    print(plan_table(load_config(config), config.get("dask") or {}, args.cores))
+    print(plan_table(load_config(config), config.get("dask") or {}, args.cores,
+                     args.measured))
     return 0
 
 

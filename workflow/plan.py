@@ -20,7 +20,9 @@ runtime = total CPU / workers (x RUNTIME_SAFETY, + STARTUP_MIN), in minutes, so 
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -28,14 +30,14 @@ from .config import ExperimentSpec
 from .store import Layout
 
 COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
-    # sims, float64, one thread of the idle 2-core machine: two-cluster d = 500, K = 500,
-    # 4 seeds: 2.2 s (P = 1), 8.3 s (P = 3; model 2.8 s, 7.3 s); three-cluster d = 5000:
-    # 43 ms (P = 1) and 58 ms (P = 3) per step (model 53 ms, 69 ms); d = 10^4, K = 50:
-    # 29 s (model 23 s)
+    # sims, float64, one warm thread (compiled kernels) of the idle 2-core machine, per seed
+    # and step: two-cluster d = 500: 0.56 ms (P = 1), 0.82 ms (P = 3; model 0.55, 1.05);
+    # d = 2000, P = 3: 7.6 ms (model 7.6); three-cluster d = 1000, P = 3: 3.3 ms (model 3.8);
+    # d = 5000, P = 3: 58 ms (model 54)
     SIMS_S_GEN=4e-8,           # s per data entry drawn
     SIMS_S_PASS=6e-10,         # s per data entry and step (both products)
-    SIMS_S_CONFIG_STEP=6e-4,   # s per configuration and step
-    SIMS_S_CONFIG_SAMPLE=5e-7,  # s per configuration, step and sample
+    SIMS_S_CONFIG_STEP=5e-5,   # s per configuration and step
+    SIMS_S_CONFIG_SAMPLE=2e-7,  # s per configuration, step and sample
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
@@ -100,10 +102,31 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def plan_table(specs: dict, dask_cfg: dict, cores: int) -> str:
-    """The plan of a config as text: one line per store, then the totals."""
+def measured(results: str, name: str, solver: str) -> dict | None:
+    """The run summary of a store (results/<name>/<solver>.done.json), if it exists."""
+    path = Path(results) / name / f"{solver}.done.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _measured_columns(run: dict | None, plan: dict) -> str:
+    """Measured CPU and wall time, worker peak RSS, and the estimate over the measurement
+    (of the units computed by the last run: 'ran' of 'units')."""
+    if run is None or "task_cpu_time" not in run:
+        return f"{'-':>10}{'-':>8}{'-':>9}{'-':>8}"
+    cpu = run["task_cpu_time"] * run["ran"] / max(run["units"], 1)
+    ratio = plan["cpu_total_s"] * run["ran"] / max(run["units"], 1) / cpu if cpu > 0 else math.nan
+    return (f"{_fmt_s(run['task_cpu_time']):>10}{_fmt_s(run['wall_time']):>8}"
+            f"{run['worker_peak_rss_mb']:>9.0f}{ratio:>8.2f}")
+
+
+def plan_table(specs: dict, dask_cfg: dict, cores: int, results: str | None = None) -> str:
+    """The plan of a config as text: one line per store, then the totals. With `results`:
+    the measured CPU time (sum over tasks), wall time and worker peak RSS of each store's
+    last run, and the estimated CPU over the measured one."""
     lines = [f"{'experiment':<18}{'solver':<7}{'tasks':>6}{'CPU/task':>10}{'MB/task':>9}"
-             f"{'CPU total':>11}{'wall':>8}  (on {cores} cores)"]
+             f"{'CPU total':>11}{'wall':>8}"
+             + (f"{'CPU run':>10}{'wall run':>9}{'RSS MB':>8}{'est/run':>8}" if results else "")
+             + f"  (on {cores} cores)"]
     total_cpu = total_wall = 0.0
     peak = 0.0
     for name, spec in specs.items():
@@ -113,7 +136,9 @@ def plan_table(specs: dict, dask_cfg: dict, cores: int) -> str:
             p = plan_store(spec, solver, dask_cfg, cores)
             lines.append(f"{name:<18}{solver:<7}{p['tasks']:>6}{_fmt_s(p['cpu_per_task_s']):>10}"
                          f"{p['peak_mb_per_task']:>9.0f}{_fmt_s(p['cpu_total_s']):>11}"
-                         f"{_fmt_s(p['wall_s']):>8}")
+                         f"{_fmt_s(p['wall_s']):>8}"
+                         + (_measured_columns(measured(results, name, solver), p)
+                            if results else ""))
             total_cpu += p["cpu_total_s"]
             total_wall += p["wall_s"]
             peak = max(peak, p["peak_mb_per_task"])
