@@ -1,4 +1,5 @@
-"""DMFT with momentum, Nesterov, covariance levels and the square loss (dmft-extensions §3-§5).
+"""DMFT with momentum, Nesterov, covariance levels and the square loss (docs/theory.md
+§7.3-§7.6; the facts are numbered as in dmft-extensions §5).
 
 Exact facts: the spectral identity of the square loss (§5.3), the first step with a
 covariance (§5.2), the bit-identical beta = 0 reduction (§5.1); the lam > 0 fixed point

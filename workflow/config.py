@@ -121,6 +121,7 @@ def check_schema(config: dict) -> None:
         best = jsonschema.exceptions.best_match([error])
         allowed = {k: v for k, v in best.schema.items()
                    if k in ("type", "enum", "minimum", "maximum", "exclusiveMinimum",
+                            "exclusiveMaximum",
                             "minItems", "minProperties", "properties", "propertyNames",
                             "required")}
         if "properties" in allowed:
@@ -401,6 +402,12 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
                 if round(problem.alpha * d) < 1:
                     raise ConfigError(f"{where}, field 'sims.d': d = {d} gives n = alpha*d < 1 "
                                       f"samples at alpha = {problem.alpha}")
+                if min(np.diff(problem.level_bounds(d))) < 1:
+                    raise ConfigError(f"{where}, field 'sims.d': d = {d} is not allowed at "
+                                      f"{spec.describe(index)}: the covariance levels "
+                                      f"{problem.level_fractions} get "
+                                      f"{np.diff(problem.level_bounds(d)).tolist()} coordinates;"
+                                      " d must give every level at least one")
     if dmft is not None:
         d = _as_list(dmft.pop("d", None))
         if "three_cluster" in models:
