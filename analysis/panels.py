@@ -144,17 +144,18 @@ def _plot_facets(sims, dmft, spec, experiment, ax):
                          f"{len(values)} panels and cannot be drawn into one given Axes")
     fig = new_figure(figsize=(3.4 * len(values) + 3.2, 4.6))
     axes = fig.subplots(1, len(values), sharey=True, squeeze=False)[0]
-    for i, (ax, value) in enumerate(zip(axes, values)):
-        part = [None if ds is None else ds.sel({axis: value}) for ds in (sims, dmft)]
+    parts = [[None if ds is None else ds.sel({axis: value}) for ds in (sims, dmft)]
+             for value in values]
+    for i, (ax, value, part) in enumerate(zip(axes, values, parts)):
         drawn = draw_curves(ax, *part, spec["observable"], logx=spec["logx"])
         if not drawn.handles:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
             continue
-        last = i == len(values) - 1
-        _decorate(ax, spec, experiment, drawn, *part, legend=last)
+        _decorate(ax, spec, experiment, drawn, *part, legend=i == len(values) - 1)
         ax.set_title(f"{PRETTY.get(axis, axis)} = {format_value(axis, value)}", fontsize=10)
         if i:
             ax.set_ylabel("")
+    for ax, part in zip(axes, parts):  # after every panel: the shared y range is final
         if spec["inset"] and any(ds is not None and spec["inset"] in ds for ds in part):
             _inset(ax, spec, *part)
     _note(axes[-1], sims, dmft, spec)

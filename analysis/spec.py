@@ -9,7 +9,9 @@ Every experiment declares its kind (README "Figures and analysis"):
 Fields of every kind: `title` (figure title; default the experiment name), `observable`
 (the learning curve drawn and compared, one of CURVE_OBSERVABLES: sims.datamodel.OBSERVABLES
 and norm2_sigma; default gen_error), `z_max` (simulations and DMFT disagree where |z|
-exceeds it; default 3).
+exceeds it; default 3), `category` (the section of the Snakemake report that holds the
+figure and its table; default the kind's: Learning curves, Early stopping, Finite-size
+scaling).
 
 * curves: `inset` (an observable or null), `logx` (log time axis, default true),
   `ylim` ([low, high] or null), `facet` (a grid axis or null: one panel per value of that
@@ -38,7 +40,7 @@ CURVE_OBSERVABLES = (*OBSERVABLES, "norm2_sigma")
 
 KINDS = ("curves", "map", "finite_size")
 MEASURES = ("extrapolation", "escape_time")
-COMMON = dict(title=None, observable="gen_error", z_max=3.0)
+COMMON = dict(title=None, observable="gen_error", z_max=3.0, category=None)
 DEFAULTS = {
     "curves": dict(inset=None, logx=True, ylim=None, facet=None),
     "map": dict(x=None, y=None),
@@ -87,8 +89,9 @@ def check_analysis(section: dict | None, experiment: str,
             raise _bad(experiment, field, section[field],
                        f"unknown field for kind '{kind}'; its fields are {sorted(allowed)}")
     out = {"kind": kind, **COMMON, **DEFAULTS[kind], **section}
-    if out["title"] is not None and not isinstance(out["title"], str):
-        raise _bad(experiment, "title", out["title"], "a string or null")
+    for field in ("title", "category"):
+        if out[field] is not None and not isinstance(out[field], str):
+            raise _bad(experiment, field, out[field], "a string or null")
     _observable(experiment, "observable", out["observable"])
     if not _number(out["z_max"]) or out["z_max"] <= 0:
         raise _bad(experiment, "z_max", out["z_max"], "a number > 0")

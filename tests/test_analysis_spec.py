@@ -11,12 +11,12 @@ from workflow.config import read_yaml
 def test_no_section_means_learning_curves_with_every_default():
     assert check_analysis(None, "mine") == {
         "kind": "curves", "title": None, "observable": "gen_error", "z_max": 3.0,
-        "inset": None, "logx": True, "ylim": None, "facet": None}
+        "inset": None, "logx": True, "ylim": None, "facet": None, "category": None}
 
 
 def test_each_kind_fills_in_its_own_fields_only():
     assert set(check_analysis({"kind": "map"}, "e")) == {
-        "kind", "title", "observable", "z_max", "x", "y"}
+        "kind", "title", "observable", "z_max", "category", "x", "y"}
     fss = check_analysis({"kind": "finite_size", "measure": "escape_time", "threshold": 0.3,
                           "times": [1, 2]}, "e")
     assert fss["threshold"] == 0.3 and fss["times"] == [1.0, 2.0]

@@ -5,6 +5,7 @@ covariance axis and its faceted figure, and the shipped extensions configs."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ from workflow.config import ConfigError, checked_problem, load_config, problem_f
 
 BASE = {"model": "two_cluster", "alpha": 2, "delta": 0.5, "R": 0.01, "eta": 0.2,
         "process": "gd", "t_max": 1.0}
+
+
+CATEGORY = "Extensions: momentum, Nesterov, input covariance"
 
 
 def _config(grid=None, cases=None, **problem) -> dict:
@@ -92,16 +96,38 @@ def test_bad_covariance_scalars_give_a_clear_error(case):
         assert word in str(err.value), (word, str(err.value))
 
 
+@pytest.mark.parametrize("section, field", [
+    ({"kind": "curves", "facet": "cov_level"}, "facet"),
+    ({"kind": "curves", "facet": 3}, "facet"),
+    ({"kind": "map", "category": ["a"]}, "category")])
+def test_bad_facet_or_category_is_named(section, field):
+    config = _config(grid={"cov_fraction": [0.2], "cov_variance": [1, 2]})
+    config["experiments"]["cov"]["analysis"] = section
+    with pytest.raises(ConfigError, match=f"experiment 'cov', field 'analysis.{field}'"):
+        load_config(config)
+
+
 # ----------------------------------------------------------------- through Snakemake + Zarr
 def test_a_covariance_axis_runs_through_snakemake_into_zarr(tmp_path):
     """Stores with dims (cov_fraction, cov_variance, ..., level, time), equal to direct
     solver calls on Covariance.two_levels; the per-level variables recombine into m, C, C_Sigma
-    and eps_g; the faceted figure has one panel per cov_fraction."""
+    and eps_g; the faceted figure has one panel per cov_fraction; the report puts it in the
+    experiment's category."""
     config = _config(grid={"cov_fraction": [0.2, 0.5], "cov_variance": [1, 1.5]},
                      momentum=0.5)
-    result = snakemake(tmp_path, "--configfile", write_config(tmp_path / "cov.yaml", config),
-                       "--cores", "2")
+    config["analysis"] = True
+    config["experiments"]["cov"]["analysis"] = {"kind": "curves", "facet": "cov_fraction",
+                                                "category": CATEGORY}
+    path = write_config(tmp_path / "cov.yaml", config)
+    result = snakemake(tmp_path, "--configfile", path, "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "results" / "figures" / "cov.png").stat().st_size > 0
+    report = snakemake(tmp_path, "--configfile", path, "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    # the report's index: {category: {subcategory: [files]}}
+    assert re.search(rf'"{re.escape(CATEGORY)}": {{"Other": \[[^\]]*"results/figures/cov.png"',
+                     html), "the figure is not in its category"
     stores = open_experiment(tmp_path / "results" / "cov")
     s, m = stores["sims"].load(), stores["dmft"].load()
     assert s.norm2_level.dims == ("cov_fraction", "cov_variance", "d", "seed", "level", "time")
@@ -118,11 +144,11 @@ def test_a_covariance_axis_runs_through_snakemake_into_zarr(tmp_path):
     direct = sims.simulate(problem, 40, 2, entropy=entropy)
     solved = dmft.solve(problem, seed=int(entropy % 2**32), **TINY_DMFT)
     for name in ("gen_error", "norm2_sigma", "magnetization_level", "norm2_level"):
-        np.testing.assert_array_equal(s[name].sel(point, d=40).values, direct[name].values)
+        np.testing.assert_array_equal(s[name].sel(dict(point, d=40)).values, direct[name].values)
         np.testing.assert_array_equal(m[name].sel(point).values, solved[name].values)
 
     f, v = np.array([0.5, 0.5]), np.array([1.5, 0.5])  # level 1: (1 - 0.75) / 0.5
-    runs = s.sel(point, d=40)
+    runs = s.sel(dict(point, d=40))
     c_sigma = (f[:, None] * v[:, None] * runs.norm2_level.values).sum(axis=-2)
     np.testing.assert_allclose(runs.norm2_sigma.values, c_sigma, rtol=1e-12)
     np.testing.assert_allclose(runs.norm2.values, (f[:, None] * runs.norm2_level.values)

@@ -142,12 +142,15 @@ def _caption(name):
 
 
 def _outputs(category, label):
+    """Report entries of an analysis rule, in the experiment's `analysis: category` (the
+    given category of its kind by default)."""
+    section = lambda wc: ANALYSIS[wc.experiment]["category"] or category
     return dict(
         png=report(f"{RESULTS}/figures/{{experiment}}.png", caption="../report/figure.rst",
-                   category=category, labels={label: "{experiment}"}),
+                   category=section, labels={label: "{experiment}"}),
         pdf=f"{RESULTS}/figures/{{experiment}}.pdf",
         csv=report(f"{RESULTS}/tables/{{experiment}}.csv", caption="../report/table.rst",
-                   category=category, labels={"table": "{experiment}"}),
+                   category=section, labels={"table": "{experiment}"}),
         agreement=report(f"{RESULTS}/tables/{{experiment}}_agreement.csv",
                          caption="../report/agreement.rst",
                          category="Simulations against DMFT",
