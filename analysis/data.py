@@ -88,12 +88,14 @@ def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
     """Problem fields at a grid point: base attrs overridden by the point's coordinates.
 
     Non-dimension coordinates along the point's dims (e.g. `process(case)`) are used too;
-    the config's two-level covariance scalars (cov_fraction, cov_variance) become
-    `covariance` (workflow.config.problem_fields). Returns a dict (it may not be a valid
+    the config's two-level covariance scalars (cov_fraction, cov_variance: coordinates or
+    the stored config's base problem) become `covariance` (workflow.config.problem_fields). Returns a dict (it may not be a valid
     Problem, e.g. for a padded grid point).
     """
     fields = {k: v for k, v in ds.attrs.items() if k in POINT_FIELDS}
     fields = {k: (None if isinstance(v, str) and v == "none" else v) for k, v in fields.items()}
+    base = experiment_config(ds).get("problem") or {}  # config-only fields (not in the attrs)
+    fields.update({k: base[k] for k in COVARIANCE_FIELDS if k in base})
     sub = select(ds, point or {})
     for name, coord in sub.coords.items():
         if name in POINT_FIELDS and coord.ndim == 0:
