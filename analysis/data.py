@@ -89,8 +89,8 @@ def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
 
     Non-dimension coordinates along the point's dims (e.g. `process(case)`) are used too;
     the config's two-level covariance scalars (cov_fraction, cov_variance: coordinates or
-    the stored config's base problem) become `covariance` (workflow.config.problem_fields). Returns a dict (it may not be a valid
-    Problem, e.g. for a padded grid point).
+    the stored config's base problem) become `covariance` (workflow.config.problem_fields).
+    Returns a dict (it may not be a valid Problem, e.g. for a padded grid point).
     """
     fields = {k: v for k, v in ds.attrs.items() if k in POINT_FIELDS}
     fields = {k: (None if isinstance(v, str) and v == "none" else v) for k, v in fields.items()}

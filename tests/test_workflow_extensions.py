@@ -5,6 +5,7 @@ covariance axis and its faceted figure, and the shipped extensions configs."""
 from __future__ import annotations
 
 import copy
+import math
 import re
 
 import numpy as np
@@ -12,16 +13,16 @@ import pytest
 
 import dmft
 import sims
+from analysis.data import problem_at, reference_for
 from analysis.panels import plot_panel
 from analysis.store import open_experiment
 from conftest import ROOT, TINY_DMFT, snakemake, write_config
+from helpers_analysis import build_experiment
 from sims.problem import Covariance, generalization_error
 from workflow.config import ConfigError, checked_problem, load_config, problem_fields, read_yaml
 
 BASE = {"model": "two_cluster", "alpha": 2, "delta": 0.5, "R": 0.01, "eta": 0.2,
         "process": "gd", "t_max": 1.0}
-
-
 CATEGORY = "Extensions: momentum, Nesterov, input covariance"
 
 
@@ -165,6 +166,23 @@ def test_a_covariance_axis_runs_through_snakemake_into_zarr(tmp_path):
     labels = [t.get_text() for t in legend.get_texts()]
     assert "s₁ = 1" in labels and "s₁ = 1.5" in labels
     assert any(label.startswith("Bayes-optimal error, Σ = I") for label in labels)
+
+
+def test_a_fixed_fraction_with_a_variance_axis_is_drawn_as_a_covariance(tmp_path):
+    """cov_fraction in the base problem, cov_variance a grid axis: the analysis rebuilds
+    each point's covariance from the stored config and draws the Sigma = I reference only
+    for s1 = 1, labelled as such."""
+    experiment = _config(grid={"cov_variance": [1, 3]}, cov_fraction=0.2)["experiments"]["cov"]
+    experiment["sims"] = {"d": [20], "seeds": 2}
+    build_experiment(tmp_path, "cov", experiment)
+    stores = open_experiment(tmp_path / "cov")
+    for ds in stores.values():
+        assert problem_at(ds, {"cov_variance": 3.0})["covariance"] == Covariance.two_levels(0.2, 3)
+        assert problem_at(ds, {"cov_variance": 1.0})["covariance"] == Covariance.two_levels(0.2, 1)
+    assert math.isnan(reference_for(problem_at(stores["dmft"], {"cov_variance": 3.0})))
+    fig = plot_panel(stores["sims"], stores["dmft"], experiment="cov")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "Bayes-optimal error, Σ = I (0.103)" in labels, labels
 
 
 @pytest.mark.xfail(strict=True, reason="workflow.store.Layout.base_attrs puts the Covariance "
