@@ -108,7 +108,10 @@ def problem_at(ds: xr.Dataset, point: dict | None = None) -> dict:
     for k, v in fields.items():
         if isinstance(v, np.generic):
             fields[k] = v.item()
-    return problem_fields(fields) if all(k in fields for k in COVARIANCE_FIELDS) else fields
+    if not all(k in fields for k in COVARIANCE_FIELDS):
+        return fields
+    fields.pop("covariance", None)  # the same levels, if the attrs hold them
+    return problem_fields(fields)
 
 
 def is_identity(fields: dict) -> bool:
