@@ -185,9 +185,6 @@ def test_a_fixed_fraction_with_a_variance_axis_is_drawn_as_a_covariance(tmp_path
     assert "Bayes-optimal error, Σ = I (0.103)" in labels, labels
 
 
-@pytest.mark.xfail(strict=True, reason="workflow.store.Layout.base_attrs puts the Covariance "
-                   "object into the store attrs (not JSON): a covariance shared by every point "
-                   "cannot be stored; fix: the attrs value from Problem.to_dict()")
 def test_a_covariance_shared_by_every_point_is_stored(tmp_path):
     experiment = _config(cases={"gd": {"momentum": 0.0}, "hb": {"momentum": 0.5}},
                          cov_fraction=0.2, cov_variance=3)["experiments"]["cov"]
@@ -196,6 +193,18 @@ def test_a_covariance_shared_by_every_point_is_stored(tmp_path):
     ds = open_experiment(tmp_path / "cov")["sims"].load()
     stored = Covariance.of(problem_at(ds, {"case": "hb"})["covariance"])
     assert stored == Covariance.two_levels(0.2, 3)
+    assert "two-level input covariance" not in ds.case.attrs.get("description", "")
+
+
+def test_a_small_level_gets_a_coordinate_in_the_probe_run(tmp_path):
+    """rho = 0.05 has no coordinate at d = 8 (round(0.4) = 0): the probe takes a larger d."""
+    experiment = _config(grid={"cov_variance": [2.0, 4.0]}, cov_fraction=0.05)["experiments"]["cov"]
+    experiment.pop("dmft")
+    build_experiment(tmp_path, "cov", experiment)
+    ds = open_experiment(tmp_path / "cov")["sims"].load()
+    assert ds.magnetization_level.sizes["level"] == 2
+    assert np.isfinite(ds.magnetization_level.values).all()
+    assert "two-level input covariance" in ds.cov_variance.attrs["description"]
 
 
 # --------------------------------------------------------------------------- shipped configs

@@ -57,10 +57,19 @@ def solve_points(layout: Layout, task: Task, *, probe: bool = False) -> list[Out
     if probe:  # a short run: variable names, dims, dtypes and attributes
         problems = [p.replace(t_max=min(p.t_max, 2 * p.eta)) for p in problems[:1]]
     if layout.solver == "sims":
-        d = min(task.d, 8) if probe else task.d
+        d = _probe_d(problems[0], task.d) if probe else task.d
         seeds = [0] if probe else list(task.seeds)
         return _solve_sims(layout, task.points, problems, d, seeds)
     return [_solve_dmft(layout, index, p, task.d) for index, p in zip(task.points, problems)]
+
+
+def _probe_d(problem, d: int) -> int:
+    """The probe's dimension: the smallest d' >= 8 that gives every covariance level a
+    coordinate, at most the task's d."""
+    probe = min(d, 8)
+    while probe < d and min(np.diff(problem.level_bounds(probe))) < 1:
+        probe += 1
+    return probe
 
 
 def _solve_sims(layout: Layout, points, problems, d: int, seeds) -> list[Outcome]:

@@ -44,7 +44,7 @@ import xarray as xr
 from sims.datamodel import TIME_ATTRS, package_version
 from sims.engine import recorded_steps
 
-from .config import PROBLEM_FIELDS, ExperimentSpec, checked_problem, stable_hash
+from .config import COVARIANCE_FIELDS, PROBLEM_FIELDS, ExperimentSpec, checked_problem, stable_hash
 
 TASKS_DIR = ".tasks"
 ZARR_FORMAT = 2
@@ -129,9 +129,9 @@ class Layout:
             for field in sorted({k for c in spec.cases.values() for k in c}):
                 values = [{**spec.problem, **c}.get(field) for c in spec.cases.values()]
                 coords[field] = (("case",), _coord_values(values),
-                                 {"description": f"Problem.{field} of each case"})
+                                 {"description": f"{_describe_field(field)} of each case"})
         for axis, values in spec.grid.items():
-            coords[axis] = ((axis,), _coord_values(values), {"description": f"Problem.{axis}"})
+            coords[axis] = ((axis,), _coord_values(values), {"description": _describe_field(axis)})
         shape = [len(coords[dim][1]) for dim in self.point_dims]
         fraction = np.full(shape, np.nan)
         for index, problem in self.problems.items():
@@ -152,11 +152,10 @@ class Layout:
     def base_attrs(self) -> dict:
         """Problem fields shared by every point ('none' for None), and the run's identity."""
         attrs = {}
+        points = [p.to_attrs() for p in self.problems.values()]  # JSON values (covariance levels)
         for field in PROBLEM_FIELDS:
-            values = {json.dumps(getattr(p, field), default=str) for p in self.problems.values()}
-            if len(values) == 1:
-                value = getattr(next(iter(self.problems.values())), field)
-                attrs[field] = "none" if value is None else value
+            if len({json.dumps(p[field], sort_keys=True) for p in points}) == 1:
+                attrs[field] = points[0][field]
         attrs.update(experiment=self.spec.name, solver=self.solver,
                      config=json.dumps(self.spec.solver_spec(self.solver), sort_keys=True),
                      spec_hash=self.spec_hash, entropy=self.spec.entropy,
@@ -239,6 +238,14 @@ class Layout:
             settings = spec.dmft["settings"]
         return stable_hash([self.solver, self.problems[index].to_dict(), d, seed, settings,
                             spec.entropy, self.version])
+
+
+def _describe_field(field: str) -> str:
+    """A coordinate's description: the Problem field, or the config scalar it stands for."""
+    if field in COVARIANCE_FIELDS:
+        return (f"{field}: two-level input covariance scalar, Covariance.two_levels("
+                f"{COVARIANCE_FIELDS[field]}=...) (workflow.config.COVARIANCE_FIELDS)")
+    return f"Problem.{field}"
 
 
 def _coord_values(values) -> np.ndarray:
