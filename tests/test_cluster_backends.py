@@ -102,3 +102,18 @@ def test_snakemake_submits_the_rules_as_slurm_jobs(tmp_path):
                              text=True).stdout
         assert "JobState=COMPLETED" in job
     _assert_store_equals_direct_simulation(tmp_path, config)
+
+
+def test_worker_processes_get_one_thread_each_and_this_process_keeps_its_numba_setting():
+    """The thread variables go to the worker processes' environment; this process's
+    environment is untouched (numba here has launched its threads and refuses a changed
+    NUMBA_NUM_THREADS at its next compilation)."""
+    from workflow.execute import THREAD_VARS, dask_client
+    before = {var: os.environ.get(var) for var in THREAD_VARS}
+    with dask_client({"n_workers": 1, "processes": True}, 1, "local", log=lambda m: None) as c:
+        seen = c.run(lambda: {var: os.environ.get(var) for var in THREAD_VARS})
+    assert [env for env in seen.values()] == [{var: before[var] or "1" for var in THREAD_VARS}]
+    with dask_client({"n_workers": 1, "processes": False}, 1, "local", log=lambda m: None):
+        pass
+    # (distributed itself leaves OMP/MKL/OPENBLAS = 1 here after spawning; numba's is ours)
+    assert os.environ.get("NUMBA_NUM_THREADS") == before["NUMBA_NUM_THREADS"]

@@ -187,8 +187,10 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
     # the dask.slurm settings are used only when SLURM is asked for, so that one config
     # runs both on a workstation and (with dask_scheduler=slurm) on a cluster
     tpw = int(dask_cfg.get("threads_per_worker", 1))
-    for var in THREAD_VARS:  # one BLAS thread per Dask thread
-        os.environ.setdefault(var, str(tpw))
+    # one BLAS/numba thread per Dask thread, set in the worker processes' environment only:
+    # numba in this process has read its thread count already and refuses a changed
+    # NUMBA_NUM_THREADS at its next compilation (in-process workers share its threads)
+    thread_env = {var: os.environ.get(var, str(tpw)) for var in THREAD_VARS}
     cluster = None
     if scheduler == "local":
         n_workers = int(dask_cfg.get("n_workers") or max(1, threads // tpw))
@@ -198,11 +200,12 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=tpw, processes=processes,
                                dashboard_address=":0",
                                memory_limit=dask_cfg.get("memory_limit", 0),
-                               **({"host": "127.0.0.1"} if processes else {}))
+                               **({"host": "127.0.0.1", "env": thread_env} if processes else {}))
         client = Client(cluster)
     elif scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
         kwargs = {"cores": tpw, "processes": 1, "memory": "2GB", "n_workers": 1,
+                  "job_script_prologue": [f"export {k}={v}" for k, v in thread_env.items()],
                   **dask_cfg.get("slurm", {})}
         if dask_cfg.get("n_workers"):
             kwargs["n_workers"] = int(dask_cfg["n_workers"])
