@@ -72,7 +72,9 @@ def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
 def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str = "gen_error",
                     z_max: float = 3.0) -> pd.DataFrame:
     """One row per grid point and simulated d (columns: grid coordinates, then COLUMNS);
-    empty (with the columns) unless both stores hold `var`."""
+    empty (with the columns) unless both stores hold `var`. Where the DMFT store also holds
+    `<var>_at_seeds` (the DMFT at the seeds' own m(0), docs/theory.md §6.6), a second row
+    per curve compares with it (observable `<var>_at_seeds`)."""
     if sims is None or dmft is None or var not in sims or var not in dmft:
         return pd.DataFrame(columns=COLUMNS)
     dims = [d for d in curve_dims(sims, var) if d != "d"]
@@ -81,12 +83,13 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
     for point in iter_points(sims, dims):
         s = select(sims, point)[var]
         for d in d_values:
-            m, e = _dmft_curve(dmft, point, var, d)
-            if m is None:
-                continue
-            row = compare(s.sel(d=d) if d is not None else s, m, e)
-            rows.append({**point, "observable": var, "d": d, **row,
-                         "disagree": bool(row["max_abs_z"] > z_max)})
+            for name in (var, f"{var}_at_seeds"):
+                m, e = _dmft_curve(dmft, point, name, d) if name in dmft else (None, None)
+                if m is None:
+                    continue
+                row = compare(s.sel(d=d) if d is not None else s, m, e)
+                rows.append({**point, "observable": name, "d": d, **row,
+                             "disagree": bool(row["max_abs_z"] > z_max)})
     return pd.DataFrame(rows, columns=dims + COLUMNS)
 
 
@@ -105,6 +108,8 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
         where = label_for({k: r[k] for k in dims}, dims, ds)
         if r["d"] is not None and not (isinstance(r["d"], float) and math.isnan(r["d"])):
             where = ", ".join(p for p in (where, f"d = {format_value('d', r['d'])}") if p)
+        if r["observable"].endswith("_at_seeds"):
+            where = ", ".join(p for p in (where, "DMFT at the seeds' m(0)") if p)
         items.append(f"{where or 'the curve'}: |z| = {r['max_abs_z']:.3g} at "
                      f"t = {r['time_max_abs_z']:.3g} (DMFT − sims = "
                      f"{r['diff_at_max_abs_z']:+.2g})")
@@ -115,6 +120,7 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
 def by_d_line(table: pd.DataFrame) -> str:
     """'Largest |ε_DMFT − ε_sims| over t (over the curves) by d: 0.099 (d = 500), ...' (empty
     with fewer than two d)."""
+    table = table[~table.observable.str.endswith("_at_seeds")]
     if not len(table) or table.d.nunique() < 2:
         return ""
     worst = table.groupby("d").max_abs_diff.max()

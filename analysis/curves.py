@@ -39,6 +39,7 @@ class Drawn:
     n_seeds: int = 0
     base: xr.Dataset | None = None
     failed: bool = False  # some run failed (an x is drawn)
+    at_seeds: bool = False  # the DMFT at the seeds' m(0) is drawn (dashed)
 
 
 def short_name(var: str) -> str:
@@ -103,6 +104,13 @@ def _failure_note(kind: str, fails: list, n_runs: int) -> str:
 
 
 def _draw_dmft(ax, dmft, point, var, m_d, color, d_alpha, lw, logx, notes) -> bool:
+    """The DMFT line of `var` (solid) and, where stored, its DMFT at the simulation seeds'
+    m(0) (`<var>_at_seeds`, dash-dot, docs/theory.md §6.6)."""
+    for d, curve in _curves_at(dmft, point, f"{var}_at_seeds", m_d):
+        t, y = curve.time.values.astype(float), np.asarray(curve.values, dtype=float)
+        keep = _keep(t, y, logx)
+        ax.plot(t[keep], y[keep], "-.", color=color, lw=0.8 * lw,
+                alpha=d_alpha.get(d, 1.0), zorder=2)
     drew = False
     for d, curve in _curves_at(dmft, point, var, m_d):
         t = curve.time.values.astype(float)
@@ -184,6 +192,7 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
         out.labels.append("; ".join([label] + notes) if label else "; ".join(notes))
         out.handles.append(Line2D([], [], color=color, ls="-" if line else "none",
                                   marker="o" if marker else None, ms=ms, lw=lw))
+    out.at_seeds = dmft is not None and f"{var}_at_seeds" in dmft
     out.d_values = sorted(s_d)
     out.n_seeds = int(sims.sizes.get("seed", 0)) if sims is not None else 0
     if logx:
@@ -218,6 +227,12 @@ def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:
         return []
     return [Line2D([], [], **REFERENCE,
                    label=f"{name} ({values[0]:.3g})" if len(values) == 1 else name)]
+
+
+def at_seeds_handle() -> tuple:
+    """Legend entry of the dash-dot DMFT at the simulation seeds' m(0)."""
+    return (Line2D([], [], color="0.3", ls="-.", lw=1.2),
+            "DMFT at the sims seeds' own m(0) (dash-dot)")
 
 
 def failed_handle() -> tuple:

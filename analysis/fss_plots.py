@@ -18,7 +18,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from .curves import d_handles, draw_curves, draw_reference, failed_handle, short_name
+from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
+                     short_name)
 from .data import label_for, mean_and_sem, select
 from .finite_size import escape_per_seed, fit_log_d
 from .style import COLORS, new_figure, style
@@ -27,7 +28,8 @@ FIT_COLUMNS = ("observable", "time", "n_d", "a", "a_err", "c", "c_err", "chi2", 
                "dmft_mc_error", "difference", "z")
 ESCAPE_COLUMNS = ("d", "n_seeds", "n_escaped", "sims_q25", "sims_median", "sims_q75",
                   "sims_mean", "sims_sem", "sims_curve", "sims_curve_se", "dmft", "dmft_solved",
-                  "difference", "z", "agree")
+                  "difference", "z", "agree", "dmft_at_seeds", "difference_at_seeds",
+                  "z_at_seeds")
 
 
 def _groups(table, skip):
@@ -122,10 +124,11 @@ def _curves_axes(ax, sims, dmft, threshold, var) -> None:
         ref = draw_reference(ax, drawn.base, drawn.points)
         handles += ref
         labels += [h.get_label() for h in ref]
-    if drawn.failed:
-        h, lab = failed_handle()
-        handles.append(h)
-        labels.append(lab)
+    for shown, entry in ((drawn.at_seeds, at_seeds_handle), (drawn.failed, failed_handle)):
+        if shown:
+            h, lab = entry()
+            handles.append(h)
+            labels.append(lab)
     keep = [i for i, lab in enumerate(labels) if lab]
     ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7.5,
               loc="lower left",
@@ -167,6 +170,10 @@ def _escape_axes(ax, sims, table, threshold, var) -> None:
             ax.plot(ok.d, ok.dmft, "s", color="k", mfc="white", ms=7,
                     label=f"{lab}DMFT (m(0) at d); fit slope {fit['B']:.3g}")
             _fit_line(ax, ok.d, fit, "k", "--")
+        ok = sub.dropna(subset=["dmft_at_seeds"]) if "dmft_at_seeds" in sub else sub[:0]
+        if len(ok):
+            ax.plot(ok.d * 0.93, ok.dmft_at_seeds, "x", color="k", ms=7, mew=1.5,
+                    label=f"{lab}DMFT at the seeds' own m(0)")
     d_all = sorted(set(table.d))
     ax.set_xscale("log")
     ax.set_xticks(d_all, [str(int(v)) for v in d_all])

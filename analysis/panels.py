@@ -14,8 +14,8 @@ import numpy as np
 import xarray as xr
 
 from .agreement import agreement_table, disagreement_note
-from .curves import (d_handles, draw_curves, draw_reference, failed_handle, fixed_parameters,
-                     short_name)
+from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
+                     fixed_parameters, short_name)
 from .data import PRETTY, curve_dims, format_value
 from .spec import check_analysis
 from .status import NOT_COMPUTED, status
@@ -70,12 +70,15 @@ def choose_inset_bounds(ax, candidates=INSET_CANDIDATES) -> tuple:
 
 
 def load(ds: xr.Dataset | None, names) -> xr.Dataset | None:
-    """The variables `names` of a (lazy) store in memory, with the status variables."""
+    """The variables `names` of a (lazy) store in memory, with their Monte-Carlo errors, their
+    DMFT at the seeds' m(0) (`<name>_at_seeds`) and the status variables."""
     if ds is None:
         return None
     extra = ("status", "failure_time", "diverged_at", "done", "effective_active_fraction")
-    keep = [n for n in list(names) + [f"{n}_mc_error" for n in names if n] + list(extra)
-            if n and n in ds.data_vars]
+    names = [n for n in names if n]
+    names += [f"{n}_at_seeds" for n in names]
+    keep = [n for n in names + [f"{n}_mc_error" for n in names] + list(extra)
+            if n in ds.data_vars]
     return ds[list(dict.fromkeys(keep))].load() if keep else None
 
 
@@ -173,10 +176,11 @@ def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> N
     more_h, more_l = d_handles(drawn)
     handles += more_h + ref
     labels += more_l + [h.get_label() for h in ref]
-    if drawn.failed:
-        h, lab = failed_handle()
-        handles.append(h)
-        labels.append(lab)
+    for shown, entry in ((drawn.at_seeds, at_seeds_handle), (drawn.failed, failed_handle)):
+        if shown:
+            h, lab = entry()
+            handles.append(h)
+            labels.append(lab)
     keep = [i for i, lab in enumerate(labels) if lab]
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
     if legend:

@@ -13,8 +13,9 @@ with W(K) = sum over steps k and followed sources j of (k - j), from the multire
 schedule. Calibrated with the defaults on one thread of the idle 2-core development
 machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
 three-cluster SGD (b = 0.3) at K = 1000 took 157 s; the model gives 8.4 s and 154 s.
-Memory is the solver's own estimate (`Solver.memory_estimate`) plus the Python process
-(measured peak RSS 0.52 GB and 4.2 GB for these two, estimated 0.69 GB and 4.7 GB).
+Memory is the solver's own estimate (`Solver.memory_estimate`) for the initial-magnetization
+nodes solved at once (all, or as many as `memory_limit` allows, §5.7) plus the Python
+process (measured peak RSS 0.52 GB and 4.2 GB for these two, estimated 0.69 GB and 4.7 GB).
 """
 
 from __future__ import annotations
@@ -50,4 +51,5 @@ def estimate_cost(problem: Problem, **settings) -> dict:
     work = response_work(solver.settings["response_window"], K)
     seconds = (S_SAMPLE_STEP * G * n * K + S_ENTRY * (G * n * K ** 2 / 2 + G * n_R * work)
                + S_SQUARE * G * K ** 3)
-    return dict(seconds=seconds, bytes=solver.memory_estimate(K) + PROCESS_BYTES)
+    held = solver.memory_estimate(K) * solver.nodes_per_batch(K) / len(solver.m0)
+    return dict(seconds=seconds, bytes=held + PROCESS_BYTES)

@@ -38,13 +38,13 @@ from .solver import Solver, _pair_mean
 class ExtendedSolver(Solver):
     """Causal pass of dmft-extensions §4; same settings, outputs and contract as `Solver`."""
 
-    def __init__(self, problem, *, kernels=None, **settings):
+    def __init__(self, problem, *, kernels=None, node_subset=None, **settings):
         self.beta, self.gamma = float(problem.momentum), float(problem.gamma)
         self.fractions = np.array(problem.level_fractions, dtype=float)
         self.variances = np.array(problem.level_variances, dtype=float)
         self.omega = np.sqrt(self.variances * self.fractions)
         self.levels = len(self.fractions)
-        super().__init__(problem, kernels=kernels, **settings)
+        super().__init__(problem, kernels=kernels, node_subset=node_subset, **settings)
 
     # ---------------------------------------------------------------- initial state
     def _init_samples(self, seed):

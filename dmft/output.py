@@ -7,6 +7,7 @@ the three-cluster model, over the initial-magnetization nodes with their weights
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -86,19 +87,21 @@ def _first_blowup(norm2: np.ndarray):
     return int(np.argmax(bad.any(axis=1))) if bad.any() else None
 
 
-def _status(solver: Solver, blowup) -> dict:
-    """solve_ivp-like diagnosis: status, message and failure_time (NaN when it succeeded)."""
-    eta = solver.grid.eta
-    failures = []
-    if solver.failure is not None:
-        failures.append(solver.failure)
+def _failure(solver: Solver, blowup):
+    """(step, message) of the first failure of the pass (§5.6), or None."""
+    failures = [] if solver.failure is None else [solver.failure]
     if blowup is not None:
-        failures.append((blowup, f"DMFT solution diverged at t = {blowup * eta:.4g} "
+        failures.append((blowup, f"DMFT solution diverged at t = {blowup * solver.grid.eta:.4g} "
                                  f"(step {blowup}): C(t, t) is not finite; lower eta (or "
                                  f"time_step), or raise n_samples / response_samples"))
-    if not failures:
+    return min(failures) if failures else None
+
+
+def _status(failure, eta: float) -> dict:
+    """solve_ivp-like diagnosis: status, message and failure_time (NaN when it succeeded)."""
+    if failure is None:
         return dict(status="success", message="reached t_max", failure_time=float("nan"))
-    step, message = min(failures)
+    step, message = failure
     return dict(status="diverged", message=message, failure_time=step * eta)
 
 
@@ -111,19 +114,19 @@ def _pad(values: np.ndarray, valid: int, size: int, axes) -> np.ndarray:
     return out
 
 
-def _combine(values: np.ndarray, weights: np.ndarray, replicas: int, axis: int):
-    """Replica mean and its standard error, then the weighted sum over nodes.
+def _node_terms(values: np.ndarray, weights: np.ndarray, replicas: int, axis: int):
+    """Per node: weight w_i, replica mean xbar_i and squared standard error se_i^2.
 
     The standard error is s / (c4 sqrt(R)): the sample standard deviation s of R replicas
     underestimates sigma by the factor c4(R) = sqrt(2/(R-1)) Gamma(R/2) / Gamma((R-1)/2)
-    (0.92 for R = 4), which matters with few replicas.
+    (0.92 for R = 4), which matters with few replicas. Returns (w, xbar, se^2) with the
+    node axis first and w shaped to broadcast.
     """
     shape = values.shape[:axis] + (len(weights), replicas) + values.shape[axis + 1:]
-    values = values.reshape(shape)
+    values = np.moveaxis(values.reshape(shape), axis, 0)  # replicas stay at axis + 1
     mean = values.mean(axis=axis + 1)
-    err = values.std(axis=axis + 1, ddof=1) / (_c4(replicas) * np.sqrt(replicas))
-    w = weights.reshape((-1,) + (1,) * (mean.ndim - axis - 1))
-    return (w * mean).sum(axis=axis), np.sqrt((w ** 2 * err ** 2).sum(axis=axis))
+    err2 = (values.std(axis=axis + 1, ddof=1) / (_c4(replicas) * np.sqrt(replicas))) ** 2
+    return weights.reshape((-1,) + (1,) * (mean.ndim - 1)), mean, err2
 
 
 def _c4(replicas: int) -> float:
@@ -131,45 +134,84 @@ def _c4(replicas: int) -> float:
         math.lgamma(replicas / 2) - math.lgamma((replicas - 1) / 2))
 
 
+class NodeSums:
+    """Node-weighted sums of one solve's outputs (§5.7); solves of disjoint nodes add up.
+
+    For the curves x: sum_i w_i xbar_i (the node average, §6.6), sum_i w_i^2 se_i^2 (its
+    squared Monte-Carlo error) and sum_i w_i xbar_i^2 (for the spread of x over m0); for
+    the matrices the node average only. Values after a failure (§5.6) are NaN, so a sum
+    over batches is NaN from the earliest failure on.
+    """
+
+    def __init__(self, solver: Solver):
+        curves, level_curves, matrices, blowup = group_results(solver)
+        self.failure = _failure(solver, blowup)
+        size = solver.target + 1
+        valid = min(solver.k + 1, size if self.failure is None else self.failure[0])
+        weights, replicas = solver.node_weights, solver.settings["n_replicas"]
+        self.curves = {}
+        for name, values in {**curves, **level_curves}.items():
+            w, mean, err2 = _node_terms(_pad(values, valid, size, (0,)), weights, replicas, 1)
+            self.curves[name] = ((w * mean).sum(0), (w ** 2 * err2).sum(0),
+                                 (w * mean ** 2).sum(0))
+        self.matrices = {name: (lambda w, mean, _: (w * mean).sum(0))(
+            *_node_terms(_pad(values, valid, size, (1, 2)), weights, replicas, 0))
+            for name, values in matrices.items()}
+        self.wall_time = solver.wall_time
+        self.groups = solver.groups
+        self.rescaled_rows = solver.cholesky.rescaled_rows
+
+    def __add__(self, other: "NodeSums") -> "NodeSums":
+        total = copy.copy(self)
+        total.curves = {name: tuple(a + b for a, b in zip(value, other.curves[name]))
+                        for name, value in self.curves.items()}
+        total.matrices = {name: value + other.matrices[name]
+                          for name, value in self.matrices.items()}
+        failures = [f for f in (self.failure, other.failure) if f is not None]
+        total.failure = min(failures) if failures else None
+        total.wall_time = self.wall_time + other.wall_time
+        total.groups = self.groups + other.groups
+        total.rescaled_rows = self.rescaled_rows + other.rescaled_rows
+        return total
+
+
 def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
+    """The dataset of `dmft.solve` from one solver holding every node (see `assemble`)."""
+    return assemble(NodeSums(solver), solver, method, **diagnostics)
+
+
+def assemble(sums: NodeSums, solver: Solver, method: str, **diagnostics) -> xr.Dataset:
     """The dataset of `dmft.solve`: curves (time,), their *_mc_error, kernels (time, time_prime).
 
-    A pass that diverged keeps every value before the failure and NaN from it on; attrs
-    `status` ("success" or "diverged"), `message` and `failure_time` say what happened.
+    `sums` covers every initial-magnetization node (one solver, or batches added up);
+    `solver` is any of them (problem, settings, grid). A pass that diverged keeps every
+    value before the failure and NaN from it on; attrs `status` ("success" or "diverged"),
+    `message` and `failure_time` say what happened.
     """
-    curves, level_curves, matrices, blowup = group_results(solver)
-    status = _status(solver, blowup)
-    size = solver.target + 1
-    valid = min(solver.k + 1, size if blowup is None else blowup)
-    weights, replicas = solver.node_weights, solver.settings["n_replicas"]
-    time = np.arange(size) * solver.grid.eta
+    replicas = solver.settings["n_replicas"]
+    time = np.arange(solver.target + 1) * solver.grid.eta
     data = {}
-    for name in CURVES:
-        mean, err = _combine(curves[name], weights, replicas, axis=1)
-        data[name] = ("time", _pad(mean, valid, size, (0,)))
-        data[f"{name}_mc_error"] = ("time", _pad(err, valid, size, (0,)), dict(
-            long_name=f"Monte-Carlo standard error of {name}", units="1",
-            description=f"standard error over {replicas} independent sample groups "
-                        "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))
-    for name in LEVEL_CURVES:
-        mean, err = _combine(level_curves[name], weights, replicas, axis=1)
-        data[name] = (("level", "time"), _pad(mean, valid, size, (0,)).T)
-        data[f"{name}_mc_error"] = (("level", "time"), _pad(err, valid, size, (0,)).T, dict(
+    for name in CURVES + LEVEL_CURVES:
+        mean, err2, _ = sums.curves[name]
+        dims = "time" if name in CURVES else ("level", "time")
+        transpose = (lambda x: x) if name in CURVES else np.transpose
+        data[name] = (dims, transpose(mean))
+        data[f"{name}_mc_error"] = (dims, transpose(np.sqrt(err2)), dict(
             long_name=f"Monte-Carlo standard error of {name}", units="1",
             description=f"standard error over {replicas} independent sample groups "
                         "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))
     data["initial_response"] += (INITIAL_RESPONSE,)
     for name, attrs in MATRICES.items():
-        mean = _combine(matrices[name], weights, replicas, 0)[0]
-        data[name] = (("time", "time_prime"), _pad(mean, valid, size, (0, 1)), attrs)
+        data[name] = (("time", "time_prime"), sums.matrices[name], attrs)
     ds = xr.Dataset(data, coords=dict(time=time, time_prime=("time_prime", time),
                                       level=np.arange(solver.levels)))
     settings = {k: ("none" if v is None else v) for k, v in solver.settings.items()}
     ds.attrs = dataset_attrs(
-        solver.problem, method=method, wall_time=solver.wall_time,
+        solver.problem, method=method, wall_time=sums.wall_time,
         n_samples=solver.n * replicas, samples_per_group=solver.n,
-        response_samples_per_group=solver.n_response, groups=solver.groups,
-        grid_eta=solver.grid.eta, noise_rows_rescaled=solver.cholesky.rescaled_rows,
-        **status, **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
+        response_samples_per_group=solver.n_response, groups=sums.groups,
+        grid_eta=solver.grid.eta, noise_rows_rescaled=sums.rescaled_rows,
+        **_status(sums.failure, solver.grid.eta),
+        **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
         **diagnostics)
     return annotate(ds)

@@ -90,13 +90,49 @@ def response_subset(n: int, n_response: int) -> np.ndarray:
     return np.concatenate([np.arange(quarter), half + np.arange(quarter)])
 
 
-def initial_magnetization_nodes(model: str, R: float, d: float | None, nodes: int):
+class NodeStreams:
+    """Random draws with one independent stream per initial-magnetization node (§5.7).
+
+    Every draw has shape (groups, ...) with the groups node-major (node i holds groups
+    i * replicas ... (i + 1) * replicas - 1). The rows of node i come from the stream
+    SeedSequence(seed, spawn_key=(i,)), so a solver that holds any subset of the nodes draws
+    for each of them exactly what a solver holding all of them draws: the nodes can be
+    solved in batches without changing a number. Offers the two `numpy.random.Generator`
+    methods the solver uses.
+    """
+
+    def __init__(self, seed: int, nodes, replicas: int):
+        self.replicas = replicas
+        self.generators = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+                           for i in nodes]
+
+    def standard_normal(self, shape) -> np.ndarray:
+        return self._draw("standard_normal", shape)
+
+    def random(self, shape) -> np.ndarray:
+        return self._draw("random", shape)
+
+    def _draw(self, method: str, shape) -> np.ndarray:
+        shape = tuple(shape)
+        if shape[0] != len(self.generators) * self.replicas:
+            raise ValueError(f"draws of shape {shape}: the first axis must be the "
+                             f"{len(self.generators) * self.replicas} groups")
+        rest = (self.replicas,) + shape[1:]
+        return np.concatenate([getattr(g, method)(rest) for g in self.generators])
+
+
+def initial_magnetization_nodes(model: str, R: float, d: float | None, nodes: int,
+                                values=None):
     """Initial magnetizations m0 and weights for the finite-d average of §6.6.
 
     Two-cluster: m0 = 0 (one node, `d` must be None). Three-cluster: m0 = sqrt(R/d)|x|,
     x ~ N(0, 1), averaged with the `nodes`-point Gauss rule of the half-normal law
     (`half_normal_rule`); d = inf gives the single node m0 = 0 (exact Z2 symmetry, §6.6).
+    `values` (three-cluster, d None): these m0 instead (|m0|, equal weights), e.g. the
+    m(0) of simulation seeds.
     """
+    if values is not None:
+        return _given_magnetizations(model, d, values)
     if model == "two_cluster":
         if d is not None:
             raise ValueError("d sets the initial magnetization of the three-cluster model only "
@@ -109,6 +145,18 @@ def initial_magnetization_nodes(model: str, R: float, d: float | None, nodes: in
         return np.zeros(1), np.ones(1)
     x, w = half_normal_rule(nodes)
     return math.sqrt(R / d) * x, w
+
+
+def _given_magnetizations(model: str, d, values):
+    if model != "three_cluster" or d is not None:
+        raise ValueError("initial_magnetizations replaces the law of m0 of the three-cluster "
+                         "model (docs/theory.md §6.6): give it with model 'three_cluster' and "
+                         f"d = None (got model {model!r}, d = {d!r})")
+    m0 = np.abs(np.asarray(values, dtype=float))
+    if m0.ndim != 1 or len(m0) == 0 or not np.isfinite(m0).all():
+        raise ValueError(f"initial_magnetizations = {values!r} must be a non-empty list of "
+                         "finite numbers")
+    return m0, np.full(len(m0), 1 / len(m0))
 
 
 def half_normal_rule(nodes: int):

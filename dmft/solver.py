@@ -46,7 +46,8 @@ def _per_group(total: int, groups: int, name: str) -> int:
     return n
 
 
-DEFAULTS = dict(d=None, magnetization_nodes=8, n_samples=None, n_replicas=None,
+DEFAULTS = dict(d=None, magnetization_nodes=8, initial_magnetizations=None, n_samples=None,
+                n_replicas=None,
                 response_samples=1000, response_window=16, time_step=None, seed=0,
                 backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
@@ -66,10 +67,12 @@ class Solver:
     """Causal pass of §5.3 for one Problem; `advance(t_max)` runs or extends it.
 
     Settings (see `dmft.solve` for their meaning and DEFAULTS for their defaults): d,
-    magnetization_nodes, n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
+    magnetization_nodes, initial_magnetizations, n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
     response_dtype, memory_limit.
     `kernels` (iterative method, §5.2): if given, the dynamics uses these kernels instead
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
+    `node_subset` (indices into the initial-magnetization rule; None: all nodes): solve
+    only these nodes, with the random numbers they get in a solve of all nodes (§5.7).
     """
 
     # one level, no momentum; `ExtendedSolver` (dmft/extended.py) overrides these
@@ -84,7 +87,7 @@ class Solver:
             return super().__new__(ExtendedSolver)
         return super().__new__(cls)
 
-    def __init__(self, problem: Problem, *, kernels=None, **settings):
+    def __init__(self, problem: Problem, *, kernels=None, node_subset=None, **settings):
         unknown = sorted(set(settings) - set(DEFAULTS))
         if unknown:
             raise TypeError(f"unknown DMFT setting(s) {unknown}; allowed: {sorted(DEFAULTS)}")
@@ -100,9 +103,15 @@ class Solver:
         nodes = settings["magnetization_nodes"]
         if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise ValueError(f"magnetization_nodes = {nodes!r} must be an integer >= 1")
-        self.m0, self.node_weights = sampling.initial_magnetization_nodes(
-            problem.model, problem.R, d, nodes)
-        _resolve_counts(settings, len(self.m0))
+        if settings["initial_magnetizations"] is not None:  # a list in the attrs
+            settings["initial_magnetizations"] = [float(m) for m in
+                                                  np.ravel(settings["initial_magnetizations"])]
+        m0, weights = sampling.initial_magnetization_nodes(
+            problem.model, problem.R, d, nodes, settings["initial_magnetizations"])
+        self.rule_size = len(m0)
+        self.node_subset = _node_subset(node_subset, self.rule_size)
+        self.m0, self.node_weights = m0[self.node_subset], weights[self.node_subset]
+        _resolve_counts(settings, self.rule_size)
         n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
         response_samples = settings["response_samples"]
         if n_replicas < 2:
@@ -124,7 +133,8 @@ class Solver:
     # ---------------------------------------------------------------- initial state
     def _init_samples(self, seed):
         p = self.grid
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.rng = (np.random.default_rng(np.random.SeedSequence(seed)) if self.rule_size == 1
+                    else sampling.NodeStreams(seed, self.node_subset, self.settings["n_replicas"]))
         self._draw_inputs()
         self.h = math.sqrt(p.R) * self._initial_fields()
         self.s = self.chain.initial(self._shared(
@@ -163,6 +173,13 @@ class Solver:
         square = 10 * G * size * size * 8  # kernels, Cholesky factors, result matrices
         return paths + histories + square
 
+    def nodes_per_batch(self, n_steps: int) -> int:
+        """Initial-magnetization nodes that one solve of n_steps holds within memory_limit
+        (at least 1; every node needs the same memory, §5.7)."""
+        per_node = self.memory_estimate(n_steps) / len(self.m0)
+        limit = parse_bytes(self.settings["memory_limit"])
+        return int(min(len(self.m0), max(1, limit // per_node)))
+
     def _paths_nbytes(self, n_steps: int) -> int:
         return response.ResponsePaths.nbytes(self.groups, self.n_response, n_steps,
                                              self.settings["response_window"],
@@ -175,7 +192,8 @@ class Solver:
         need, limit = self.memory_estimate(n_steps), parse_bytes(self.settings["memory_limit"])
         if need > limit:
             raise MemoryLimitError(
-                f"the DMFT solve to {n_steps} steps needs about {need / 1e9:.2f} GB, more than "
+                f"the DMFT solve of {len(self.m0)} initial-magnetization node(s) to {n_steps} "
+                f"steps needs about {need / 1e9:.2f} GB, more than "
                 f"memory_limit = {self.settings['memory_limit']!r}; raise memory_limit, or lower "
                 f"n_samples (now {self.n * self.settings['n_replicas']} per node) or "
                 f"response_samples (now {self.n_response * self.settings['n_replicas']}), or "
@@ -315,6 +333,17 @@ class Solver:
     def level_magnetizations(self, size: int) -> np.ndarray:
         """m_a at steps 0..size-1, shape (size, groups, levels)."""
         return self.m[:size, :, None]
+
+
+def _node_subset(subset, rule_size: int) -> np.ndarray:
+    if subset is None:
+        return np.arange(rule_size)
+    subset = np.asarray(subset, dtype=int)
+    if subset.ndim != 1 or len(subset) == 0 or len(np.unique(subset)) != len(subset) \
+            or subset.min() < 0 or subset.max() >= rule_size:
+        raise ValueError(f"node_subset = {subset.tolist()} must be distinct node indices in "
+                         f"0..{rule_size - 1}")
+    return subset
 
 
 def needs_extension(problem: Problem) -> bool:

@@ -218,6 +218,15 @@ def training_data(problem: Problem, d: int, seed: int, *, dtype="float64", entro
     return A, y, _initial_weights(np.array([problem.R]), d, streams.init, A.dtype)[0]
 
 
+def initial_magnetizations(problem: Problem, d: int, seeds, *, entropy: int = 0) -> np.ndarray:
+    """m(0) = mean of w_0 of the runs of `problem` at (d, seed, entropy) for each seed, as
+    `simulate` draws w_0 (float64; the initial weights only, no data drawn). The DMFT can
+    average over these instead of the law of m0 (docs/theory.md §6.6)."""
+    seeds = _check_inputs([problem], d, seeds, 1, "float64")
+    return np.array([_initial_weights(np.array([problem.R]), d, _Streams(entropy, d, seed).init,
+                                      np.float64)[0].mean() for seed in seeds])
+
+
 class _Memory:
     """The momentum state of a batch (theory §7): w_{k-1}, gradient points, and the
     pre-activations A w_k of Nesterov configurations (whose kernel pass gives A p_k).

@@ -179,3 +179,48 @@ def test_same_seed_same_numbers_and_attributes():
     assert a.attrs["method"] == "causal" and a.attrs["n_samples"] == 800
     assert a.gen_error.attrs["long_name"] == "generalization error"
     np.testing.assert_allclose(a.time[1] - a.time[0], 0.2)
+
+
+THREE = Problem(model="three_cluster", alpha=2, delta=0.05, L=0.7, lam=0, R=1, eta=0.2,
+                process="gd", t_max=6)
+NODES = dict(d=1000, magnetization_nodes=4, n_samples=400, response_samples=200)
+
+
+@pytest.mark.parametrize("problem", [
+    THREE,
+    THREE.replace(process="persistent", b=0.3, tau=5, momentum=0.5, nesterov=True),
+    THREE.replace(lam=3.0, eta=1.0, t_max=40),  # diverges (§5.6)
+], ids=["gd", "nesterov-persistent", "diverging"])
+@pytest.mark.parametrize("nodes_per_batch", [1, 3])
+def test_nodes_solved_in_batches_give_the_numbers_of_one_solve(problem, nodes_per_batch):
+    """§5.7: every initial-magnetization node has its own random stream, so a memory_limit
+    that holds only some nodes at once (batches 1+1+1+1 or 3+1) changes no number, and a
+    diverging pass fails at the same step."""
+    whole = dmft.solve(problem, **NODES)
+    one_node = dmft.Solver(problem, **NODES).memory_estimate(problem.n_steps) / 4
+    batched = dmft.solve(problem, **NODES, memory_limit=(nodes_per_batch + 0.5) * one_node)
+    assert whole.attrs["node_batches"] == 1
+    assert batched.attrs["node_batches"] == -(-4 // nodes_per_batch)
+    assert batched.attrs["groups"] == whole.attrs["groups"] == 8
+    assert batched.attrs["status"] == whole.attrs["status"]
+    # the message's max |h| is over the groups that blew up in the same batch
+    assert batched.attrs["message"].split(":")[0] == whole.attrs["message"].split(":")[0]
+    np.testing.assert_equal(batched.attrs["failure_time"], whole.attrs["failure_time"])
+    for name, values in whole.data_vars.items():
+        np.testing.assert_allclose(batched[name], values, rtol=1e-12, atol=1e-15,
+                                   err_msg=name)
+    if problem.lam == 3.0:
+        assert whole.attrs["status"] == "diverged" and np.isnan(whole.gen_error[-1])
+
+
+def test_node_subsets_draw_what_the_whole_rule_draws():
+    """The random streams of §5.7: node i's samples are the same in any subset."""
+    whole = dmft.Solver(THREE, **NODES)
+    part = dmft.Solver(THREE, **NODES, node_subset=[2, 0])
+    replicas = whole.settings["n_replicas"]
+    for name in ("u", "h", "z_next"):
+        rows = getattr(whole, name).reshape(4, replicas, -1)
+        np.testing.assert_array_equal(getattr(part, name).reshape(2, replicas, -1),
+                                      rows[[2, 0]])
+    with pytest.raises(ValueError, match="node_subset"):
+        dmft.Solver(THREE, **NODES, node_subset=[4])

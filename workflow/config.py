@@ -293,7 +293,7 @@ DMFT_RULES = {
     "damping": (lambda v: _positive_number(v) and v <= 1, "a number in (0, 1]"),
     "tolerance": (_positive_number, "a number > 0"),
 }
-NOT_IN_CONFIG = ("problem", "d", "resume_from")
+NOT_IN_CONFIG = ("problem", "d", "resume_from", "initial_magnetizations")
 
 
 def dmft_keywords() -> dict:
@@ -418,9 +418,33 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         elif d is not None:
             raise ConfigError(f"{where}, field 'dmft.d': {d!r} is not allowed: d is only used by "
                               "three_cluster DMFT (model here: two_cluster); remove it")
+        at_seeds = _seed_magnetizations(where, dmft.pop("seed_magnetizations", False), models,
+                                        sims, d)
         check_dmft_settings(where, dmft)
         spec.dmft = {"d": d, "settings": dmft}
+        if at_seeds:  # absent when off: the specs (and stores) of other experiments unchanged
+            spec.dmft["seed_magnetizations"] = at_seeds
     return spec
+
+
+def _seed_magnetizations(where: str, value, models: set, sims: dict | None, d) -> int:
+    """dmft.seed_magnetizations: true -> the number of simulation seeds whose m(0) the DMFT
+    also averages over (docs/theory.md §6.6; part of the DMFT spec), false -> 0."""
+    field = f"{where}, field 'dmft.seed_magnetizations'"
+    if not isinstance(value, bool):
+        raise ConfigError(f"{field}: {value!r} is not allowed: true or false")
+    if not value:
+        return 0
+    if models != {"three_cluster"}:
+        raise ConfigError(f"{field}: the initial magnetization matters for model "
+                          f"'three_cluster' only (models here: {sorted(models)}); remove it")
+    if sims is None:
+        raise ConfigError(f"{field}: needs a 'sims' section (the seeds whose m(0) are used)")
+    missing = sorted(set(d) - set(sims["d"]))
+    if missing:
+        raise ConfigError(f"{field}: dmft.d {missing} are not simulated (sims.d = "
+                          f"{sims['d']}); the seeds' m(0) exist at sims.d only")
+    return int(sims["seeds"])
 
 
 def load_config(config: dict) -> dict[str, ExperimentSpec]:

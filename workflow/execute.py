@@ -101,16 +101,52 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
     import dmft
     settings = {"seed": dmft_seed(layout.spec), **layout.spec.dmft["settings"]}
     kw = {"d": d} if problem.model == "three_cluster" else {}
+    n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
     try:
         ds = dmft.solve(problem, **kw, **settings)
+        at_seeds = _solve_at_seeds(layout, problem, d, n_seeds, settings) if n_seeds else None
     except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
         return Outcome(index, None, np.int8(ERROR), np.float64(np.nan), _reason(err))
-    state = ds.attrs.get("status", "success")
-    if state == "success":
+    failures = []
+    if ds.attrs["status"] != "success":
+        failures.append((ds.attrs["failure_time"], ds.attrs["message"], ""))
+    if at_seeds is not None:
+        if at_seeds.attrs["status"] != "success":
+            failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
+                             f" (at the m(0) of simulation seeds 0..{n_seeds - 1})"))
+        ds = ds.merge(seed_variables(at_seeds, n_seeds))
+    if not failures:
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
-    code = DIVERGED if state == "diverged" else ERROR
-    return Outcome(index, ds, np.int8(code), np.float64(ds.attrs.get("failure_time", np.nan)),
-                   f"{state}: {ds.attrs.get('message', '')}")
+    time, message, where = min(failures)
+    return Outcome(index, ds, np.int8(DIVERGED), np.float64(time), f"diverged{where}: {message}")
+
+
+AT_SEEDS = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
+
+
+def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict):
+    """The DMFT averaged over the m(0) of simulation seeds 0..n_seeds-1 at d, drawn as the
+    simulations draw them (`sims.initial_magnetizations`, docs/theory.md §6.6)."""
+    import dmft
+    import sims
+    m0 = sims.initial_magnetizations(problem, d, n_seeds, entropy=layout.spec.entropy)
+    return dmft.solve(problem, initial_magnetizations=m0, **settings)
+
+
+def seed_variables(ds: xr.Dataset, n_seeds: int) -> xr.Dataset:
+    """`<observable>_at_seeds` (and its `_mc_error`) for the observables of AT_SEEDS."""
+    out = {}
+    for name in AT_SEEDS:
+        for var in (name, f"{name}_mc_error"):
+            attrs = dict(ds[var].attrs)
+            attrs["long_name"] = f"{attrs.get('long_name', var)}, at the seeds' m(0)"
+            attrs["description"] = (
+                f"DMFT averaged over the initial magnetizations m(0) of simulation seeds "
+                f"0..{n_seeds - 1} at this d (equal weights) instead of the law of m0, "
+                "docs/theory.md §6.6")
+            out[f"{name}_at_seeds{var[len(name):]}"] = ds[var].copy()
+            out[f"{name}_at_seeds{var[len(name):]}"].attrs = attrs
+    return xr.Dataset(out)
 
 
 def _reason(err: Exception) -> str:

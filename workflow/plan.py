@@ -62,8 +62,12 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
     for task in layout.batches(layout.units()):
         p = layout.problems[task.points[0]]
         d = {"d": task.d} if p.model == "three_cluster" else {}
-        cost = estimate_cost(p, **d, **settings)
-        out.append((cost["seconds"] + COST["DMFT_OVERHEAD_S"], cost["bytes"] / 1e6))
+        costs = [estimate_cost(p, **d, **settings)]
+        n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
+        if n_seeds:  # and the solve at the seeds' m(0), one node per seed (theory §6.6)
+            costs.append(estimate_cost(p, initial_magnetizations=np.ones(n_seeds), **settings))
+        out.append((sum(c["seconds"] for c in costs) + COST["DMFT_OVERHEAD_S"],
+                    max(c["bytes"] for c in costs) / 1e6))
     return out
 
 

@@ -234,8 +234,10 @@ class Layout:
         spec = self.spec
         if self.solver == "sims":
             settings = {k: spec.sims[k] for k in ("record_every", "dtype")}
-        else:
-            settings = spec.dmft["settings"]
+        else:  # memory_limit only sets how many nodes are solved at once (theory §5.7)
+            settings = {k: v for k, v in spec.dmft["settings"].items() if k != "memory_limit"}
+            if "seed_magnetizations" in spec.dmft:
+                settings["seed_magnetizations"] = spec.dmft["seed_magnetizations"]
         return stable_hash([self.solver, self.problems[index].to_dict(), d, seed, settings,
                             spec.entropy, self.version])
 
