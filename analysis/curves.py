@@ -39,7 +39,7 @@ class Drawn:
     n_seeds: int = 0
     base: xr.Dataset | None = None
     failed: bool = False  # some run failed (an x is drawn)
-    at_seeds: bool = False  # the DMFT at the seeds' m(0) is drawn (dashed)
+    at_seeds: bool = False  # the DMFT at the seeds' m(0) is drawn (dash-dot)
 
 
 def short_name(var: str) -> str:

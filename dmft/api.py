@@ -82,8 +82,11 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
         response_dtype: storage of the response paths T and of the sample histories
             (h, g, noise normals), "float32" (default; sums are accumulated in float64;
             curves agree with float64 storage to 1e-5 relative, tested) or "float64".
-        memory_limit: bytes or a string like "8GB"; checked before allocating
-            (raises `dmft.MemoryLimitError`).
+        memory_limit: bytes or a string like "8GB"; checked before allocating. Several
+            initial-magnetization nodes are solved in batches that fit it, with the same
+            numbers (§5.7; attr `node_batches`); `dmft.MemoryLimitError` if one node does
+            not fit (or, with resume_from and `solve_state`, which hold every node, if
+            all of them do not).
         resume_from: a `dmft.Solver` (e.g. `ds.attrs` cannot hold the state; use
             `dmft.Solver(...).advance(t)` or `solve_state`) from a shorter solve of the same
             problem; the pass continues from its last step (the early part is unchanged).

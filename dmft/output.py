@@ -137,10 +137,9 @@ def _c4(replicas: int) -> float:
 class NodeSums:
     """Node-weighted sums of one solve's outputs (§5.7); solves of disjoint nodes add up.
 
-    For the curves x: sum_i w_i xbar_i (the node average, §6.6), sum_i w_i^2 se_i^2 (its
-    squared Monte-Carlo error) and sum_i w_i xbar_i^2 (for the spread of x over m0); for
-    the matrices the node average only. Values after a failure (§5.6) are NaN, so a sum
-    over batches is NaN from the earliest failure on.
+    For the curves x: sum_i w_i xbar_i (the node average, §6.6) and sum_i w_i^2 se_i^2 (its
+    squared Monte-Carlo error); for the matrices the node average only. Values after a
+    failure (§5.6) are NaN, so a sum over batches is NaN from the earliest failure on.
     """
 
     def __init__(self, solver: Solver):
@@ -152,11 +151,11 @@ class NodeSums:
         self.curves = {}
         for name, values in {**curves, **level_curves}.items():
             w, mean, err2 = _node_terms(_pad(values, valid, size, (0,)), weights, replicas, 1)
-            self.curves[name] = ((w * mean).sum(0), (w ** 2 * err2).sum(0),
-                                 (w * mean ** 2).sum(0))
-        self.matrices = {name: (lambda w, mean, _: (w * mean).sum(0))(
-            *_node_terms(_pad(values, valid, size, (1, 2)), weights, replicas, 0))
-            for name, values in matrices.items()}
+            self.curves[name] = ((w * mean).sum(0), (w ** 2 * err2).sum(0))
+        self.matrices = {}
+        for name, values in matrices.items():
+            w, mean, _ = _node_terms(_pad(values, valid, size, (1, 2)), weights, replicas, 0)
+            self.matrices[name] = (w * mean).sum(0)
         self.wall_time = solver.wall_time
         self.groups = solver.groups
         self.rescaled_rows = solver.cholesky.rescaled_rows
@@ -192,11 +191,10 @@ def assemble(sums: NodeSums, solver: Solver, method: str, **diagnostics) -> xr.D
     time = np.arange(solver.target + 1) * solver.grid.eta
     data = {}
     for name in CURVES + LEVEL_CURVES:
-        mean, err2, _ = sums.curves[name]
-        dims = "time" if name in CURVES else ("level", "time")
-        transpose = (lambda x: x) if name in CURVES else np.transpose
-        data[name] = (dims, transpose(mean))
-        data[f"{name}_mc_error"] = (dims, transpose(np.sqrt(err2)), dict(
+        mean, err = sums.curves[name][0], np.sqrt(sums.curves[name][1])
+        dims = "time" if name in CURVES else ("level", "time")  # level curves: (time, level)
+        data[name] = (dims, mean if name in CURVES else mean.T)
+        data[f"{name}_mc_error"] = (dims, err if name in CURVES else err.T, dict(
             long_name=f"Monte-Carlo standard error of {name}", units="1",
             description=f"standard error over {replicas} independent sample groups "
                         "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))

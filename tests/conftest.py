@@ -36,7 +36,7 @@ def tiny_config(t_max: float = 2.0) -> dict:
                             "lam": 0.1, "R": 0.01, "eta": 0.2, "process": "gd",
                             "t_max": t_max},
                 "sims": {"d": [50], "seeds": 2},
-                "dmft": dict(TINY_DMFT),
+                "dmft": {**TINY_DMFT, "seed_magnetizations": True},
             },
         },
     }

@@ -7,6 +7,7 @@ import xarray as xr
 
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
 from analysis.agreement import agreement_table, compare
+from analysis.gallery import agreement_line
 from analysis.finite_size import (VERDICTS, agreement_statement, escape_table,
                                   linear_growth_statement, linear_growth_table,
                                   extrapolation_statement, fit_log_d,
@@ -232,6 +233,26 @@ def test_the_panel_names_curves_that_disagree_beyond_three_sigma_and_only_those(
     sims, dmft = _panel_stores(offset=0.0)
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
     assert not [t for t in texts if "beyond" in t]
+
+
+def test_the_dmft_at_the_seeds_m0_gets_its_own_rows_line_and_dash_dot_curves():
+    """`<var>_at_seeds` (theory §6.6): compared in rows of its own, named apart in the
+    figure's note and the gallery line, drawn dash-dot; the law's rows are unchanged."""
+    sims, dmft = _panel_stores(offset=0.05)
+    dmft["gen_error_at_seeds"] = sims.gen_error.mean("seed").sel(d=100, drop=True)
+    dmft["gen_error_at_seeds_mc_error"] = dmft.gen_error_mc_error
+    table = agreement_table(sims, dmft)
+    assert table.observable.tolist() == ["gen_error", "gen_error_at_seeds"] * 2
+    assert table.disagree.tolist() == [False, False, True, False]
+    assert (table.max_abs_diff[table.observable == "gen_error_at_seeds"] < 1e-12).all()
+    line = agreement_line(table)
+    law, seeds = line.split(" DMFT at the seeds' own m(0): ")
+    assert law.startswith("Agreement over 2 curves") and "1 curve(s) beyond 3σ" in law
+    assert seeds.startswith("over 2 curves") and seeds.endswith("all within 3σ.")
+    ax = plot_panel(sims, dmft, experiment="e").axes[0]
+    assert sum(line.get_linestyle() == "-." for line in ax.lines) == 2
+    assert "DMFT at the sims seeds' own m(0) (dash-dot)" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_the_extrapolation_verdict_counts_the_pairs_within_three_sigma_and_names_the_rest():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sims import Problem, bayes_optimal_error, simulate, simulate_batch
+from sims import Problem, bayes_optimal_error, initial_magnetizations, simulate, simulate_batch
 
 SEEDS = 8
 
@@ -127,3 +127,11 @@ def test_bad_simulation_arguments_are_named(kwargs, field):
 def test_batch_must_share_the_data():
     with pytest.raises(ValueError, match="same \\(model, alpha, delta\\)"):
         simulate_batch([Problem(), Problem(alpha=3.0)], d=10, seeds=1)
+
+
+def test_initial_magnetizations_are_the_m0_the_runs_start_from():
+    """sims.initial_magnetizations draws w_0 as simulate does (same streams), without data."""
+    p = Problem(model="three_cluster", alpha=0.5, delta=0.05, L=0.7, R=0.01, t_max=0.4)
+    m0 = initial_magnetizations(p, 300, [3, 0, 5], entropy=7)
+    run = simulate(p, 300, [3, 0, 5], entropy=7)
+    np.testing.assert_allclose(m0, run.magnetization.isel(time=0).values, rtol=1e-12)

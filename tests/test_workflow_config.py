@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -234,3 +235,38 @@ def test_problem_validation_names_the_field_or_accepts(fields):
         assert str(err).split(" ")[0].split(".")[1] in sims.Problem.__dataclass_fields__
     else:
         assert problem.n_steps >= 1 and 0 < problem.active_fraction <= 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(problem={"model": "two_cluster"}), "three_cluster' only"),
+    (dict(sims=None, dmft={"seed_magnetizations": True, "d": [50]}), "needs a 'sims' section"),
+    (dict(dmft={"seed_magnetizations": True, "d": [50, 70]}), "[70] are not simulated"),
+    (dict(dmft={"seed_magnetizations": "yes"}), "boolean"),  # the schema
+])
+def test_seed_magnetizations_is_checked_before_any_compute(change, message):
+    """dmft.seed_magnetizations needs three-cluster points and simulated seeds at every
+    DMFT d; the error names the field."""
+    exp = {"problem": {"model": "three_cluster", "alpha": 3, "delta": 0.05, "L": 0.7,
+                       "R": 0.01, "eta": 0.2, "t_max": 1},
+           "sims": {"d": [50], "seeds": 2}, "dmft": {"seed_magnetizations": True}}
+    for key, value in change.items():
+        if value is None:
+            del exp[key]
+        elif key == "problem":
+            exp[key] = {k: v for k, v in {**exp[key], **value}.items() if k != "L"}
+        else:
+            exp[key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_config({"experiments": {"e": exp}})
+    assert "field 'dmft.seed_magnetizations'" in str(err.value)
+
+
+def test_seed_magnetizations_count_the_seeds_and_enter_only_its_spec():
+    exp = {"problem": {"model": "three_cluster", "alpha": 3, "delta": 0.05, "L": 0.7,
+                       "R": 0.01, "eta": 0.2, "t_max": 1}, "sims": {"d": [50], "seeds": 3}}
+    plain = load_config({"experiments": {"e": {**exp, "dmft": {}}}})["e"]
+    at_seeds = load_config({"experiments": {"e": {**exp, "dmft": {
+        "seed_magnetizations": True}}}})["e"]
+    assert "seed_magnetizations" not in plain.dmft and at_seeds.dmft["seed_magnetizations"] == 3
+    assert spec_text(plain, "sims") == spec_text(at_seeds, "sims")
+    assert spec_text(plain, "dmft") != spec_text(at_seeds, "dmft")

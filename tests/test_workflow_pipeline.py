@@ -71,6 +71,16 @@ def test_snakemake_builds_stores_equal_to_direct_solver_calls(tmp_path, tiny):
     solved3 = dmft.solve(p3, d=50, seed=int(specs["three"].entropy % 2**32), **TINY_DMFT)
     np.testing.assert_array_equal(three["dmft"].gen_error.sel(d=50).values,
                                   solved3.gen_error.values)
+    # seed_magnetizations: also the DMFT at the 2 simulated seeds' own m(0) (theory §6.6)
+    m0 = three["sims"].magnetization.sel(d=50).isel(time=0).values
+    np.testing.assert_array_equal(m0, sims.initial_magnetizations(p3, 50, 2,
+                                                                  entropy=specs["three"].entropy))
+    at_seeds = dmft.solve(p3, initial_magnetizations=m0,
+                          seed=int(specs["three"].entropy % 2**32), **TINY_DMFT)
+    for name in OBSERVABLES:
+        np.testing.assert_array_equal(three["dmft"][f"{name}_at_seeds"].sel(d=50).values,
+                                      at_seeds[name].values)
+        assert f"seeds 0..1" in three["dmft"][f"{name}_at_seeds"].attrs["description"]
 
     again = snakemake(tmp_path, "--configfile", path, "--cores", "2")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

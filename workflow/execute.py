@@ -114,7 +114,7 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
         if at_seeds.attrs["status"] != "success":
             failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
                              f" (at the m(0) of simulation seeds 0..{n_seeds - 1})"))
-        ds = ds.merge(seed_variables(at_seeds, n_seeds))
+        ds = ds.merge(_seed_variables(at_seeds, n_seeds))
     if not failures:
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
     time, message, where = min(failures)
@@ -133,7 +133,7 @@ def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dic
     return dmft.solve(problem, initial_magnetizations=m0, **settings)
 
 
-def seed_variables(ds: xr.Dataset, n_seeds: int) -> xr.Dataset:
+def _seed_variables(ds: xr.Dataset, n_seeds: int) -> xr.Dataset:
     """`<observable>_at_seeds` (and its `_mc_error`) for the observables of AT_SEEDS."""
     out = {}
     for name in AT_SEEDS:
