@@ -28,6 +28,7 @@ def test_snakemake_draws_every_kind_then_a_dry_run_has_nothing_to_do(tmp_path):
 
     report = snakemake(tmp_path, "--configfile", path, "--report", tmp_path / "report.zip")
     assert report.returncode == 0, report.stderr[-3000:]
+    assert "ERROR/" not in report.stdout + report.stderr  # captions: valid reStructuredText
     dry = snakemake(tmp_path, "--configfile", path, "--cores", "2", "-n")
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "Nothing to be done" in dry.stdout + dry.stderr
