@@ -104,7 +104,8 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
                         transform=box.transAxes, ha="left", va="top", fontsize=9,
                         bbox=dict(boxstyle="round", fc="lightyellow", ec="0.5"))
         if note:  # under the statement: the learning curves are too dense for a box
-            box.annotate(note.replace(":\n", ": ").replace("\n", "; "), xy=(0, 0),
+            box.annotate(textwrap.fill(note.replace(":\n", ": ").replace("\n", "; "), 180),
+                         xy=(0, 0),
                          xycoords=text, xytext=(0, -6), textcoords="offset points",
                          ha="left", va="top", fontsize=8, color="darkred")
         fig.suptitle(title, fontsize=11)
