@@ -64,7 +64,9 @@ def describe(config: dict) -> list[str]:
     dmft = config.get("dmft")
     if dmft:
         lines.append(f"DMFT: {json.dumps(dmft.get('settings', dmft))}"
-                     + (f", initial magnetization at d = {dmft['d']}" if dmft.get("d") else ""))
+                     + (f", initial magnetization at d = {dmft['d']}" if dmft.get("d") else "")
+                     + (f"; also at the m(0) of the {dmft['seed_magnetizations']} simulated "
+                        "seeds (dash-dot)" if dmft.get("seed_magnetizations") else ""))
     return lines
 
 
