@@ -47,9 +47,8 @@ def _per_group(total: int, groups: int, name: str) -> int:
 
 
 DEFAULTS = dict(d=None, magnetization_nodes=8, initial_magnetizations=None, n_samples=None,
-                n_replicas=None,
-                response_samples=1000, response_window=16, time_step=None, seed=0,
-                backend="numba", response_dtype="float32", memory_limit="8GB")
+                n_replicas=None, response_samples=1000, response_window=16, time_step=None,
+                seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
 
 
@@ -67,8 +66,8 @@ class Solver:
     """Causal pass of §5.3 for one Problem; `advance(t_max)` runs or extends it.
 
     Settings (see `dmft.solve` for their meaning and DEFAULTS for their defaults): d,
-    magnetization_nodes, initial_magnetizations, n_samples, n_replicas, response_samples, response_window, time_step, seed, backend,
-    response_dtype, memory_limit.
+    magnetization_nodes, initial_magnetizations, n_samples, n_replicas, response_samples,
+    response_window, time_step, seed, backend, response_dtype, memory_limit.
     `kernels` (iterative method, §5.2): if given, the dynamics uses these kernels instead
     of the ones estimated on the fly; the estimates are still recorded (`estimates()`).
     `node_subset` (indices into the initial-magnetization rule; None: all nodes): solve

@@ -20,4 +20,5 @@ from .problem import (Covariance, Problem, SelectionChain, bayes_optimal_error, 
 from .engine import initial_magnetizations, simulate, simulate_batch, training_data
 
 __all__ = ["Covariance", "Problem", "SelectionChain", "simulate", "simulate_batch",
-           "training_data", "initial_magnetizations", "bayes_optimal_error", "oracle_error", "reference_error"]
+           "training_data", "initial_magnetizations", "bayes_optimal_error", "oracle_error",
+           "reference_error"]
