@@ -39,7 +39,7 @@ class Drawn:
     n_seeds: int = 0
     base: xr.Dataset | None = None
     failed: bool = False  # some run failed (an x is drawn)
-    at_seeds: bool = False  # the DMFT at the seeds' m(0) is drawn (dash-dot)
+    at_seeds: str = ""  # the DMFT at the seeds' m(0) (or effective m) is drawn (dash-dot)
 
 
 def short_name(var: str) -> str:
@@ -192,7 +192,9 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
         out.labels.append("; ".join([label] + notes) if label else "; ".join(notes))
         out.handles.append(Line2D([], [], color=color, ls="-" if line else "none",
                                   marker="o" if marker else None, ms=ms, lw=lw))
-    out.at_seeds = dmft is not None and f"{var}_at_seeds" in dmft
+    if dmft is not None and f"{var}_at_seeds" in dmft:
+        effective = "effective" in dmft[f"{var}_at_seeds"].attrs.get("description", "")
+        out.at_seeds = "effective m(t_lin)/G(t_lin)" if effective else "m(0)"
     out.d_values = sorted(s_d)
     out.n_seeds = int(sims.sizes.get("seed", 0)) if sims is not None else 0
     if logx:
@@ -229,10 +231,10 @@ def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:
                    label=f"{name} ({values[0]:.3g})" if len(values) == 1 else name)]
 
 
-def at_seeds_handle() -> tuple:
-    """Legend entry of the dash-dot DMFT at the simulation seeds' m(0)."""
+def at_seeds_handle(which: str = "m(0)") -> tuple:
+    """Legend entry of the dash-dot DMFT at the simulation seeds' m(0) (or effective m)."""
     return (Line2D([], [], color="0.3", ls="-.", lw=1.2),
-            "DMFT at the sims seeds' own m(0) (dash-dot)")
+            f"DMFT at the sims seeds' own {which} (dash-dot)")
 
 
 def failed_handle() -> tuple:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from dmft.linear import linear_regime_end
 from sims.datamodel import OBSERVABLES
 
 from .data import curve_dims, iter_points, mean_and_sem, select
@@ -266,7 +267,6 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
     return df
 
 
-LINEAR_FRACTION = 0.1  # the linear regime: DMFT magnetization below this part of its maximum
 
 
 def linear_growth_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
@@ -277,7 +277,7 @@ def linear_growth_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
     initial m0, so its node average is G(t) sqrt(R/d) E|x|, and the seed mean of |m(t)| of
     simulations started from m(0) ~ N(0, R/d) is the same if nothing but m(0) breaks the
     symmetry. At each d this compares them at t_lin, the last time at which the DMFT
-    magnetization is below LINEAR_FRACTION of its maximum: ratio = sims mean |m| / DMFT m
+    magnetization is below a tenth of its maximum (`dmft.linear_regime_end`): ratio = sims mean |m| / DMFT m
     (1 if the d-dependent initialization is the whole story; above 1 if the finite sample
     drives m as well), with its standard error over seeds.
 
@@ -292,11 +292,9 @@ def linear_growth_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
         s, m = select(sims, point), select(dmft, point)
         for d in sorted(set(s.d.values.tolist()) & set(m.d.values.tolist())):
             theory = m.magnetization.sel(d=d)
-            grown = np.flatnonzero(~(theory < LINEAR_FRACTION * float(theory.max())).values)
-            k = (grown[0] if grown.size else theory.size) - 1
-            if k < 1:  # no time after t = 0 in the linear regime
+            t_lin = linear_regime_end(theory)
+            if t_lin is None:  # no time after t = 0 in the linear regime
                 continue
-            t_lin = float(theory.time[k])
             mean, se = mean_and_sem(abs(s.magnetization.sel(d=d).sel(time=t_lin,
                                                                        method="nearest")))
             value = float(theory.sel(time=t_lin))

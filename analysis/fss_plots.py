@@ -125,11 +125,11 @@ def _curves_axes(ax, sims, dmft, threshold, var) -> None:
         ref = draw_reference(ax, drawn.base, drawn.points)
         handles += ref
         labels += [h.get_label() for h in ref]
-    for shown, entry in ((drawn.at_seeds, at_seeds_handle), (drawn.failed, failed_handle)):
-        if shown:
-            h, lab = entry()
-            handles.append(h)
-            labels.append(lab)
+    entries = ([at_seeds_handle(drawn.at_seeds)] if drawn.at_seeds else []) + (
+        [failed_handle()] if drawn.failed else [])
+    for h, lab in entries:
+        handles.append(h)
+        labels.append(lab)
     keep = [i for i, lab in enumerate(labels) if lab]
     ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7.5,
               loc="lower left",

@@ -176,11 +176,11 @@ def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> N
     more_h, more_l = d_handles(drawn)
     handles += more_h + ref
     labels += more_l + [h.get_label() for h in ref]
-    for shown, entry in ((drawn.at_seeds, at_seeds_handle), (drawn.failed, failed_handle)):
-        if shown:
-            h, lab = entry()
-            handles.append(h)
-            labels.append(lab)
+    entries = ([at_seeds_handle(drawn.at_seeds)] if drawn.at_seeds else []) + (
+        [failed_handle()] if drawn.failed else [])
+    for h, lab in entries:
+        handles.append(h)
+        labels.append(lab)
     keep = [i for i, lab in enumerate(labels) if lab]
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
     if legend:

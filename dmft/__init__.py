@@ -15,6 +15,8 @@ dmft-extensions §3-§4 (`dmft.extended.ExtendedSolver`, picked by `dmft.Solver`
 
 from .api import solve, solve_state
 from .cost import estimate_cost
+from .linear import linear_growth, linear_regime_end
 from .solver import MemoryLimitError, Solver
 
-__all__ = ["solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError"]
+__all__ = ["solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError",
+           "linear_growth", "linear_regime_end"]

@@ -241,7 +241,7 @@ def test_problem_validation_names_the_field_or_accepts(fields):
     (dict(problem={"model": "two_cluster"}), "three_cluster' only"),
     (dict(sims=None, dmft={"seed_magnetizations": True, "d": [50]}), "needs a 'sims' section"),
     (dict(dmft={"seed_magnetizations": True, "d": [50, 70]}), "[70] are not simulated"),
-    (dict(dmft={"seed_magnetizations": "yes"}), "boolean"),  # the schema
+    (dict(dmft={"seed_magnetizations": "yes"}), "'effective'"),  # the schema: allowed values
 ])
 def test_seed_magnetizations_is_checked_before_any_compute(change, message):
     """dmft.seed_magnetizations needs three-cluster points and simulated seeds at every

@@ -418,19 +418,22 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         elif d is not None:
             raise ConfigError(f"{where}, field 'dmft.d': {d!r} is not allowed: d is only used by "
                               "three_cluster DMFT (model here: two_cluster); remove it")
-        at_seeds = _seed_magnetizations(where, dmft.pop("seed_magnetizations", False), models,
-                                        sims, d)
+        dmft_raw_mode = dmft.pop("seed_magnetizations", False)
+        at_seeds = _seed_magnetizations(where, dmft_raw_mode, models, sims, d)
         check_dmft_settings(where, dmft)
         spec.dmft = {"d": d, "settings": dmft}
         if at_seeds:  # absent when off: the specs (and stores) of other experiments unchanged
             spec.dmft["seed_magnetizations"] = at_seeds
+            if dmft_raw_mode == "effective":
+                spec.dmft["seed_magnetizations_at"] = "effective"
     return spec
 
 
 def _seed_magnetizations(where: str, value, models: set, sims: dict | None, d) -> int:
-    """dmft.seed_magnetizations: true -> the number of simulation seeds whose m(0) the DMFT
-    also averages over (docs/theory.md §6.6; part of the DMFT spec), false -> 0."""
-    field = f"{where}, field 'dmft.seed_magnetizations'"  # a boolean (the schema)
+    """dmft.seed_magnetizations: true (their m(0)) or "effective" (their m(t_lin)/G(t_lin))
+    -> the number of simulation seeds whose initial magnetizations the DMFT also averages
+    over (docs/theory.md §6.6; part of the DMFT spec), false -> 0."""
+    field = f"{where}, field 'dmft.seed_magnetizations'"  # a boolean or "effective" (schema)
     if not value:
         return 0
     if models != {"three_cluster"}:

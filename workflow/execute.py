@@ -104,7 +104,8 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
     n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
     try:
         ds = dmft.solve(problem, **kw, **settings)
-        at_seeds = _solve_at_seeds(layout, problem, d, n_seeds, settings) if n_seeds else None
+        at_seeds = (_solve_at_seeds(layout, problem, d, n_seeds, settings, ds) if n_seeds
+                    else None)
     except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
         return Outcome(index, None, np.int8(ERROR), np.float64(np.nan), _reason(err))
     failures = []
@@ -114,7 +115,8 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
         if at_seeds.attrs["status"] != "success":
             failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
                              f" (at the m(0) of simulation seeds 0..{n_seeds - 1})"))
-        ds = ds.merge(_seed_variables(at_seeds, n_seeds))
+        effective = layout.spec.dmft.get("seed_magnetizations_at") == "effective"
+        ds = ds.merge(_seed_variables(at_seeds, n_seeds, effective))
     if not failures:
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
     time, message, where = min(failures)
@@ -124,25 +126,35 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
 AT_SEEDS = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
 
 
-def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict):
-    """The DMFT averaged over the m(0) of simulation seeds 0..n_seeds-1 at d, drawn as the
-    simulations draw them (`sims.initial_magnetizations`, docs/theory.md §6.6)."""
+def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict, law):
+    """The DMFT averaged over the initial magnetizations of simulation seeds 0..n_seeds-1 at
+    d (docs/theory.md §6.6): their m(0), drawn as the simulations draw them
+    (`sims.initial_magnetizations`), or, with `seed_magnetizations: effective`, their
+    effective m_eff = m(t_lin) / G(t_lin) measured in the linear regime of the law's
+    solve `law` (the runs to t_lin use the simulations' own random streams)."""
     import dmft
     import sims
-    m0 = sims.initial_magnetizations(problem, d, n_seeds, entropy=layout.spec.entropy)
+    entropy = layout.spec.entropy
+    if layout.spec.dmft.get("seed_magnetizations_at") == "effective":
+        t_lin, growth = dmft.linear_growth(law, problem.R, d)
+        runs = sims.simulate(problem.replace(t_max=t_lin), d, n_seeds, entropy=entropy)
+        m0 = runs.magnetization.isel(time=-1).values / growth
+    else:
+        m0 = sims.initial_magnetizations(problem, d, n_seeds, entropy=entropy)
     return dmft.solve(problem, initial_magnetizations=m0, **settings)
 
 
-def _seed_variables(ds: xr.Dataset, n_seeds: int) -> xr.Dataset:
+def _seed_variables(ds: xr.Dataset, n_seeds: int, effective: bool) -> xr.Dataset:
     """`<observable>_at_seeds` (and its `_mc_error`) for the observables of AT_SEEDS."""
+    which = "effective, m(t_lin)/G(t_lin)" if effective else "m(0)"
     out = {}
     for name in AT_SEEDS:
         for var in (name, f"{name}_mc_error"):
             attrs = dict(ds[var].attrs)
             attrs["long_name"] = f"{attrs.get('long_name', var)}, at the seeds' m(0)"
             attrs["description"] = (
-                f"DMFT averaged over the initial magnetizations m(0) of simulation seeds "
-                f"0..{n_seeds - 1} at this d (equal weights) instead of the law of m0, "
+                f"DMFT averaged over the initial magnetizations ({which}) of simulation "
+                f"seeds 0..{n_seeds - 1} at this d (equal weights) instead of the law of m0, "
                 "docs/theory.md §6.6")
             out[f"{name}_at_seeds{var[len(name):]}"] = ds[var].copy()
             out[f"{name}_at_seeds{var[len(name):]}"].attrs = attrs

@@ -236,8 +236,9 @@ class Layout:
             settings = {k: spec.sims[k] for k in ("record_every", "dtype")}
         else:  # memory_limit only sets how many nodes are solved at once (theory §5.7)
             settings = {k: v for k, v in spec.dmft["settings"].items() if k != "memory_limit"}
-            if "seed_magnetizations" in spec.dmft:
-                settings["seed_magnetizations"] = spec.dmft["seed_magnetizations"]
+            for key in ("seed_magnetizations", "seed_magnetizations_at"):
+                if key in spec.dmft:
+                    settings[key] = spec.dmft[key]
         return stable_hash([self.solver, self.problems[index].to_dict(), d, seed, settings,
                             spec.entropy, self.version])
 
