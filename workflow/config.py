@@ -418,13 +418,13 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
         elif d is not None:
             raise ConfigError(f"{where}, field 'dmft.d': {d!r} is not allowed: d is only used by "
                               "three_cluster DMFT (model here: two_cluster); remove it")
-        dmft_raw_mode = dmft.pop("seed_magnetizations", False)
-        at_seeds = _seed_magnetizations(where, dmft_raw_mode, models, sims, d)
+        seed_mode = dmft.pop("seed_magnetizations", False)
+        at_seeds = _seed_magnetizations(where, seed_mode, models, sims, d)
         check_dmft_settings(where, dmft)
         spec.dmft = {"d": d, "settings": dmft}
         if at_seeds:  # absent when off: the specs (and stores) of other experiments unchanged
             spec.dmft["seed_magnetizations"] = at_seeds
-            if dmft_raw_mode == "effective":
+            if seed_mode == "effective":
                 spec.dmft["seed_magnetizations_at"] = "effective"
     return spec
 

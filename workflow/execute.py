@@ -112,10 +112,11 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
     if ds.attrs["status"] != "success":
         failures.append((ds.attrs["failure_time"], ds.attrs["message"], ""))
     if at_seeds is not None:
-        if at_seeds.attrs["status"] != "success":
-            failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
-                             f" (at the m(0) of simulation seeds 0..{n_seeds - 1})"))
         effective = layout.spec.dmft.get("seed_magnetizations_at") == "effective"
+        if at_seeds.attrs["status"] != "success":
+            which = "effective m" if effective else "m(0)"
+            failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
+                             f" (at the {which} of simulation seeds 0..{n_seeds - 1})"))
         ds = ds.merge(_seed_variables(at_seeds, n_seeds, effective))
     if not failures:
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
