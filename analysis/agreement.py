@@ -73,7 +73,7 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
                     z_max: float = 3.0) -> pd.DataFrame:
     """One row per grid point and simulated d (columns: grid coordinates, then COLUMNS);
     empty (with the columns) unless both stores hold `var`. Where the DMFT store also holds
-    `<var>_at_seeds` (the DMFT at the seeds' own m(0), docs/theory.md §6.6), a second row
+    `<var>_at_seeds` (the DMFT at the seeds' own m(0) or effective m, docs/theory.md §6.6), a second row
     per curve compares with it (observable `<var>_at_seeds`)."""
     if sims is None or dmft is None or var not in sims or var not in dmft:
         return pd.DataFrame(columns=COLUMNS)
@@ -94,8 +94,9 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
 
 
 def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
-                      z_max: float = 3.0) -> str:
-    """Text for the figure where some curve disagrees beyond z_max (empty if none)."""
+                      z_max: float = 3.0, at_seeds: str = "m(0)") -> str:
+    """Text for the figure where some curve disagrees beyond z_max (empty if none);
+    at_seeds: which initial magnetizations rows `*_at_seeds` use (data.at_seeds_kind)."""
     if not len(table):
         return ""
     bad = table[table.max_abs_z > z_max]
@@ -109,7 +110,7 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
         if r["d"] is not None and not (isinstance(r["d"], float) and math.isnan(r["d"])):
             where = ", ".join(p for p in (where, f"d = {format_value('d', r['d'])}") if p)
         if r["observable"].endswith("_at_seeds"):
-            where = ", ".join(p for p in (where, "DMFT at the seeds' m(0)") if p)
+            where = ", ".join(p for p in (where, f"DMFT at the seeds' {at_seeds}") if p)
         items.append(f"{where or 'the curve'}: |z| = {r['max_abs_z']:.3g} at "
                      f"t = {r['time_max_abs_z']:.3g} (DMFT − sims = "
                      f"{r['diff_at_max_abs_z']:+.2g})")

@@ -19,8 +19,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from sims.datamodel import OBSERVABLES
 
-from .data import (PRETTY, curve_dims, format_value, iter_points, label_for, log_subsample,
-                   mean_and_sem, problem_at, reference_for, select)
+from .data import (PRETTY, at_seeds_kind, curve_dims, format_value, iter_points, label_for,
+                   log_subsample, mean_and_sem, problem_at, reference_for, select)
 from .status import STATUS_NAMES, clipped, failures
 from .style import COLORS, FAILED, MARKERS, REFERENCE
 
@@ -39,7 +39,7 @@ class Drawn:
     n_seeds: int = 0
     base: xr.Dataset | None = None
     failed: bool = False  # some run failed (an x is drawn)
-    at_seeds: str = ""  # the DMFT at the seeds' m(0) (or effective m) is drawn (dash-dot)
+    at_seeds: str = ""  # the DMFT at the seeds' m(0) or effective m is drawn (at_seeds_kind)
 
 
 def short_name(var: str) -> str:
@@ -105,7 +105,7 @@ def _failure_note(kind: str, fails: list, n_runs: int) -> str:
 
 def _draw_dmft(ax, dmft, point, var, m_d, color, d_alpha, lw, logx, notes) -> bool:
     """The DMFT line of `var` (solid) and, where stored, its DMFT at the simulation seeds'
-    m(0) (`<var>_at_seeds`, dash-dot, docs/theory.md §6.6)."""
+    m(0) or effective m (`<var>_at_seeds`, dash-dot, docs/theory.md §6.6)."""
     for d, curve in _curves_at(dmft, point, f"{var}_at_seeds", m_d):
         t, y = curve.time.values.astype(float), np.asarray(curve.values, dtype=float)
         keep = _keep(t, y, logx)
@@ -193,8 +193,7 @@ def draw_curves(ax, sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
         out.handles.append(Line2D([], [], color=color, ls="-" if line else "none",
                                   marker="o" if marker else None, ms=ms, lw=lw))
     if dmft is not None and f"{var}_at_seeds" in dmft:
-        effective = "effective" in dmft[f"{var}_at_seeds"].attrs.get("description", "")
-        out.at_seeds = "effective m(t_lin)/G(t_lin)" if effective else "m(0)"
+        out.at_seeds = at_seeds_kind(dmft)
     out.d_values = sorted(s_d)
     out.n_seeds = int(sims.sizes.get("seed", 0)) if sims is not None else 0
     if logx:
@@ -231,8 +230,10 @@ def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:
                    label=f"{name} ({values[0]:.3g})" if len(values) == 1 else name)]
 
 
-def at_seeds_handle(which: str = "m(0)") -> tuple:
-    """Legend entry of the dash-dot DMFT at the simulation seeds' m(0) (or effective m)."""
+def at_seeds_handle(which: str) -> tuple:
+    """Legend entry of the dash-dot DMFT at the simulation seeds' m(0) or effective m
+    (`analysis.data.at_seeds_kind`)."""
+    which = "effective m = m(t_lin)/G(t_lin)" if which == "effective m" else which
     return (Line2D([], [], color="0.3", ls="-.", lw=1.2),
             f"DMFT at the sims seeds' own {which} (dash-dot)")
 

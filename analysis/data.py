@@ -55,6 +55,15 @@ def experiment_config(ds: xr.Dataset) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
+def at_seeds_kind(dmft: xr.Dataset | dict | None) -> str:
+    """Which initial magnetizations a DMFT store's `<var>_at_seeds` average over, from its
+    experiment config (the store, or the config dict; docs/theory.md §6.6): "effective m"
+    (each simulation seed's m(t_lin)/G(t_lin)) or "m(0)" (each seed's initial magnetization)."""
+    config = experiment_config(dmft) if isinstance(dmft, xr.Dataset) else dmft or {}
+    effective = config.get("dmft", {}).get("seed_magnetizations_at") == "effective"
+    return "effective m" if effective else "m(0)"
+
+
 # ------------------------------------------------------------------------------- curves
 def curve_dims(ds: xr.Dataset, var: str = "gen_error") -> list[str]:
     """Dims of `var` that label curves (everything but seed and time)."""

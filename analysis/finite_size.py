@@ -230,7 +230,7 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
     Columns: grid coordinates, d, n_seeds, n_escaped, sims_q25, sims_median, sims_q75,
     sims_mean, sims_sem, sims_curve, sims_curve_se, dmft, dmft_solved, difference
     (sims_curve - dmft), z (difference / sims_curve_se), agree (|z| <= z_max); with the DMFT
-    at the seeds' own m(0) stored (`<var>_at_seeds`, §6.6) also dmft_at_seeds,
+    at the seeds' own m(0) or effective m stored (`<var>_at_seeds`, §6.6) also dmft_at_seeds,
     difference_at_seeds and z_at_seeds.
     """
     base = sims if sims is not None else dmft
@@ -394,9 +394,10 @@ VERDICTS = {
 }
 
 
-def agreement_statement(df: pd.DataFrame, z_max: float = 3.0) -> str:
+def agreement_statement(df: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m(0)") -> str:
     """Plain words: the escape-time gap between simulations and DMFT at each d, and whether
-    it closes as d grows (gap_trend)."""
+    it closes as d grows (gap_trend); at_seeds: which initial magnetizations the columns
+    `*_at_seeds` use (data.at_seeds_kind)."""
     if not len(df):
         return "No data: no comparison possible."
     trend = gap_trend(df, z_max)
@@ -416,7 +417,8 @@ def agreement_statement(df: pd.DataFrame, z_max: float = 3.0) -> str:
                                                        Be=trend["B_err"], zero=zero))
     if "z_at_seeds" in df and df.z_at_seeds.notna().any():
         ok = df.dropna(subset=["z_at_seeds"])
-        parts.append("With the seeds' own m(0) instead of its law, the DMFT escape time "
+        parts.append(f"With the seeds' own {at_seeds} instead of the law of m(0), the DMFT "
+                     "escape time "
                      "differs from the mean curve's by "
                      + ", ".join(f"{r.difference_at_seeds:+.3g} ({r.z_at_seeds:+.1f}σ, "
                                  f"d = {int(r.d)})" for r in ok.itertuples()) + ".")

@@ -20,7 +20,7 @@ from matplotlib.ticker import NullFormatter
 
 from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
                      short_name)
-from .data import label_for, mean_and_sem, select
+from .data import at_seeds_kind, label_for, mean_and_sem, select
 from .finite_size import escape_per_seed, fit_log_d
 from .style import COLORS, new_figure, style
 
@@ -95,7 +95,7 @@ def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str 
         grid = fig.add_gridspec(2, panels, height_ratios=[5, 0.9])
         ax0, ax1 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
         _curves_axes(ax0, sims, dmft, threshold, var)
-        _escape_axes(ax1, sims, table, threshold, var)
+        _escape_axes(ax1, sims, table, threshold, var, at_seeds_kind(dmft))
         if panels == 3:
             _magnetization_axes(fig.add_subplot(grid[0, 2]), sims, dmft, linear)
         box = fig.add_subplot(grid[1, :])
@@ -140,7 +140,7 @@ def _curves_axes(ax, sims, dmft, threshold, var) -> None:
     ax.set_title("learning curves at each d", fontsize=10)
 
 
-def _escape_axes(ax, sims, table, threshold, var) -> None:
+def _escape_axes(ax, sims, table, threshold, var, at_seeds: str) -> None:
     groups = _groups(table, ESCAPE_COLUMNS)
     for i, (point, sub) in enumerate(groups):
         color = COLORS[i % len(COLORS)]
@@ -169,12 +169,12 @@ def _escape_axes(ax, sims, table, threshold, var) -> None:
         if len(ok):
             fit = fit_log_d(ok.d, ok.dmft)
             ax.plot(ok.d, ok.dmft, "s", color="k", mfc="white", ms=7,
-                    label=f"{lab}DMFT (m(0) at d); fit slope {fit['B']:.3g}")
+                    label=f"{lab}DMFT (law of m(0) at d); fit slope {fit['B']:.3g}")
             _fit_line(ax, ok.d, fit, "k", "--")
         ok = sub.dropna(subset=["dmft_at_seeds"]) if "dmft_at_seeds" in sub else sub[:0]
         if len(ok):
             ax.plot(ok.d * 0.93, ok.dmft_at_seeds, "x", color="k", ms=7, mew=1.5,
-                    label=f"{lab}DMFT at the seeds' own m(0)")
+                    label=f"{lab}DMFT at the seeds' own {at_seeds}")
     d_all = sorted(set(table.d))
     ax.set_xscale("log")
     ax.set_xticks(d_all, [str(int(v)) for v in d_all])

@@ -19,21 +19,22 @@ from PIL import Image
 
 from workflow.config import read_yaml
 
-from .data import experiment_config, load_experiment
+from .data import at_seeds_kind, experiment_config, load_experiment
 from .spec import check_analysis
 
 WIDTH = 1000
 
 
-def agreement_line(table: pd.DataFrame, z_max: float = 3.0) -> str:
+def agreement_line(table: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m(0)") -> str:
     """One line: the largest difference and |z| over the curves, and which disagree; the
-    same for the DMFT at the seeds' own m(0) where it was solved (rows `*_at_seeds`)."""
+    same for the DMFT at the seeds' own m(0) or effective m (`at_seeds`, data.at_seeds_kind)
+    where it was solved (rows `*_at_seeds`)."""
     if table.empty:
         return "Agreement: not measured (one solver only)."
-    at_seeds = table.observable.astype(str).str.endswith("_at_seeds")
-    line = "Agreement " + _summary(table[~at_seeds], z_max)
-    if at_seeds.any():
-        line += " DMFT at the seeds' own m(0): " + _summary(table[at_seeds], z_max)
+    seed_rows = table.observable.astype(str).str.endswith("_at_seeds")
+    line = "Agreement " + _summary(table[~seed_rows], z_max)
+    if seed_rows.any():
+        line += f" DMFT at the seeds' own {at_seeds}: " + _summary(table[seed_rows], z_max)
     return line
 
 
@@ -65,8 +66,9 @@ def describe(config: dict) -> list[str]:
     if dmft:
         lines.append(f"DMFT: {json.dumps(dmft.get('settings', dmft))}"
                      + (f", initial magnetization at d = {dmft['d']}" if dmft.get("d") else "")
-                     + (f"; also at the m(0) of the {dmft['seed_magnetizations']} simulated "
-                        "seeds (dash-dot)" if dmft.get("seed_magnetizations") else ""))
+                     + (f"; also at the {at_seeds_kind(config)} of the "
+                        f"{dmft['seed_magnetizations']} simulated seeds (dash-dot)"
+                        if dmft.get("seed_magnetizations") else ""))
     return lines
 
 
@@ -97,7 +99,7 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
         page += [f"* {line}" for line in describe(config)]
         table = os.path.join(results, "tables", f"{name}_agreement.csv")
         if os.path.exists(table):
-            page.append(f"* {agreement_line(pd.read_csv(table), spec['z_max'])}")
+            page.append(f"* {agreement_line(pd.read_csv(table), spec['z_max'], at_seeds_kind(config))}")
         text = os.path.join(results, "tables", f"{name}.txt")
         if os.path.exists(text):
             page.append(f"* {open(text).read().strip()}")

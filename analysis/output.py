@@ -15,7 +15,7 @@ import os
 import pandas as pd
 
 from .agreement import agreement_table, by_d_line, disagreement_note
-from .data import load_experiment
+from .data import at_seeds_kind, load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_table,
                           extrapolation_statement, finite_size_table, linear_growth_statement,
@@ -100,7 +100,8 @@ def _curves(experiment, sims, dmft, spec, out) -> list[str]:
 
 def _map(experiment, sims, dmft, spec, out) -> list[str]:
     maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"])
-    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"])
+    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"],
+                             at_seeds_kind(dmft))
     fig = plot_maps(maps, spec, title=spec["title"] or experiment, note=note)
     return save(fig, out["figure"]) + [write_table(map_table(maps), out["table"])]
 
@@ -126,11 +127,12 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     table.insert(0, "threshold", threshold)
     agreement = _agreement(sims, dmft, spec)
     linear = linear_growth_table(sims, dmft, spec["z_max"])
-    statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"]),
+    statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"],
+                                                           at_seeds_kind(dmft)),
                                        linear_growth_statement(linear, spec["z_max"]),
                                        by_d_line(agreement)]))
     write_text(statement, out["text"])
-    note = disagreement_note(agreement, sims, spec["z_max"])
+    note = disagreement_note(agreement, sims, spec["z_max"], at_seeds_kind(dmft))
     fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
                       title=title, var=var, note=note, linear=linear)
     return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]

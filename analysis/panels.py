@@ -16,7 +16,7 @@ import xarray as xr
 from .agreement import agreement_table, disagreement_note
 from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
                      fixed_parameters, short_name)
-from .data import PRETTY, curve_dims, format_value
+from .data import PRETTY, at_seeds_kind, curve_dims, format_value
 from .spec import check_analysis
 from .status import NOT_COMPUTED, status
 from .style import new_figure, style
@@ -71,7 +71,7 @@ def choose_inset_bounds(ax, candidates=INSET_CANDIDATES) -> tuple:
 
 def load(ds: xr.Dataset | None, names) -> xr.Dataset | None:
     """The variables `names` of a (lazy) store in memory, with their Monte-Carlo errors, their
-    DMFT at the seeds' m(0) (`<name>_at_seeds`) and the status variables."""
+    DMFT at the seeds' m(0) or effective m (`<name>_at_seeds`) and the status variables."""
     if ds is None:
         return None
     extra = ("status", "failure_time", "diverged_at", "done", "effective_active_fraction")
@@ -131,7 +131,7 @@ def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *
 def _note(ax, sims, dmft, spec) -> None:
     """Below the legend: the curves where sims and DMFT differ beyond z_max (if any)."""
     table = agreement_table(sims, dmft, spec["observable"], spec["z_max"])
-    note = disagreement_note(table, sims, spec["z_max"])
+    note = disagreement_note(table, sims, spec["z_max"], at_seeds_kind(dmft))
     if note:
         ax.text(1.02, 0.0, note, transform=ax.transAxes, ha="left", va="bottom",
                 fontsize=7.5, color="darkred", zorder=6,

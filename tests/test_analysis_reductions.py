@@ -1,5 +1,7 @@
 """Early-stopping reduction, finite-size fit and escape time against hand-built data."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import xarray as xr
 
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
 from analysis.agreement import agreement_table, compare
+from analysis.data import at_seeds_kind
 from analysis.gallery import agreement_line
 from analysis.finite_size import (VERDICTS, agreement_statement, escape_table,
                                   linear_growth_statement, linear_growth_table,
@@ -235,24 +238,33 @@ def test_the_panel_names_curves_that_disagree_beyond_three_sigma_and_only_those(
     assert not [t for t in texts if "beyond" in t]
 
 
-def test_the_dmft_at_the_seeds_m0_gets_its_own_rows_line_and_dash_dot_curves():
+@pytest.mark.parametrize("mode, kind, legend", [
+    (True, "m(0)", "m(0)"), ("effective", "effective m", "effective m = m(t_lin)/G(t_lin)")])
+def test_the_dmft_at_the_seeds_m0_gets_its_own_rows_line_and_dash_dot_curves(mode, kind, legend):
     """`<var>_at_seeds` (theory §6.6): compared in rows of its own, named apart in the
-    figure's note and the gallery line, drawn dash-dot; the law's rows are unchanged."""
+    figure's note and the gallery line, drawn dash-dot; the law's rows are unchanged. The
+    texts say which initial magnetizations the store's config used."""
     sims, dmft = _panel_stores(offset=0.05)
-    dmft["gen_error_at_seeds"] = sims.gen_error.mean("seed").sel(d=100, drop=True)
+    shift = xr.DataArray([0.05, 0.0], coords={"lam": [0.0, 0.1]}, dims="lam")
+    dmft["gen_error_at_seeds"] = sims.gen_error.mean("seed").sel(d=100, drop=True) + shift
     dmft["gen_error_at_seeds_mc_error"] = dmft.gen_error_mc_error
+    dmft.attrs["config"] = json.dumps({"dmft": {"seed_magnetizations": 4, **(
+        {"seed_magnetizations_at": "effective"} if mode == "effective" else {})}})
+    assert at_seeds_kind(dmft) == kind
     table = agreement_table(sims, dmft)
     assert table.observable.tolist() == ["gen_error", "gen_error_at_seeds"] * 2
-    assert table.disagree.tolist() == [False, False, True, False]
-    assert (table.max_abs_diff[table.observable == "gen_error_at_seeds"] < 1e-12).all()
-    line = agreement_line(table)
-    law, seeds = line.split(" DMFT at the seeds' own m(0): ")
+    assert table.disagree.tolist() == [False, True, True, False]
+    seed_rows = table.observable == "gen_error_at_seeds"
+    np.testing.assert_allclose(table.max_abs_diff[seed_rows], [0.05, 0.0], atol=1e-12)
+    line = agreement_line(table, at_seeds=kind)
+    law, seeds = line.split(f" DMFT at the seeds' own {kind}: ")
     assert law.startswith("Agreement over 2 curves") and "1 curve(s) beyond 3σ" in law
-    assert seeds.startswith("over 2 curves") and seeds.endswith("all within 3σ.")
+    assert seeds.startswith("over 2 curves") and "1 curve(s) beyond 3σ" in seeds
     ax = plot_panel(sims, dmft, experiment="e").axes[0]
     assert sum(line.get_linestyle() == "-." for line in ax.lines) == 2
-    assert "DMFT at the sims seeds' own m(0) (dash-dot)" in [
-        t.get_text() for t in ax.get_legend().get_texts()]
+    texts = [t.get_text() for t in ax.texts] + [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"DMFT at the sims seeds' own {legend} (dash-dot)" in texts
+    assert sum(f"DMFT at the seeds' {kind}" in t for t in texts) == 1  # the note's line
 
 
 def test_the_extrapolation_verdict_counts_the_pairs_within_three_sigma_and_names_the_rest():

@@ -14,6 +14,7 @@ import numpy as np
 
 import dmft
 import sims
+from analysis.data import at_seeds_kind
 from analysis.store import open_experiment
 from conftest import ROOT, TINY_DMFT, snakemake, tiny_config, write_config
 from workflow.config import load_config, read_yaml
@@ -81,6 +82,7 @@ def test_snakemake_builds_stores_equal_to_direct_solver_calls(tmp_path, tiny):
         np.testing.assert_array_equal(three["dmft"][f"{name}_at_seeds"].sel(d=50).values,
                                       at_seeds[name].values)
         assert f"seeds 0..1" in three["dmft"][f"{name}_at_seeds"].attrs["description"]
+    assert at_seeds_kind(three["dmft"]) == "m(0)"
 
     again = snakemake(tmp_path, "--configfile", path, "--cores", "2")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
@@ -206,3 +208,4 @@ def test_effective_seed_magnetizations_are_the_seeds_linear_regime(tmp_path):
     np.testing.assert_allclose(stored.gen_error_at_seeds.values, direct.gen_error.values,
                                rtol=1e-10)
     assert "effective" in stored.gen_error_at_seeds.attrs["description"]
+    assert at_seeds_kind(stored) == "effective m"  # what the figures and tables say

@@ -147,12 +147,12 @@ def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dic
 
 def _seed_variables(ds: xr.Dataset, n_seeds: int, effective: bool) -> xr.Dataset:
     """`<observable>_at_seeds` (and its `_mc_error`) for the observables of AT_SEEDS."""
-    which = "effective, m(t_lin)/G(t_lin)" if effective else "m(0)"
+    which = "effective m = m(t_lin)/G(t_lin)" if effective else "m(0)"
     out = {}
     for name in AT_SEEDS:
         for var in (name, f"{name}_mc_error"):
             attrs = dict(ds[var].attrs)
-            attrs["long_name"] = f"{attrs.get('long_name', var)}, at the seeds' m(0)"
+            attrs["long_name"] = f"{attrs.get('long_name', var)}, at the seeds' {which}"
             attrs["description"] = (
                 f"DMFT averaged over the initial magnetizations ({which}) of simulation "
                 f"seeds 0..{n_seeds - 1} at this d (equal weights) instead of the law of m0, "
