@@ -17,8 +17,12 @@ def early_stopping(ds: xr.Dataset | xr.DataArray, var: str = "gen_error", *, dim
         argmin_time        the time at which it is reached (first occurrence),
         final_error        the value at the last finite time (t_max),
         gain               final_error - min_error (>= 0), what early stopping saves,
-        no_early_stopping  True where the minimum sits at t_max (gain <= rtol * |min|),
-    NaN (False for the flag) where the curve has no finite value.
+        no_learning        True where the curve never falls below its first value (the
+                           minimum is the initial error: e.g. a three-cluster run that
+                           stays at the symmetric point, eps = 1/2, until t_max),
+        no_early_stopping  True where the minimum sits at t_max (gain <= rtol * |min|) and
+                           training lowered the error (not no_learning),
+    NaN (False for the flags) where the curve has no finite value.
     """
     da = ds if isinstance(ds, xr.DataArray) else ds[var]
     if seed_dim in da.dims:
@@ -36,7 +40,10 @@ def early_stopping(ds: xr.Dataset | xr.DataArray, var: str = "gen_error", *, dim
     ilast = values.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)
     final = np.where(has, np.take_along_axis(values, ilast[..., None], -1)[..., 0], np.nan)
     gain = final - min_error
-    no_es = has & (gain <= rtol * np.abs(min_error))
+    ifirst = np.argmax(finite, axis=-1)
+    initial = np.where(has, np.take_along_axis(values, ifirst[..., None], -1)[..., 0], np.nan)
+    no_learning = has & (min_error >= initial - rtol * np.abs(initial))
+    no_es = has & ~no_learning & (gain <= rtol * np.abs(min_error))
     dims = da.dims[:-1]
     coords = {k: v for k, v in da.coords.items() if dim not in v.dims}
     long = da.attrs.get("long_name", var)
@@ -48,6 +55,9 @@ def early_stopping(ds: xr.Dataset | xr.DataArray, var: str = "gen_error", *, dim
             "final_error": (dims, final, dict(long_name=f"{long} at t_max")),
             "gain": (dims, gain, dict(long_name="gain of early stopping",
                                       description="error at t_max minus the minimum")),
+            "no_learning": (dims, no_learning, dict(
+                long_name="minimum at the first time",
+                description="True: the error never falls below its initial value")),
             "no_early_stopping": (dims, no_es, dict(
                 long_name="minimum at t_max", description="True: no early stopping")),
         },

@@ -4,7 +4,8 @@ over two grid axes.
 Rows: DMFT, simulations (largest d), and simulations minus DMFT where both exist (one row
 set per value of any further dim, e.g. case); columns: minimum error, time of the minimum,
 gain of early stopping (analysis.early_stopping). Cell marks: x = no early stopping (the
-minimum sits at t_max); hatched grey = a failed run (diverged or error; its value is left
+minimum sits at t_max); o = no learning (the error never falls below its initial value,
+e.g. the three-cluster model held at the symmetric point by the ridge); hatched grey = a failed run (diverged or error; its value is left
 out); diagonal hatching = a clipped persistent chain (active fraction differs from the
 nominal b, analysis.status), with the effective fraction in the table.
 """
@@ -63,6 +64,7 @@ def early_stopping_maps(stores: dict[str, xr.Dataset], var: str = "gen_error") -
         names = ["min_error", "argmin_time", "gain"]
         diff = a[names] - b[names]
         diff["no_early_stopping"] = a.no_early_stopping | b.no_early_stopping
+        diff["no_learning"] = a.no_learning | b.no_learning
         diff["failed"] = a.failed | b.failed
         diff["clipped_active_fraction"] = a.clipped_active_fraction
         out["sims - dmft"] = diff
@@ -110,6 +112,9 @@ def _cells(ax, values, flags: dict, annotate: bool) -> None:
     yy, xx = np.nonzero(flags["no_es"])
     ax.plot(xx, yy, "x", color="k", ms=7, mew=1.5, ls="none")
     ax.plot(xx, yy, "x", color="w", ms=5, mew=0.8, ls="none")
+    yy, xx = np.nonzero(flags["no_learning"])
+    ax.plot(xx, yy, "o", mfc="none", mec="k", ms=7, mew=1.5, ls="none")
+    ax.plot(xx, yy, "o", mfc="none", mec="w", ms=7, mew=0.6, ls="none")
 
 
 def heatmap(ax, es: xr.Dataset, name: str, x: str, y: str | None, cmap, diverging=False):
@@ -135,7 +140,8 @@ def heatmap(ax, es: xr.Dataset, name: str, x: str, y: str | None, cmap, divergin
         ax.set_ylabel(PRETTY.get(y, y))
     flags = dict(failed=np.asarray(es.failed.values, bool),
                  eff=np.asarray(es.clipped_active_fraction.values, float),
-                 no_es=np.asarray(es.no_early_stopping.values, bool))
+                 no_es=np.asarray(es.no_early_stopping.values, bool),
+                 no_learning=np.asarray(es.no_learning.values, bool))
     _cells(ax, values, flags, annotate=values.size <= 49)
     return im
 
@@ -170,6 +176,8 @@ def _marks_legend(maps: dict) -> str:
     """The meaning of the cell marks that appear in the figure."""
     marks = [(lambda es: es.no_early_stopping.any(),
               "×: no early stopping (minimum at t_max)"),
+             (lambda es: es.no_learning.any(),
+              "○: no learning (the error never falls below its initial value)"),
              (lambda es: es.clipped_active_fraction.notnull().any(),
               "diagonal hatching: clipped persistent chain (active fraction ≠ b)"),
              (lambda es: es.failed.any(), "grey cross-hatching: a run failed (left out)")]

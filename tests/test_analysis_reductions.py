@@ -10,6 +10,7 @@ import xarray as xr
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
 from analysis.agreement import agreement_table, compare
 from analysis.data import at_seeds_kind
+from analysis.maps import early_stopping_maps, plot_maps
 from analysis.gallery import agreement_line
 from analysis.finite_size import (VERDICTS, agreement_statement, escape_table,
                                   linear_growth_statement, linear_growth_table,
@@ -40,6 +41,26 @@ def test_early_stopping_finds_the_known_minimum_time_and_gain():
     np.testing.assert_allclose(es.gain.sel(b=0.5).values,
                                [0.01 * 49, 0.0, 0.01 * (t[39] - 3) ** 2], atol=1e-12)
     assert es.no_early_stopping.sel(b=0.5).values.tolist() == [False, True, False]
+    assert not es.no_learning.any()
+
+
+def test_a_curve_that_never_falls_below_its_start_is_no_learning_not_no_early_stopping():
+    """Three-cluster SGD with a strong ridge stays at the symmetric point (eps = 1/2 up to
+    t_max): flagged no_learning, drawn as a circle on the map, not as 'minimum at t_max'."""
+    t = np.linspace(0, 10, 11)
+    stuck, rising, learns = np.full(t.size, 0.5), 0.5 + 0.01 * t, 0.5 - 0.01 * t
+    late_start = np.where(t < 2, np.nan, 0.4)  # the first finite value counts
+    data = np.stack([stuck, rising, learns, late_start])[:, None]
+    ds = xr.Dataset({"gen_error": (("lam", "b", "time"), data)},
+                    coords={"lam": [0.0, 0.1, 0.2, 0.3], "b": [0.5], "time": t})
+    es = early_stopping(ds)
+    assert es.no_learning.sel(b=0.5).values.tolist() == [True, True, False, True]
+    assert es.no_early_stopping.sel(b=0.5).values.tolist() == [False, False, True, False]
+    maps = early_stopping_maps({"dmft": ds})
+    fig = plot_maps(maps, {"x": "lam", "y": "b"}, title="t")
+    assert "○: no learning" in fig._suptitle.get_text()
+    circles = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    np.testing.assert_array_equal(circles[0].get_xdata(), [0, 1, 3])
 
 
 def test_early_stopping_averages_seeds_before_the_minimum():
