@@ -73,8 +73,8 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
                     z_max: float = 3.0) -> pd.DataFrame:
     """One row per grid point and simulated d (columns: grid coordinates, then COLUMNS);
     empty (with the columns) unless both stores hold `var`. Where the DMFT store also holds
-    `<var>_at_seeds` (the DMFT at the seeds' own m(0) or effective m, docs/theory.md §6.6), a second row
-    per curve compares with it (observable `<var>_at_seeds`)."""
+    `<var>_at_seeds` (the DMFT at the seeds' own m(0) or effective m, docs/theory.md §6.6),
+    a second row per curve compares with it (observable `<var>_at_seeds`)."""
     if sims is None or dmft is None or var not in sims or var not in dmft:
         return pd.DataFrame(columns=COLUMNS)
     dims = [d for d in curve_dims(sims, var) if d != "d"]

@@ -418,8 +418,7 @@ def agreement_statement(df: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m
     if "z_at_seeds" in df and df.z_at_seeds.notna().any():
         ok = df.dropna(subset=["z_at_seeds"])
         parts.append(f"With the seeds' own {at_seeds} instead of the law of m(0), the DMFT "
-                     "escape time "
-                     "differs from the mean curve's by "
+                     "escape time differs from the mean curve's by "
                      + ", ".join(f"{r.difference_at_seeds:+.3g} ({r.z_at_seeds:+.1f}σ, "
                                  f"d = {int(r.d)})" for r in ok.itertuples()) + ".")
     stuck = df[df.dmft_solved & df.dmft.isna() & df.sims_curve.notna()]

@@ -99,7 +99,8 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
         page += [f"* {line}" for line in describe(config)]
         table = os.path.join(results, "tables", f"{name}_agreement.csv")
         if os.path.exists(table):
-            page.append(f"* {agreement_line(pd.read_csv(table), spec['z_max'], at_seeds_kind(config))}")
+            line = agreement_line(pd.read_csv(table), spec["z_max"], at_seeds_kind(config))
+            page.append(f"* {line}")
         text = os.path.join(results, "tables", f"{name}.txt")
         if os.path.exists(text):
             page.append(f"* {open(text).read().strip()}")

@@ -5,9 +5,10 @@ Rows: DMFT, simulations (largest d), and simulations minus DMFT where both exist
 set per value of any further dim, e.g. case); columns: minimum error, time of the minimum,
 gain of early stopping (analysis.early_stopping). Cell marks: x = no early stopping (the
 minimum sits at t_max); o = no learning (the error never falls below its initial value,
-e.g. the three-cluster model held at the symmetric point by the ridge); hatched grey = a failed run (diverged or error; its value is left
-out); diagonal hatching = a clipped persistent chain (active fraction differs from the
-nominal b, analysis.status), with the effective fraction in the table.
+e.g. the three-cluster model held at the symmetric point by the ridge); hatched grey = a
+failed run (diverged or error; its value is left out); diagonal hatching = a clipped
+persistent chain (active fraction differs from the nominal b, analysis.status), with the
+effective fraction in the table.
 """
 
 from __future__ import annotations
