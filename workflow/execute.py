@@ -102,17 +102,17 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
     settings = {"seed": dmft_seed(layout.spec), **layout.spec.dmft["settings"]}
     kw = {"d": d} if problem.model == "three_cluster" else {}
     n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
+    effective = layout.spec.dmft.get("seed_magnetizations_at") == "effective"
     try:
         ds = dmft.solve(problem, **kw, **settings)
-        at_seeds = (_solve_at_seeds(layout, problem, d, n_seeds, settings, ds) if n_seeds
-                    else None)
+        at_seeds = (_solve_at_seeds(layout, problem, d, n_seeds, settings, ds, effective)
+                    if n_seeds else None)
     except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
         return Outcome(index, None, np.int8(ERROR), np.float64(np.nan), _reason(err))
     failures = []
     if ds.attrs["status"] != "success":
         failures.append((ds.attrs["failure_time"], ds.attrs["message"], ""))
     if at_seeds is not None:
-        effective = layout.spec.dmft.get("seed_magnetizations_at") == "effective"
         if at_seeds.attrs["status"] != "success":
             which = "effective m" if effective else "m(0)"
             failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
@@ -127,16 +127,17 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
 AT_SEEDS = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
 
 
-def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict, law):
+def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict, law,
+                    effective: bool):
     """The DMFT averaged over the initial magnetizations of simulation seeds 0..n_seeds-1 at
     d (docs/theory.md §6.6): their m(0), drawn as the simulations draw them
     (`sims.initial_magnetizations`), or, with `seed_magnetizations: effective`, their
     effective m_eff = m(t_lin) / G(t_lin) measured in the linear regime of the law's
-    solve `law` (the runs to t_lin use the simulations' own random streams)."""
+    solve `law` (`effective`; the runs to t_lin use the simulations' own random streams)."""
     import dmft
     import sims
     entropy = layout.spec.entropy
-    if layout.spec.dmft.get("seed_magnetizations_at") == "effective":
+    if effective:
         t_lin, growth = dmft.linear_growth(law, problem.R, d)
         runs = sims.simulate(problem.replace(t_max=t_lin), d, n_seeds, entropy=entropy)
         m0 = runs.magnetization.isel(time=-1).values / growth
