@@ -13,10 +13,22 @@ dmft-extensions §3-§4 (`dmft.extended.ExtendedSolver`, picked by `dmft.Solver`
 `dmft.estimate_cost(problem, **settings)` gives the seconds and bytes of a solve first.
 """
 
-from .api import solve, solve_state
+from sims.two_layer import TwoLayerProblem as _TwoLayerProblem
+
+from . import two_layer
+from .api import solve as _solve_mixture
+from .api import solve_state
 from .cost import estimate_cost
 from .linear import linear_growth, linear_regime_end
 from .solver import MemoryLimitError, Solver
 
-__all__ = ["solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError",
+
+def solve(problem, *args, **settings):
+    """`dmft.api.solve` for a `Problem`; for a `sims.TwoLayerProblem`, the Saad-Solla ODEs
+    `dmft.two_layer.solve(problem, d=None, initial=None, limit=False)` (docs/theory.md §8)."""
+    solver = two_layer.solve if isinstance(problem, _TwoLayerProblem) else _solve_mixture
+    return solver(problem, *args, **settings)
+
+
+__all__ = ["two_layer", "solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError",
            "linear_growth", "linear_regime_end"]

@@ -11,14 +11,29 @@ Public API::
                           covariance={"fractions": [0.2, 0.8], "variances": [3, 0.5]}),
                   d=1000, seeds=8)           # + per-level observables, dims (seed, level, time)
 
+Two-layer networks under online SGD (paper 001): ``simulate(TwoLayerProblem(p=8, k=4),
+d=1000, seeds=8)`` (`sims.two_layer`, docs/theory.md §8).
+
 The problem definition (`sims.problem`) and the data model (`sims.datamodel`) are shared
 with `dmft`.
 """
 
 from .problem import (Covariance, Problem, SelectionChain, bayes_optimal_error, oracle_error,
                       reference_error)
-from .engine import initial_magnetizations, simulate, simulate_batch, training_data
+from .engine import initial_magnetizations, simulate_batch, training_data
+from .engine import simulate as _simulate_mixture
+from .two_layer import TwoLayerProblem, initial_overlaps
+from . import two_layer as _two_layer
+
+
+def simulate(problem, *args, **options):
+    """`sims.engine.simulate` for a `Problem`; `sims.two_layer.simulate` for a
+    `TwoLayerProblem` (docs/theory.md §8)."""
+    two_layer = isinstance(problem, TwoLayerProblem)
+    simulator = _two_layer.simulate if two_layer else _simulate_mixture
+    return simulator(problem, *args, **options)
+
 
 __all__ = ["Covariance", "Problem", "SelectionChain", "simulate", "simulate_batch",
            "training_data", "initial_magnetizations", "bayes_optimal_error", "oracle_error",
-           "reference_error"]
+           "reference_error", "TwoLayerProblem", "initial_overlaps"]
