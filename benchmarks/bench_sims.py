@@ -13,6 +13,13 @@ to the plain run: heavy-ball momentum (one more d-vector per configuration), Nes
 more, and the look-ahead pre-activations), a two-level input covariance (per-level
 observables), the square loss; for 1 configuration and for 8 batched ones.
 
+Last, the saving of per-configuration horizons (issue 19): a batch of step sizes 0.2, 0.5,
+2.0 and 1.0 to t_max = 24 (120, 48, 12 and 24 steps; logistic loss, none diverges) is
+timed against the same batch with every configuration stepped to the longest horizon (what
+a batch cost before, when it stepped everyone to 120 steps); the configuration-steps of
+both are printed too. An odd number of live configurations costs one more (the kernel
+takes pairs).
+
 Usage: python benchmarks/bench_sims.py [d ...]
 """
 
@@ -102,6 +109,38 @@ def main(dims):
                 times = interleaved_per_step(batches, d, clock)
                 print(f"{d:>6} {configs:>7} {label:>5} " + " ".join(
                     f"{1e3 * t:>13.2f} {t / times['plain']:>6.2f}" for t in times.values()))
+
+    print(f"\n{'d':>6} {'config-steps':>13} {'to longest':>11} {'saved':>6} "
+          f"{'own horizons s':>15} {'to longest s':>13} {'time ratio':>11}")
+    for d in dims:
+        own, longest, steps, paid = horizon_saving(d)
+        print(f"{d:>6} {steps:>13} {paid:>11} {1 - steps / paid:>6.0%} {own:>15.3f} "
+              f"{longest:>13.3f} {own / longest:>11.2f}")
+
+
+def horizon_saving(d: int, clock=time.perf_counter):
+    """(time of a batch of mixed horizons, time of the same batch each stepped to the
+    longest horizon, configuration-steps of each); runs interleaved, best of REPEATS, the
+    time of a one-step batch (data generation) subtracted."""
+    own = [Problem(eta=eta, t_max=24) for eta in (0.2, 0.5, 2.0, 1.0)]
+    longest = max(p.n_steps for p in own)
+    to_longest = [p.replace(t_max=longest * p.eta) for p in own]
+
+    def run(problems):
+        start = clock()
+        sim.simulate_batch(problems, d=d, seeds=1)
+        return clock() - start
+
+    one_step = [p.replace(t_max=p.eta) for p in own]
+    run(own)  # compile
+    times = {"own": [], "longest": [], "one step": []}
+    for _ in range(REPEATS):
+        times["own"].append(run(own))
+        times["longest"].append(run(to_longest))
+        times["one step"].append(run(one_step))
+    data = min(times["one step"])
+    return (min(times["own"]) - data, min(times["longest"]) - data,
+            sum(p.n_steps for p in own), len(own) * longest)
 
 
 if __name__ == "__main__":

@@ -238,9 +238,23 @@ class _Memory:
         dtype = W.dtype.type
         self.beta = batch.beta[:, None].astype(dtype)
         self.nesterov = batch.gamma > 0
-        self.gamma = batch.gamma[self.nesterov, None].astype(dtype)
+        self.gamma_rows = batch.gamma[:, None].astype(dtype)
         self.W_prev = W.copy() if (batch.beta > 0).any() else None  # w_{-1} = w_0
         self.H_w = None
+
+    @property
+    def gamma(self) -> np.ndarray:
+        """gamma of the Nesterov configurations, (number of them, 1)."""
+        return self.gamma_rows[self.nesterov]
+
+    def select(self, rows: np.ndarray):
+        """Keep the memory of the given rows only (configurations that leave the batch)."""
+        self.beta, self.nesterov = self.beta[rows], self.nesterov[rows]
+        self.gamma_rows = self.gamma_rows[rows]
+        if self.W_prev is not None:
+            self.W_prev = self.W_prev[rows] if (self.beta > 0).any() else None
+        if self.H_w is not None:
+            self.H_w = self.H_w[rows] if self.nesterov.any() else None
 
     def gradient_points(self, W: np.ndarray) -> np.ndarray:
         """p_k = (1 + gamma) w_k - gamma w_{k-1} (a copy of W where any gamma > 0)."""
@@ -265,13 +279,6 @@ class _Memory:
             self.H_w[self.nesterov] = nesterov
         return self.H_w
 
-    def stop(self, stopped: np.ndarray):
-        """Zero the memory of diverged configurations (their weights are zeroed too)."""
-        if self.W_prev is not None:
-            self.W_prev[stopped] = 0
-        if self.H_w is not None:
-            self.H_w[stopped] = 0
-
     def advance(self, W: np.ndarray, step: np.ndarray) -> np.ndarray:
         """w_{k+1} = w_k + beta (w_k - w_{k-1}) - step; in place (w -= step) without momentum."""
         if self.W_prev is None:
@@ -287,51 +294,98 @@ def _initial_weights(R: np.ndarray, d: int, rng: np.random.Generator, dtype) -> 
     return (np.sqrt(R)[:, None] * rng.standard_normal(d)).astype(dtype)
 
 
-def _run_seed(batch: _Batch, A: np.ndarray, streams: _Streams, record_every: int):
-    """Train all configurations of the batch on one data set; return records (P, ..., steps)."""
-    n, d = round(batch.alpha * A.shape[1]), A.shape[1]
-    P = len(batch.problems)
-    dtype = A.dtype.type
-    y = _data_matrix(batch.first, d, streams.data, A[:n])
-    y_padded = np.append(y, np.zeros(A.shape[0] - n, dtype))
-    W = _initial_weights(batch.R, d, streams.init, dtype)  # (P, d)
-    memory = _Memory(batch, W)
-    eta, lam = batch.eta[:, None].astype(dtype), batch.lam[:, None].astype(dtype)
-    L = (np.zeros(P) if batch.L is None else batch.L).astype(dtype)
-    door = batch.model == "three_cluster"
-    s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
-    H = np.empty((P, A.shape[0]), dtype)  # pre-activations of the gradient points (padded rows: 0)
-    grad_chunks = np.empty((_ROW_CHUNKS, P, d), dtype)
+class _Live:
+    """The configurations of a batch that are still training, one state row each.
 
-    k_max = int(batch.n_steps.max())
-    steps = np.unique(np.concatenate([recorded_steps(k, record_every) for k in batch.n_steps]))
-    levels = len(batch.first.level_fractions)
+    `rows` maps state rows to configurations of the batch. The kernel takes configurations
+    in pairs, so an odd count repeats its last row (`size` counts the distinct ones). A
+    configuration leaves when it reaches its own horizon (n_steps) or diverges: none is
+    stepped, checked or paid for past the steps that a run of it alone takes.
+    """
+
+    def __init__(self, problems: list[Problem], rows: np.ndarray, size: int, W, s,
+                 memory: _Memory, padded_rows: int):
+        self.rows, self.size, self.W, self.s, self.memory = rows, size, W, s, memory
+        self.batch = _Batch([problems[i] for i in rows])
+        dtype = W.dtype.type
+        self.eta = self.batch.eta[:, None].astype(dtype)
+        self.lam = self.batch.lam[:, None].astype(dtype)
+        self.L = (np.zeros(rows.size) if self.batch.L is None else self.batch.L).astype(dtype)
+        self.H = np.empty((rows.size, padded_rows), dtype)  # pre-activations (padded rows: 0)
+        self.grad_chunks = np.empty((_ROW_CHUNKS, rows.size, W.shape[1]), dtype)
+
+    @classmethod
+    def start(cls, problems: list[Problem], W, s, memory: _Memory, padded_rows: int):
+        """All configurations of the batch, from their initial state (P rows)."""
+        state = _even(np.arange(len(problems)))
+        memory.select(state)
+        return cls(problems, state, len(problems), W[state], s[state], memory, padded_rows)
+
+    def keep(self, problems: list[Problem], kept: np.ndarray, *arrays):
+        """(the batch of the state rows where `kept` holds or None if none, each of `arrays`
+        (one row per state row) at the new state rows)."""
+        positions = np.flatnonzero(kept[:self.size])
+        if positions.size == self.size:
+            return (self, *arrays)
+        if positions.size == 0:
+            return (None, *arrays)
+        state = _even(positions)
+        self.memory.select(state)
+        live = _Live(problems, self.rows[state], positions.size, self.W[state], self.s[state],
+                     self.memory, self.H.shape[1])
+        return (live, *[values[state] for values in arrays])
+
+
+def _even(positions: np.ndarray) -> np.ndarray:
+    """The positions and, for an odd count, the last one again (the kernel takes pairs)."""
+    return positions if positions.size % 2 == 0 else np.append(positions, positions[-1])
+
+
+def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_every: int):
+    """Train all configurations on one data set, each to its own horizon; return
+    (steps, records (P, ..., steps), step at which each diverged or -1)."""
+    first = problems[0]
+    n, d = round(first.alpha * A.shape[1]), A.shape[1]
+    P = len(problems)
+    dtype = A.dtype.type
+    y = _data_matrix(first, d, streams.data, A[:n])
+    y_padded = np.append(y, np.zeros(A.shape[0] - n, dtype))
+    batch = _Batch(problems)
+    W = _initial_weights(batch.R, d, streams.init, dtype)  # (P, d)
+    s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
+    live = _Live.start(problems, W, s, _Memory(batch, W), A.shape[0])
+    door = first.model == "three_cluster"
+
+    n_steps = batch.n_steps
+    steps = np.unique(np.concatenate([recorded_steps(k, record_every) for k in n_steps]))
+    levels = len(first.level_fractions)
     records = {name: np.full((P, levels, steps.size) if name in _PER_LEVEL else (P, steps.size),
                              np.nan) for name in _RECORDED}
     diverged_at_step = np.full(P, -1)
-    running = np.ones(P, dtype=bool)
     next_record = 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
-        for k in range(k_max + 1):
-            norm2 = np.square(W, dtype=float).sum(axis=1) / d
-            running &= np.isfinite(norm2) & (norm2 < _DIVERGENCE_NORM2)
-            diverged_at_step[~running & (diverged_at_step < 0)] = k
-            W[~running] = 0
-            memory.stop(~running)
-            G = memory.gradient_points(W)
-            active = np.zeros((P, A.shape[0]), dtype=bool)
-            active[:, :n] = s & running[:, None]
-            _forward_backward(A, G, y_padded, active, L, door, batch.loss, H, grad_chunks)
-            H_w = memory.iterate_preactivations(H)
-            if steps[next_record] == k:
-                _record(records, next_record, batch, y, H_w[:, :n], W, norm2, s)
-                for values in records.values():
-                    values[~running, ..., next_record] = np.nan
-                next_record += 1
-            if k == k_max:
+        for k in range(int(n_steps.max()) + 1):
+            norm2 = np.square(live.W, dtype=float).sum(axis=1) / d
+            fine = np.isfinite(norm2) & (norm2 < _DIVERGENCE_NORM2)
+            diverged_at_step[live.rows[~fine]] = k
+            live, norm2 = live.keep(problems, fine, norm2)
+            if live is None:
                 break
-            W = memory.advance(W, eta * (lam * G + grad_chunks.sum(axis=0)))
-            s = batch.chain.step(s, streams.mask.random(n))
+            G = live.memory.gradient_points(live.W)
+            active = np.zeros((live.rows.size, A.shape[0]), dtype=bool)
+            active[:, :n] = live.s
+            _forward_backward(A, G, y_padded, active, live.L, door, live.batch.loss, live.H,
+                              live.grad_chunks)
+            H_w = live.memory.iterate_preactivations(live.H)
+            if steps[next_record] == k:
+                _record(records, next_record, live, y, H_w[:, :n], norm2)
+                next_record += 1
+            update = live.eta * (live.lam * G + live.grad_chunks.sum(axis=0))
+            live, update = live.keep(problems, n_steps[live.rows] > k, update)  # horizon
+            if live is None:
+                break
+            live.W = live.memory.advance(live.W, update)
+            live.s = live.batch.chain.step(live.s, streams.mask.random(n))
     return steps, records, diverged_at_step
 
 
@@ -340,34 +394,37 @@ _RECORDED = ("train_loss", "train_acc", "norm2", "magnetization", "active_fracti
              "norm2_sigma", *_PER_LEVEL)
 
 
-def _record(records, i, batch: _Batch, y, H, W, norm2, s):
-    """Observables of the iterates w_k at one recorded step (docs/theory.md §1, §7).
+def _record(records, i, live: _Live, y, H, norm2):
+    """Observables of the iterates w_k of the live configurations at one recorded step
+    (docs/theory.md §1, §7).
 
     H holds the pre-activations A w_k. Per level a (coordinates lo:hi): m_a = mean of w over
     the level, C_a = |w_a|^2 / (hi - lo); C_Sigma = w^T Sigma w / d = sum_a s_a |w_a|^2 / d
     (= norm2 for the identity).
     """
+    batch, rows, W = live.batch, live.rows, live.W
     L = None if batch.L is None else batch.L[:, None]
     loss = batch.loss_names[:, None]
-    records["train_loss"][:, i] = pb.sample_loss(batch.model, y, H, L, loss).mean(axis=1)
-    records["train_acc"][:, i] = pb.correct(batch.model, y, H, L).mean(axis=1)
-    records["norm2"][:, i] = norm2
-    records["magnetization"][:, i] = W.sum(axis=1, dtype=float) / W.shape[1]
-    records["active_fraction"][:, i] = s.mean(axis=1)
+    records["train_loss"][rows, i] = pb.sample_loss(batch.model, y, H, L, loss).mean(axis=1)
+    records["train_acc"][rows, i] = pb.correct(batch.model, y, H, L).mean(axis=1)
+    records["norm2"][rows, i] = norm2
+    records["magnetization"][rows, i] = W.sum(axis=1, dtype=float) / W.shape[1]
+    records["active_fraction"][rows, i] = live.s.mean(axis=1)
     if batch.first.covariance is None:
-        records["magnetization_level"][:, 0, i] = records["magnetization"][:, i]
-        records["norm2_level"][:, 0, i] = norm2
-        records["norm2_sigma"][:, i] = norm2
+        records["magnetization_level"][rows, 0, i] = records["magnetization"][rows, i]
+        records["norm2_level"][rows, 0, i] = norm2
+        records["norm2_sigma"][rows, i] = norm2
         return
     bounds = batch.first.level_bounds(W.shape[1])
     squares = np.stack([np.square(W[:, lo:hi], dtype=float).sum(axis=1)
-                        for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)  # (P, levels)
+                        for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)  # (rows, levels)
     sizes = np.diff(bounds)
-    records["magnetization_level"][:, :, i] = np.stack(
+    records["magnetization_level"][rows, :, i] = np.stack(
         [W[:, lo:hi].sum(axis=1, dtype=float) for lo, hi in zip(bounds[:-1], bounds[1:])],
         axis=1) / sizes
-    records["norm2_level"][:, :, i] = squares / sizes
-    records["norm2_sigma"][:, i] = (squares * batch.first.level_variances).sum(axis=1) / W.shape[1]
+    records["norm2_level"][rows, :, i] = squares / sizes
+    records["norm2_sigma"][rows, i] = ((squares * batch.first.level_variances).sum(axis=1)
+                                       / W.shape[1])
 
 
 def simulate_batch(problems: Sequence[Problem], d: int, seeds, *, record_every: int = 1,
@@ -383,12 +440,10 @@ def simulate_batch(problems: Sequence[Problem], d: int, seeds, *, record_every: 
     """
     problems = list(problems)
     seeds = _check_inputs(problems, d, seeds, record_every, dtype)
-    # the kernel takes configurations in pairs: an odd batch runs its last one twice
-    batch = _Batch(problems + problems[-1:] * (len(problems) % 2))
-    n = round(batch.alpha * d)
+    n = round(problems[0].alpha * d)
     rows = -(-n // _ROWS_PER_BLOCK) * _ROWS_PER_BLOCK
     A = np.zeros((rows, d), dtype=np.dtype(dtype))  # padded with zero rows
-    per_seed = [_run_seed(batch, A, _Streams(entropy, d, seed), record_every)
+    per_seed = [_run_seed(problems, A, _Streams(entropy, d, seed), record_every)
                 for seed in seeds]
     steps = per_seed[0][0]
     return [_dataset(p, i, d, seeds, steps, per_seed, record_every, np.dtype(dtype).name,

@@ -1,9 +1,12 @@
 """The finite-d simulator against exact properties of the model."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sims import Problem, bayes_optimal_error, initial_magnetizations, simulate, simulate_batch
 
@@ -135,3 +138,39 @@ def test_initial_magnetizations_are_the_m0_the_runs_start_from():
     m0 = initial_magnetizations(p, 300, [3, 0, 5], entropy=7)
     run = simulate(p, 300, [3, 0, 5], entropy=7)
     np.testing.assert_allclose(m0, run.magnetization.isel(time=0).values, rtol=1e-12)
+
+
+def test_issue_example_batched_divergence_equals_alone():
+    """Issue 19 case 6: eta = 2 at t_max = 24 (12 steps) does not diverge in its own 12 steps;
+    the batch with eta = 0.2 (120 steps) must not step it further and report [40, 38]."""
+    problems = [Problem(loss="square", eta=eta, t_max=24) for eta in (0.2, 0.5, 2.0)]
+    batched = simulate_batch(problems, d=100, seeds=2)
+    alone = simulate(problems[2], d=100, seeds=2)
+    assert np.isnan(alone.diverged_at).all()
+    np.testing.assert_array_equal(batched[2].diverged_at, alone.diverged_at)
+
+
+_SIMULATED = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization",
+              "active_fraction", "norm2_sigma", "magnetization_level", "norm2_level",
+              "diverged_at")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([0.1, 0.5, 1.0, 2.0, 3.0]), st.integers(1, 30),
+                          st.sampled_from(["logistic", "square"]), st.sampled_from([0.0, 0.5])),
+                min_size=2, max_size=5))
+def test_batched_runs_equal_alone_for_any_mix_of_eta_and_horizon(configs):
+    """Every value, diverged_at included, is the same in a batch as alone: each configuration
+    stops at its own horizon (issue 19), whatever the other horizons and step sizes."""
+    problems = [Problem(loss=loss, eta=eta, t_max=steps * eta, momentum=beta, R=1.0)
+                for eta, steps, loss, beta in configs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # large eta diverges: expected here
+        batched = simulate_batch(problems, d=40, seeds=2)
+        for problem, together in zip(problems, batched):
+            alone = simulate(problem, d=40, seeds=2)
+            assert together.attrs["diverged_runs"] == alone.attrs["diverged_runs"]
+            for name in _SIMULATED:
+                np.testing.assert_array_equal(alone[name].values, together[name].values,
+                                              err_msg=name)
+            assert (together.diverged_at.fillna(0) <= problem.t_max).all()
