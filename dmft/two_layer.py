@@ -154,8 +154,8 @@ def solve(problem: TwoLayerProblem, d=None, initial: xr.Dataset | None = None,
         initial: `sims.initial_overlaps(problem, d, seeds)`: one curve per seed (dim seed).
             Its d is used when d is None.
         limit: the d -> infinity ODE (a1_limit, a2_limit). With neither d nor initial it
-            starts from Q = P = I, M = 0, where it stays on the symmetric plateau (M = 0 is
-            invariant).
+            starts from Q = P = I, M = 0, a symmetric point: the ODE keeps all students
+            alike (M_jr all equal) and never leaves the symmetric plateau.
         times: recorded times (ascending, from 0); default `sims.two_layer.time_grid`.
         rtol, atol: local error tolerances of the Dormand-Prince step control.
 

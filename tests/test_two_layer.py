@@ -1,0 +1,229 @@
+"""Two-layer networks under online SGD (docs/theory.md §8): the problem, the closed-form
+integrals, the simulator and the Saad-Solla ODEs."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import dmft
+import sims
+from sims.two_layer import (TwoLayerProblem, activation, activation_derivative, i2, i3, i4, j2,
+                            population_risk, regime, time_grid)
+
+
+def _random_covariance(rng, n, scale=1.5):
+    """A random positive definite covariance with varied diagonal and correlations."""
+    a = rng.standard_normal((n, n + 2)) * rng.uniform(0.3, scale, (n, 1))
+    return a @ a.T / (n + 2)
+
+
+def _mean_and_sem(samples):
+    return samples.mean(), samples.std() / math.sqrt(samples.size)
+
+
+# --- closed forms ------------------------------------------------------------------------
+
+def test_closed_form_integrals_match_monte_carlo():
+    """I2, I3, I4, J2 against 2e6 Gaussian samples, distinct and repeated indices (§8.3)."""
+    rng = np.random.default_rng(21)
+    C = _random_covariance(rng, 4)
+    h = rng.multivariate_normal(np.zeros(4), C, size=2_000_000).T
+    g, dg = activation(h), activation_derivative(h)
+    cases = [  # (closed form, samples)
+        (i2(C[0, 0], C[1, 1], C[0, 1]), g[0] * g[1]),
+        (i2(C[2, 2], C[2, 2], C[2, 2]), g[2] * g[2]),
+        (i3(C[0, 0], C[2, 2], C[0, 1], C[0, 2], C[1, 2]), dg[0] * h[1] * g[2]),
+        (i3(C[0, 0], C[0, 0], C[0, 0], C[0, 0], C[0, 0]), dg[0] * h[0] * g[0]),
+        (i4(C[0, 0], C[1, 1], C[2, 2], C[3, 3], C[0, 1], C[0, 2], C[0, 3], C[1, 2], C[1, 3],
+            C[2, 3]), dg[0] * dg[1] * g[2] * g[3]),
+        (i4(C[0, 0], C[0, 0], C[1, 1], C[1, 1], C[0, 0], C[0, 1], C[0, 1], C[0, 1], C[0, 1],
+            C[1, 1]), dg[0] ** 2 * g[1] ** 2),
+        (i4(C[0, 0], C[1, 1], C[0, 0], C[2, 2], C[0, 1], C[0, 0], C[0, 2], C[0, 1], C[1, 2],
+            C[0, 2]), dg[0] * dg[1] * g[0] * g[2]),
+        (j2(C[1, 1], C[3, 3], C[1, 3]), dg[1] * dg[3]),
+        (j2(C[1, 1], C[1, 1], C[1, 1]), dg[1] ** 2),
+    ]
+    for exact, samples in cases:
+        mean, sem = _mean_and_sem(samples)
+        assert abs(exact - mean) < 4.5 * sem, (exact, mean, sem)
+
+
+def test_population_risk_closed_forms():
+    """eps = (1/k + 1/p)/6 at Q = P = I, M = 0, and eps = E(f* - f)^2/2 by Monte Carlo (§8.4)."""
+    for p, k in [(8, 4), (2, 2), (5, 3)]:
+        assert population_risk(np.eye(p), np.zeros((p, k)), np.eye(k)) == pytest.approx(
+            (1 / k + 1 / p) / 6, rel=1e-14)
+    rng = np.random.default_rng(5)
+    p, k = 3, 2
+    omega = _random_covariance(rng, p + k, scale=1.0)
+    h = rng.multivariate_normal(np.zeros(p + k), omega, size=2_000_000)
+    samples = 0.5 * (activation(h[:, p:]).mean(1) - activation(h[:, :p]).mean(1)) ** 2
+    mean, sem = _mean_and_sem(samples)
+    exact = population_risk(omega[:p, :p], omega[:p, p:], omega[p:, p:])
+    assert abs(exact - mean) < 4.5 * sem
+
+
+# --- the problem ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kappa, delta, expected, theta", [
+    (0.0, 0.5, "green", 0.5), (0.5, -0.25, "green", 0.25), (0.0, 0.0, "blue", 0.0),
+    (0.5, -0.5, "blue", 0.0), (0.0, -0.375, "orange", -0.75), (1.0, -1.2, "red", -0.4)])
+def test_regimes_time_exponents_and_coefficients(kappa, delta, expected, theta):
+    problem = TwoLayerProblem(p=4, k=2, gamma0=3.0, lr_exponent=delta, width_exponent=kappa)
+    assert problem.regime == expected == regime(kappa, delta)
+    assert problem.theta == pytest.approx(theta)
+    assert problem.outside_theorem == (expected == "red")
+    # the finite-d coefficients tend to the limit ones: a1 d^theta eta, a2 = d^theta eta^2
+    d = 1e12
+    assert problem.a1(d) == pytest.approx(problem.a1_limit, abs=1e-2)
+    assert problem.a2(d) == pytest.approx(problem.a2_limit, abs=1e-2)
+    assert problem.a2(1000) == pytest.approx(problem.a1(1000) * problem.eta(1000))
+    assert problem.steps_per_time(100) == pytest.approx(100 ** (1 + theta))
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("p", 0, "p must be an integer >= 1"), ("k", 2.0, "k must be an integer >= 1"),
+    ("noise", -1e-3, "noise must be >= 0"), ("gamma0", 0.0, "gamma0 must be > 0"),
+    ("t_max", math.inf, "t_max must be > 0"), ("width_exponent", -0.5, "width_exponent"),
+    ("lr_exponent", -0.5, "lr_exponent must be > -(kappa + 1/2)"),
+    ("teacher", "random", "teacher must be one of")])
+def test_bad_problem_fields_are_refused_by_name(field, value, words):
+    with pytest.raises(ValueError, match=rf"TwoLayerProblem\.{field} = .*{re.escape(words)}"):
+        TwoLayerProblem(**{field: value})
+
+
+def test_bad_simulate_and_solve_arguments():
+    problem = TwoLayerProblem(p=2, k=2, t_max=1.0)
+    with pytest.raises(ValueError, match="method = 'fast' .* one of"):
+        sims.simulate(problem, 50, 2, method="fast")
+    with pytest.raises(ValueError, match=r"d = 4 is not allowed: .* > p \+ k = 4"):
+        sims.simulate(problem, 4, 2)
+    with pytest.raises(ValueError, match="seeds = .* distinct"):
+        sims.simulate(problem, 50, [1, 1])
+    with pytest.raises(ValueError, match="d = None is not allowed with limit=False"):
+        dmft.solve(problem)
+    with pytest.raises(ValueError, match="times = .* ascending array from 0"):
+        dmft.solve(problem, d=50, times=[1.0, 2.0])
+
+
+# --- simulations ---------------------------------------------------------------------------
+
+def test_simulation_layout_overlaps_and_reproducibility():
+    """Dims, initial overlaps, the risk from the overlaps, and seed s's numbers whatever the
+    other seeds or dimensions in the call."""
+    problem = TwoLayerProblem(p=3, k=2, gamma0=3.0, t_max=5.0, teacher="gaussian")
+    both = sims.simulate(problem, [40, 60], [0, 3], n_times=9)
+    alone = sims.simulate(problem, 60, [3], n_times=9)
+    assert both.risk.dims == ("d", "seed", "time") and both.Q.shape == (2, 2, 9, 3, 3)
+    assert both.M.dims == ("d", "seed", "time", "student", "teacher")
+    in_both = both.sel(d=60, seed=[3]).swap_dims(time="step")
+    common = np.intersect1d(in_both.step, alone.step)
+    assert len(common) >= 3
+    np.testing.assert_array_equal(in_both.Q.sel(step=common),
+                                  alone.swap_dims(time="step").Q.sel(step=common))
+    start = sims.initial_overlaps(problem, 60, [3])
+    np.testing.assert_array_equal(alone.Q.isel(time=0), start.Q)
+    np.testing.assert_array_equal(alone.P, start.P)
+    assert np.allclose(np.diagonal(start.Q, axis1=1, axis2=2), 1.0)
+    assert np.allclose(alone.risk, population_risk(alone.Q, alone.M, alone.P))
+    np.testing.assert_array_equal(alone.step, np.rint(alone.time * 60))
+    orthonormal = sims.initial_overlaps(problem.replace(teacher="orthonormal"), 60, 2)
+    assert np.allclose(orthonormal.P, np.eye(2), atol=1e-12)
+
+
+def test_gram_and_full_agree_in_law():
+    """Mean risk and mean overlaps of the two methods within their standard errors (§8.5)."""
+    problem = TwoLayerProblem(p=2, k=2, gamma0=2.0, noise=1e-2, t_max=15.0)
+    gram = sims.simulate(problem, 40, 48, method="gram", n_times=6)
+    full = sims.simulate(problem, 40, 48, method="full", n_times=6)
+    np.testing.assert_array_equal(gram.Q.isel(time=0), full.Q.isel(time=0))  # same start
+    assert not np.allclose(gram.risk.isel(time=-1), full.risk.isel(time=-1))  # other noise
+    for name in ("risk", "M", "Q"):
+        a, b = gram[name].isel(time=slice(1, None)), full[name].isel(time=slice(1, None))
+        sem = np.hypot(a.std("seed"), b.std("seed")) / math.sqrt(a.sizes["seed"])
+        z = np.abs(a.mean("seed") - b.mean("seed")) / sem
+        assert float(z.max()) < 4.5, (name, float(z.max()))
+
+
+# --- ODEs ----------------------------------------------------------------------------------
+
+def test_limit_ode_floor_matches_the_authors_notebook():
+    """Saad-Solla point p = 8, k = 4, Delta = 1e-3, eta = 1: eps(t = 1e4) = 1.1468e-4 in the
+    authors' notebook (their random start); the floor does not depend on the start."""
+    problem = TwoLayerProblem(p=8, k=4, noise=1e-3, gamma0=8.0, t_max=1e4)
+    ode = dmft.solve(problem, d=1000, limit=True, n_times=3)
+    assert ode.risk.isel(seed=0, time=-1).item() == pytest.approx(1.1468e-4, rel=0.01)
+
+
+def test_ode_step_control_converges():
+    """Tightening the local tolerance by 1e3 changes the risk by far less than it."""
+    problem = TwoLayerProblem(p=3, k=2, gamma0=3.0, noise=1e-3, t_max=300.0)
+    loose = dmft.solve(problem, d=200, rtol=1e-6, atol=1e-9, n_times=31)
+    tight = dmft.solve(problem, d=200, rtol=1e-9, atol=1e-12, n_times=31)
+    assert np.allclose(loose.risk, tight.risk, rtol=1e-4, atol=1e-10)
+
+
+def test_limit_ode_region_behaviour():
+    """Green: risk -> 0; orange: M frozen, Q grows, risk rises; blue: noise floor; from the
+    symmetric start (no d) the overlaps stay symmetric and the risk stays on the plateau."""
+    base = TwoLayerProblem(p=2, k=2, gamma0=2.0, noise=1e-3, t_max=1e3)
+    start = sims.initial_overlaps(base, 1000, 1)
+    green = dmft.solve(base.replace(lr_exponent=0.5), initial=start, limit=True, n_times=5)
+    assert green.risk[0, -1].item() < 1e-8 < green.risk[0, 0].item()
+    orange = dmft.solve(base.replace(lr_exponent=-0.375), initial=start, limit=True, n_times=5)
+    np.testing.assert_array_equal(orange.M.isel(time=-1), start.M)
+    assert np.all(np.diff(orange.risk.values[0]) > 0)
+    assert float(orange.Q.isel(time=-1).max()) > 10.0
+    blue = dmft.solve(base, initial=start, limit=True, n_times=5)
+    assert 1e-5 < blue.risk[0, -1].item() < 1e-3
+    symmetric = dmft.solve(base.replace(t_max=100.0), limit=True, n_times=5)  # roundoff
+    # grows out of the unstable symmetric plateau only later
+    M, Q = symmetric.M.values[0], symmetric.Q.values[0]
+    assert np.ptp(M, axis=(1, 2)).max() < 1e-12 < M[-1, 0, 0]
+    assert np.ptp(np.diagonal(Q, axis1=1, axis2=2), axis=1).max() < 1e-12
+    assert symmetric.risk[0, -1].item() > 10 * blue.risk[0, -1].item()
+
+
+@pytest.mark.slow
+def test_seed_paired_ode_against_simulations():
+    """Blue line, Delta = 1e-3, eta = 1, d = 500: the seed-mean simulation against the
+    seed-paired finite-d ODE on the plateau and on the floor (within sem), and the escape
+    times by their paired differences (docs/theory.md §8.6)."""
+    problem = TwoLayerProblem(p=4, k=2, gamma0=4.0, noise=1e-3, t_max=400.0)
+    seeds = 24
+    sim = sims.simulate(problem, 500, seeds, n_times=161)
+    ode = dmft.solve(problem, initial=sims.initial_overlaps(problem, 500, seeds),
+                     times=sim.time.values)
+    for t in (0.5, 20.0, 60.0, 400.0):  # descent, plateau, plateau, floor
+        a, b = sim.risk.sel(time=t, method="nearest"), ode.risk.sel(time=t, method="nearest")
+        sem = float(a.std()) / math.sqrt(seeds)
+        assert abs(float(a.mean() - b.mean())) < 4 * sem, t
+    plateau = float(ode.risk.sel(time=20.0, method="nearest").median())
+    escape_sim, escape_ode = (_crossing_times(ds, plateau / 3) for ds in (sim, ode))
+    paired = escape_sim - escape_ode
+    assert np.all(np.isfinite(paired))
+    assert abs(paired.mean()) < 4 * paired.std() / math.sqrt(seeds)
+
+
+def _crossing_times(ds, level) -> np.ndarray:
+    """Per seed, the first time the risk falls below level (log-linear interpolation)."""
+    times, risk = ds.time.values, ds.risk.values
+    out = np.full(len(risk), np.nan)
+    for s, curve in enumerate(risk):
+        below = np.flatnonzero(curve < level)
+        if below.size and below[0] > 0:
+            i = below[0]
+            fraction = np.log(curve[i - 1] / level) / np.log(curve[i - 1] / curve[i])
+            out[s] = times[i - 1] + fraction * (times[i] - times[i - 1])
+    return out
+
+
+def test_time_grid_and_dispatch():
+    problem = TwoLayerProblem(p=2, k=2, t_max=10.0, lr_exponent=0.5)
+    grid = time_grid(problem, [100, 400], 5)
+    assert grid[0] == 0 and grid[1] == pytest.approx(1 / 100 ** 1.5) and grid[-1] == 10.0
+    assert isinstance(dmft.solve(problem, d=100, n_times=3), xr.Dataset)
+    assert sims.simulate(problem, 30, 1, n_times=3).attrs["model"] == "two_layer"
