@@ -297,9 +297,10 @@ NOT_IN_CONFIG = ("problem", "d", "resume_from", "initial_magnetizations")
 
 
 def dmft_keywords() -> dict:
-    """{keyword: default} of dmft.solve that a config may set."""
-    import dmft
-    params = inspect.signature(dmft.solve).parameters
+    """{keyword: default} of dmft.solve (of a mixture problem, dmft.api.solve) that a config
+    may set."""
+    from dmft.api import solve
+    params = inspect.signature(solve).parameters
     return {n: p.default for n, p in params.items() if n not in NOT_IN_CONFIG
             and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
