@@ -343,6 +343,21 @@ def store_matches(path, layout: Layout) -> bool:
     return attrs is not None and attrs.get("spec_hash") == layout.spec_hash
 
 
+def stale_stores(results, specs: dict) -> list[str]:
+    """Stores under `results` that no spec of the config makes: the solver was removed
+    from its experiment, or the experiment from the config (Snakemake names them; the
+    analysis never opens them with the current ones, analysis.store.open_experiment)."""
+    out = []
+    for store in sorted(Path(results).glob("*/*.zarr")):
+        spec = specs.get(store.parent.name)
+        solver = store.name[:-len(".zarr")]
+        if solver in ("sims", "dmft") and (spec is None or getattr(spec, solver) is None):
+            why = ("experiment not in the config" if spec is None
+                   else f"no '{solver}' section in the experiment")
+            out.append(f"{store} ({why})")
+    return out
+
+
 def read_attrs(path) -> dict | None:
     """The store's root attributes (consolidated, else .zattrs), None if unreadable."""
     for name, pick in ((".zmetadata", lambda m: m["metadata"][".zattrs"]), (".zattrs", dict)):

@@ -11,6 +11,7 @@ from pathlib import Path
 from workflow.config import (ConfigError, load_config, resolve_config,
                              spec_text, stable_hash)
 from workflow.plan import plan_store
+from workflow.store import stale_stores
 
 try:  # --configfile replaces the default; --config key=value overrides on top
     _config = resolve_config(workflow.config_settings.configfiles,
@@ -33,6 +34,12 @@ RETRY_FAILED = config.get("retry_failed", False) is True
 SPECS = {(name, solver): (f"{stable_hash(spec_text(spec, solver)):016x}", spec_text(spec, solver))
          for name, spec in EXPERIMENTS.items() for solver in ("sims", "dmft")
          if getattr(spec, solver) is not None}
+
+if workflow.is_main_process:
+    for _store in stale_stores(RESULTS, EXPERIMENTS):
+        print(f"warning: stale store {_store}: made by an earlier config, not used; "
+              "open_experiment does not open it with the current stores; delete it if it "
+              "is not needed", file=sys.stderr)
 
 
 wildcard_constraints:
