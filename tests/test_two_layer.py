@@ -227,3 +227,25 @@ def test_time_grid_and_dispatch():
     assert grid[0] == 0 and grid[1] == pytest.approx(1 / 100 ** 1.5) and grid[-1] == 10.0
     assert isinstance(dmft.solve(problem, d=100, n_times=3), xr.Dataset)
     assert sims.simulate(problem, 30, 1, n_times=3).attrs["model"] == "two_layer"
+
+
+# --- analysis ------------------------------------------------------------------------------
+
+def test_phase_diagram_reads_the_region_off_the_limit_ode():
+    """analysis.two_layer.classify_ode names the region of limit-ODE curves at points of
+    known region (p = k = 2); the figure config builds valid problems of the named regions."""
+    from analysis.two_layer import CONFIG, classify_ode
+    from workflow.config import read_yaml
+    base = TwoLayerProblem(p=2, k=2, noise=1e-3, gamma0=2.0, t_max=1e4)
+    start = sims.initial_overlaps(base, 1000, [0])
+    for kappa, delta, expected in [(0.0, 0.5, "green"), (0.25, -0.25, "blue"),
+                                   (0.0, -0.375, "orange"), (0.5, 0.0, "green")]:
+        problem = base.replace(width_exponent=kappa, lr_exponent=delta)
+        assert problem.regime == expected
+        ode = dmft.solve(problem, initial=start, limit=True, n_times=21)
+        assert classify_ode(ode) == expected, (kappa, delta)
+    regions = read_yaml(CONFIG)["figures"]["regions"]
+    for name, delta in regions["lr_exponents"].items():
+        problem = TwoLayerProblem(**regions["problem"]).replace(
+            width_exponent=regions["width_exponent"], lr_exponent=delta)
+        assert problem.regime == name
