@@ -22,8 +22,8 @@ import numba
 import numpy as np
 import xarray as xr
 
-from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, _attrs, i3, i4, initial_overlaps,
-                            j2, population_risk, time_grid)
+from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, curves_dataset, i3, i4,
+                            initial_overlaps, j2, time_grid)
 
 RTOL, ATOL = 1e-9, 1e-12  # default local error tolerances of the integrator
 _MAX_STEPS = 50_000_000
@@ -220,13 +220,6 @@ def _dataset(problem, initial, curves, diverged_at, times, d, limit, a1, a2, rto
     seeds = initial.seed.values
     Q = curves[..., :p * p].reshape(len(seeds), len(times), p, p)
     M = curves[..., p * p:].reshape(len(seeds), len(times), p, k)
-    P = initial.P.values
-    return xr.Dataset(
-        {"risk": (("seed", "time"), population_risk(Q, M, P[:, None])),
-         "Q": (("seed", "time", "student", "student2"), Q),
-         "M": (("seed", "time", "student", "teacher"), M),
-         "P": (("seed", "teacher", "teacher2"), P),
-         "diverged_at": (("seed",), diverged_at)},
-        coords={"seed": seeds, "time": times},
-        attrs={**_attrs(problem), "d": "inf" if d is None else d, "limit": int(limit),
-               "a1": a1, "a2": a2, "rtol": rtol, "atol": atol, "solver": "dmft.two_layer"})
+    ds = curves_dataset(problem, Q, M, initial.P.values, diverged_at, seeds, times)
+    return ds.assign_attrs(d="inf" if d is None else d, limit=int(limit), a1=a1, a2=a2,
+                           rtol=rtol, atol=atol, solver="dmft.two_layer")

@@ -504,13 +504,21 @@ def _simulate_one_d(problem, d, seeds, method, times, entropy) -> xr.Dataset:
 def _records_dataset(problem, d, seeds, times, steps, records, diverged_at, method,
                      entropy) -> xr.Dataset:
     p = problem.p
-    Q, M, P = records[..., :p, :p], records[..., :p, p:], records[:, 0, p:, p:]
+    ds = curves_dataset(problem, records[..., :p, :p], records[..., :p, p:],
+                        records[:, 0, p:, p:], diverged_at, seeds, times)
+    return ds.assign_coords(step=("time", steps)).assign_attrs(
+        d=d, method=method, entropy=entropy, eta=problem.eta(d), a1=problem.a1(d),
+        a2=problem.a2(d))
+
+
+def curves_dataset(problem: TwoLayerProblem, Q, M, P, diverged_at, seeds, times) -> xr.Dataset:
+    """The layout shared by `simulate` and `dmft.solve`: risk (seed, time) from the overlaps
+    (§8.4), Q (seed, time, student, student2), M (seed, time, student, teacher), P (seed,
+    teacher, teacher2), diverged_at (seed,); the problem's fields and region as attrs."""
     return xr.Dataset(
         {"risk": (("seed", "time"), population_risk(Q, M, P[:, None])),
          "Q": (("seed", "time", "student", "student2"), Q),
          "M": (("seed", "time", "student", "teacher"), M),
          "P": (("seed", "teacher", "teacher2"), P),
          "diverged_at": (("seed",), diverged_at)},
-        coords={"seed": seeds, "time": times, "step": ("time", steps)},
-        attrs={"d": d, "method": method, "entropy": entropy, "eta": problem.eta(d),
-               "a1": problem.a1(d), "a2": problem.a2(d), **_attrs(problem)})
+        coords={"seed": seeds, "time": times}, attrs=_attrs(problem))
