@@ -20,6 +20,7 @@ process (measured peak RSS 0.52 GB and 4.2 GB for these two, estimated 0.69 GB a
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -32,6 +33,11 @@ S_SAMPLE_STEP = 5.5e-7  # s per sample and step
 S_ENTRY = 7.0e-10       # s per history or response-path entry read
 S_SQUARE = 3.0e-10      # s per G K^3
 PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded
+# Spread over groups of gen_error(t = 100) of two-cluster GD (alpha = 2, Delta = 0.5, lam = 0,
+# eta = 0.2), groups of 4000 samples with 1000 of them carrying response paths (measured
+# over 16 groups; the largest spread of the benchmark cases, benchmarks/bench_dmft_precision.py)
+GROUP_SPREAD = 0.0031
+RESPONSE_REFERENCE = 1000
 
 
 def response_work(window, n_steps: int) -> float:
@@ -41,8 +47,12 @@ def response_work(window, n_steps: int) -> float:
     return float((length * (length + 1) / 2).sum())
 
 
-def estimate_cost(problem: Problem, **settings) -> dict:
-    """{"seconds": CPU seconds, "bytes": peak} of `dmft.solve(problem, **settings)`."""
+def estimate_cost(problem: Problem, *, target_error=None, cost_limit=None, **settings) -> dict:
+    """{"seconds": CPU seconds, "bytes": peak} of `dmft.solve(problem, **settings)`.
+
+    With target_error (§5.8), the solve grown to it: `groups_for_target` groups per node
+    (at least the settings' own), at most what cost_limit allows; "groups" says how many.
+    """
     with warnings.catch_warnings():  # the problem warned of its clipped chain when built
         warnings.filterwarnings("ignore", "persistent-SGD deactivation probability")
         solver = Solver(problem.replace(t_max=problem.eta), **settings)
@@ -52,4 +62,20 @@ def estimate_cost(problem: Problem, **settings) -> dict:
     seconds = (S_SAMPLE_STEP * G * n * K + S_ENTRY * (G * n * K ** 2 / 2 + G * n_R * work)
                + S_SQUARE * G * K ** 3)
     held = solver.memory_estimate(K) * solver.nodes_per_batch(K) / len(solver.m0)
-    return dict(seconds=seconds, bytes=held + PROCESS_BYTES)
+    if target_error is None:
+        return dict(seconds=seconds, bytes=held + PROCESS_BYTES, groups=G)
+    replicas = solver.settings["n_replicas"]
+    grown = max(replicas, groups_for_target(solver, target_error))
+    if cost_limit is not None:
+        grown = max(replicas, min(grown, int(cost_limit / (seconds / replicas))))
+    return dict(seconds=seconds * grown / replicas, bytes=held + PROCESS_BYTES,
+                groups=G * grown // replicas)
+
+
+def groups_for_target(solver: Solver, target_error: float) -> int:
+    """Groups per node for a gen_error error of target_error, if the spread of one group
+    is GROUP_SPREAD at RESPONSE_REFERENCE response samples and its variance falls as 1 /
+    (response samples per group) (the M_R noise, §5.8); node average: error^2 =
+    sum_i w_i^2 spread^2 / groups."""
+    variance = GROUP_SPREAD ** 2 * RESPONSE_REFERENCE / solver.n_response
+    return math.ceil(variance * float((solver.node_weights ** 2).sum()) / target_error ** 2)

@@ -47,19 +47,34 @@ def _per_group(total: int, groups: int, name: str) -> int:
 
 
 DEFAULTS = dict(d=None, magnetization_nodes=8, initial_magnetizations=None, n_samples=None,
-                n_replicas=None, response_samples=1000, response_window=16, time_step=None,
+                n_replicas=None, response_samples="auto", response_window=16, time_step=None,
                 seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
+RESPONSE_PER_GROUP = 1000  # response samples per group of a one-node solve, "auto" (§5.8)
+RESPONSE_PER_NODE = 1000  # response samples per node (all replicas) of a node average, "auto"
 
 
 def _resolve_counts(settings: dict, nodes: int) -> None:
     """n_replicas None: 4 groups for one node, 2 per node when averaging over several
     initial magnetizations (the node average then combines 2 x nodes groups); n_samples
-    None: GROUP_SIZE samples per group."""
+    None: GROUP_SIZE samples per group; response_samples "auto": RESPONSE_PER_GROUP per
+    group for one node (the late-time error of gen_error is the M_R noise, docs/theory.md
+    §5.8), RESPONSE_PER_NODE per node for a node average."""
     if settings["n_replicas"] is None:
         settings["n_replicas"] = 4 if nodes == 1 else 2
     if settings["n_samples"] is None:
         settings["n_samples"] = GROUP_SIZE * settings["n_replicas"]
+    if settings["response_samples"] == "auto":
+        settings["response_samples"] = (RESPONSE_PER_GROUP * settings["n_replicas"]
+                                        if nodes == 1 else RESPONSE_PER_NODE)
+
+
+def _check_response_samples(value) -> None:
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"response_samples = {value!r} must be 'auto', None (every sample) "
+                         "or an integer >= 1")
 
 
 class Solver:
@@ -95,6 +110,7 @@ class Solver:
         if backend not in ("numba", "numpy"):
             raise ValueError(f"backend = {backend!r} must be 'numba' or 'numpy'")
         _check_window(settings["response_window"])
+        _check_response_samples(settings["response_samples"])
         self.problem = problem
         self.grid = _grid_problem(problem, settings["time_step"])
         self.settings = settings
@@ -136,8 +152,11 @@ class Solver:
                     else sampling.NodeStreams(seed, self.node_subset, self.settings["n_replicas"]))
         self._draw_inputs()
         self.h = math.sqrt(p.R) * self._initial_fields()
-        self.s = self.chain.initial(self._shared(
-            lambda shape: sampling.stratified_uniforms(self.rng, shape)))
+        if self._every_sample_selected():
+            self.s = np.ones((self.groups, self.n), dtype=bool)
+        else:
+            self.s = self.chain.initial(self._shared(
+                lambda shape: sampling.stratified_uniforms(self.rng, shape)))
         self.z_next = self._noise_draws()
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 
@@ -300,11 +319,16 @@ class Solver:
                            p.delta * q, eta)
         self._next_selection(k)
 
+    def _every_sample_selected(self) -> bool:
+        """GD: the chain keeps s = 1 (p01 = 1, p10 = 0), so it draws no uniforms."""
+        return bool(np.all(self.chain.p01 == 1) and np.all(self.chain.p10 == 0))
+
     def _next_selection(self, k: int):
         """Selection chain and noise normals of step k + 1; the pass is now at k + 1."""
         nb = sampling.draws_per_group(self.grid.model, self.n)
-        self.s = self.chain.step(self.s, self._shared(
-            lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
+        if not self._every_sample_selected():
+            self.s = self.chain.step(self.s, self._shared(
+                lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
         self.histories.record(k + 1, z=self._noise_draws())
         self.k = k + 1
 
