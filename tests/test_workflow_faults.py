@@ -178,14 +178,16 @@ def _marker(store: Path) -> Path:
 
 DAMAGE = {  # what is done to a finished store -> (file named in the log, units recomputed)
     "deleted chunk": (lambda s: _chunk(s, "gen_error").unlink(), "missing", 1),
-    "truncated chunk": (lambda s: _truncate(_chunk(s, "norm2")), "unreadable", 1),
+    "truncated chunk": (lambda s: _truncate(_chunk(s, "norm2")), "bytes instead of", 1),
     "truncated marker": (lambda s: _truncate(_marker(s)), "unreadable task marker", 1),
     "deleted metadata": (lambda s: (s / "gen_error" / ".zarray").unlink(),
-                         "restored from .zmetadata", 0),
+                         "rebuilt from the spec", 0),
     "truncated metadata": (lambda s: _truncate(s / "train_loss" / ".zattrs"),
-                           "restored from .zmetadata", 0),
+                           "rebuilt from the spec", 0),
     "truncated consolidated metadata": (lambda s: _truncate(s / ".zmetadata"),
-                                        "rebuilt from the arrays", 0),
+                                        "rebuilt from the spec", 0),
+    "corrupt root attributes": (lambda s: (s / ".zattrs").write_bytes(os.urandom(200)),
+                                "rebuilt from the spec", 0),
 }
 
 
@@ -216,7 +218,7 @@ def test_verify_names_the_damage_for_users(tmp_path, reference, capsys):
     chunk.unlink()
     assert cli_main(["verify", str(store)]) == 1
     out = capsys.readouterr().out
-    assert f"chunk {chunk} missing" in out and "--forcerun" in out
+    assert f"chunk {chunk} missing" in out and f"verify --repair {store}" in out
 
 
 # ------------------------------------------------------------------ read-only folder

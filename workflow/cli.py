@@ -6,8 +6,10 @@
     python -m workflow.cli plan CONFIG.yaml [--cores N] [--measured RESULTS]
         tasks, CPU time and peak memory per experiment and solver (workflow/plan.py); with
         --measured, next to what the runs in RESULTS took
-    python -m workflow.cli verify results/E/sims.zarr
-        check a store (metadata, markers, chunks, done); list failed runs; exit 1 if damaged
+    python -m workflow.cli verify results/E/sims.zarr [--full] [--repair]
+        check a store, reading only (metadata, markers, chunks against the manifest; --full
+        reads every chunk); list failed runs; exit 1 naming the damage. --repair rebuilds
+        damaged metadata from the spec and recomputes the damaged units
     python -m workflow.cli run SPEC.json --store results/E/sims.zarr --summary OUT.json
             [--threads N] [--scheduler local|sync|slurm|tcp://...] [--dask-config JSON]
             [--retry-failed]
@@ -36,8 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--measured", metavar="RESULTS",
                       help="add the measured CPU, wall time and peak memory of the runs in "
                            "this results folder, and the estimate over the measurement")
-    verify = sub.add_parser("verify", help="check a store and list its failed runs")
+    verify = sub.add_parser("verify", help="check a store (reading only) and list its failed "
+                                           "runs; --repair repairs it")
     verify.add_argument("store")
+    verify.add_argument("--full", action="store_true",
+                        help="read every chunk (default: only without a manifest)")
+    verify.add_argument("--repair", action="store_true",
+                        help="rebuild damaged metadata from the spec and recompute the "
+                             "damaged units (what the store job does)")
+    verify.add_argument("--threads", type=int, default=1, help="with --repair")
+    verify.add_argument("--scheduler", default="sync",
+                        help="with --repair: sync (in-process, default), local or an address")
     run = sub.add_parser("run", help="compute the missing part of one store")
     run.add_argument("spec", help="spec file written by the Snakefile (results/E/.spec/S-*.json)")
     run.add_argument("--store", required=True)
@@ -89,34 +100,77 @@ def _plan(args) -> int:
 
 
 def _verify(args) -> int:
+    """Check a store, reading only; exit 1 naming the damage. --repair repairs it (as its
+    store job does)."""
     from .execute import failure_lines
-    from .store import Layout, StoreError, read_attrs
-    from .verify import damaged_tasks, describe_damage, repair_metadata
-    attrs = read_attrs(args.store)
+    from .store import Layout, StoreError, TASKS_DIR, read_attrs
+    from .verify import damaged_tasks, describe_damage, manifest_damage, metadata_damage
+    store = args.store
+    if not os.path.isdir(store):
+        raise StoreError(f"{store}: no such store (a folder results/<experiment>/<solver>.zarr)")
+    if args.repair:
+        return _repair(args)
+    repair = (f"to repair: python -m workflow.cli verify --repair {store}, or rerun "
+              "snakemake (the store job repairs exactly what is damaged)")
+    meta = metadata_damage(store)
+    if meta:
+        print(f"{store}: damaged metadata (the store cannot be opened until it is rebuilt "
+              "from the spec)")
+        for rel, why in sorted(meta.items()):
+            print(f"  damaged: {os.path.join(store, rel)}: {why}")
+        print(repair)
+        return 1
+    attrs = read_attrs(store)
     if attrs is None or "config" not in attrs:
-        raise StoreError(f"{args.store}: not a store of this pipeline (no readable metadata)")
+        raise StoreError(f"{store}: not a store of this pipeline (no experiment config in "
+                         "its metadata)")
     layout = Layout(ExperimentSpec.from_dict(json.loads(attrs["config"])), attrs["solver"],
                     version=attrs.get("package_version"))
-    found, broken = repair_metadata(args.store)
-    for line in found:
-        print(f"repaired: {line}")
-    if broken:
-        raise StoreError(f"{broken}; rerun the store's job (snakemake --forcerun) to rebuild it")
-    records, damage = damaged_tasks(args.store, layout)
+    changed = manifest_damage(store)
+    if changed is None:
+        print(f"{store}: no manifest (its last store job did not finish, or the store is "
+              "older): every chunk is read")
+    coords = {rel: why for rel, why in (changed or {}).items()
+              if not rel.startswith(TASKS_DIR) and rel.split("/")[0] not in attrs["variables"]}
+    records, damage = damaged_tasks(store, layout, full=True if args.full else None)
     tasks = layout.units()
     missing = [t.key for t in tasks if t.key not in records and t.key not in damage]
     failures = [f for r in records.values() for f in r.get("failures", [])]
-    print(f"{args.store}: {len(records)} of {len(tasks)} units (point x d x seed batch) "
+    print(f"{store}: {len(records)} of {len(tasks)} units (point x d x seed batch) "
           f"complete and sound, "
           f"{len(damage)} damaged, {len(missing)} not computed, {len(failures)} failed runs")
+    for rel, why in sorted(coords.items()):
+        print(f"  damaged: {os.path.join(store, rel)} {why} since the store job")
     for line in describe_damage(damage):
         print(f"  damaged: {line}")
     for line in failure_lines(failures):
         print(f"  failed: {line}")
-    if damage or missing:
-        print(f"to compute what is damaged or missing: rerun its Snakemake job, e.g. "
-              f"snakemake --cores N --forcerun {os.path.splitext(args.store)[0]}.done.json")
+    if damage or coords:
+        print(repair)
         return 1
+    if missing:
+        print("to compute what is missing: rerun snakemake (or python -m workflow.cli "
+              f"verify --repair {store})")
+        return 1
+    return 0
+
+
+def _repair(args) -> int:
+    """Repair a store as its store job would: metadata rebuilt from the spec (the store's
+    own, else its spec file results/<experiment>/.spec/<solver>-*.json), damaged units
+    recomputed, the manifest rewritten."""
+    from .execute import run_experiment
+    from .store import StoreError
+    from .verify import store_spec
+    found = store_spec(args.store)
+    if found is None:
+        raise StoreError(f"{args.store}: no readable spec (neither in the store's metadata "
+                         "nor a spec file beside it in .spec/): cannot repair it; rerun its "
+                         "Snakemake job (snakemake --forcerun store)")
+    spec, solver = found
+    summary = run_experiment(spec, solver, args.store, threads=args.threads,
+                             scheduler=args.scheduler)
+    print(f"{args.store}: repaired; {summary['ran']} of {summary['units']} units computed")
     return 0
 
 

@@ -28,10 +28,11 @@ import numpy as np
 import xarray as xr
 
 from .config import ExperimentSpec
-from .store import (DIVERGED, ERROR, OK, STATUS_FLAGS, Layout, StoreError, Task,
+from .store import (DIVERGED, ERROR, OK, STATUS_FLAGS, TASKS_DIR, Layout, StoreError, Task,
                     check_writable, completed, create_store, finalize, forget_task,
-                    mark_done, markers, store_matches, write_point)
-from .verify import copy_runs, damaged_tasks, describe_damage, repair_metadata
+                    mark_done, markers, read_attrs, store_matches, write_point)
+from .verify import (copy_runs, damaged_tasks, describe_damage, forget_manifest,
+                     manifest_damage, metadata_damage, rebuild_metadata, write_manifest)
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "NUMBA_NUM_THREADS")
@@ -322,17 +323,16 @@ class PointsFailed(RuntimeError):
 
 def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
                   log=print) -> Layout:
-    """The store for this spec: made if missing; its metadata repaired if damaged; rebuilt
-    if the spec changed, keeping the runs whose identity did not (a grown experiment)."""
+    """The store for this spec: made if missing; its damaged metadata and coordinates
+    rebuilt from the spec; rebuilt if the spec changed, keeping the runs whose identity did
+    not (a grown experiment)."""
     layout = Layout(spec, solver)
     label = f"{spec.name}/{solver}"
     for orphan in Path(store_path).parent.glob(Path(store_path).name + ".tmp-*"):
         log(f"[{label}] removing {orphan}, left by an interrupted store creation")
         shutil.rmtree(orphan)
     if Path(store_path).exists():
-        found, broken = repair_metadata(store_path)
-        for line in found:
-            log(f"[{label}] store damaged: {line}")
+        broken = _repair_metadata(layout, store_path, log)
         if broken is None and store_matches(store_path, layout):
             return layout
         why = broken or "the experiment's spec (or the package version) changed"
@@ -346,6 +346,35 @@ def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
             log(f"[{label}] kept {len(copied)} units from the previous store (same runs, "
                 "copied bit for bit)")
 
+    create_store(store_path, layout, _probe(layout, log), fill=fill)
+    return layout
+
+
+def _repair_metadata(layout: Layout, store_path, log) -> str | None:
+    """Rebuild the store's damaged metadata files and coordinate chunks from the spec
+    (`verify.rebuild_metadata`), naming each in the log. Returns why the store must be
+    rebuilt instead (another spec, or arrays that are not this spec's), or None."""
+    label = f"{layout.spec.name}/{layout.solver}"
+    damage = metadata_damage(store_path)
+    changed = {rel: why for rel, why in (manifest_damage(store_path) or {}).items()
+               if not rel.startswith(TASKS_DIR)}
+    if not damage and not changed:
+        return None
+    attrs = read_attrs(store_path)
+    if attrs is not None and attrs.get("spec_hash") != layout.spec_hash:
+        return "the experiment's spec (or the package version) changed"
+    repaired, broken = rebuild_metadata(store_path, layout, _probe(layout, log), damage,
+                                        changed)
+    for rel in repaired:
+        why = damage.get(rel) or changed.get(rel) or "rebuilt"
+        log(f"[{label}] store damaged: {Path(store_path) / rel} {why}: rebuilt from the spec")
+    return broken
+
+
+def _probe(layout: Layout, log) -> xr.Dataset:
+    """A short run of the solver at the first point: the store's variables, dims, dtypes
+    and attributes (for its template); its new warnings are logged."""
+    label = f"{layout.spec.name}/{layout.solver}"
     first = layout.units()[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -358,9 +387,7 @@ def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
     if probe.result is None:
         raise StoreError(f"{label}: the solver failed on a short probe run of "
                          f"{layout.describe(first.points[0])}: {probe.reason}")
-    probe = probe.result
-    create_store(store_path, layout, _drop_coords(probe), fill=fill)
-    return layout
+    return _drop_coords(probe.result)
 
 
 def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: int = 1,
@@ -384,6 +411,7 @@ def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: in
     units = layout.units()
     todo = layout.batches(_units_to_run(store_path, layout, retry_failed, log))
     n_todo = sum(len(t.units) for t in todo)
+    forget_manifest(store_path)  # until rewritten below, the next job checks everything
     log(f"[{label}] {len(units)} units (point x d x seed batch), {len(units) - n_todo} already "
         f"done, {n_todo} to run in {len(todo)} tasks")
     interval = float(dask_cfg.get("progress_interval", 10))
@@ -394,12 +422,13 @@ def run_experiment(spec: ExperimentSpec, solver: str, store_path, *, threads: in
                  f"(task {t.key}): {e!r}" for t, e in errors]
         raise RuntimeError(f"{len(errors)} of {len(todo)} tasks of {label} could not run; the "
                            "others are saved, a rerun computes the rest:\n  " + "\n  ".join(lines))
-    records, damage = damaged_tasks(store_path, layout)
+    records, damage = damaged_tasks(store_path, layout, full=False)  # checked before the run
     missing = [t.key for t in units if t.key not in records]
     if missing or damage:
         raise StoreError(f"{label}: after the run, {len(missing)} units have no sound marker "
                          f"and data (e.g. {missing[:3]}); damage: {describe_damage(damage)[:3]}")
     extra = finalize(store_path, layout)
+    write_manifest(store_path)
     failures = [f for r in records.values() for f in r.get("failures", [])]
     new = [f for r in records.values() if r.get("run_id") == run_id for f in r.get("failures", [])]
     summary = dict(experiment=spec.name, solver=solver, store=store_path,

@@ -460,8 +460,8 @@ def finalize(path, layout: Layout) -> dict:
 
 def reconsolidate(path, attrs: dict) -> None:
     """Rewrite the root attrs and the consolidated metadata from the arrays' own files."""
-    with warnings.catch_warnings():  # the markers' folder is not a Zarr node: expected
-        warnings.filterwarnings("ignore", f"Object at {TASKS_DIR} is not recognized")
+    with warnings.catch_warnings():  # markers' folder, manifest: not Zarr nodes, expected
+        warnings.filterwarnings("ignore", r"Object at \.\S+ is not recognized")
         xr.Dataset(attrs=attrs).to_zarr(path, mode="a", consolidated=True)
 
 

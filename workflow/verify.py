@@ -1,23 +1,41 @@
 """Stores check themselves: metadata, markers and data agree, or we say what is damaged.
 
-`repair_metadata` restores a variable's metadata from the consolidated copy (or the
-consolidated copy from the variables'); `damaged_tasks` finds the completed tasks whose
-marker is unreadable or whose region lacks a chunk, holds an unreadable one, or is not
-marked done; `copy_runs` fills a new store (a grown experiment) with the runs of the old
-store that have the same identity (Layout.run_identity), so only what is new is computed.
+Checking only reads; repairing is the store job's (`execute.run_experiment`) or
+`python -m workflow.cli verify --repair`'s.
+
+* `metadata_damage`: every metadata file (.zgroup, .zattrs, .zarray, .zmetadata) readable
+  and equal to its consolidated copy; `rebuild_metadata` rewrites the damaged ones from
+  the spec (the store's template, `store.template`).
+* The manifest `<store>/.manifest.json`, written at the end of every store job: size,
+  modification time and CRC-32 of every file. `changed_files` compares sizes and times
+  only (one stat per file: the cheap check Snakemake runs before every run, well under a
+  second for 10^4 chunks); `manifest_damage` drops the files whose content is unchanged
+  (same size and checksum, e.g. a copy that did not keep the times).
+* `damaged_tasks` finds the completed units whose marker is unreadable, whose chunks are
+  missing or changed since the job (manifest), and, in a full check (no manifest, or
+  `verify --full`), whose chunks do not decode or are not marked done.
+* `copy_runs` fills a new store (a grown experiment) with the runs of the old store that
+  have the same identity (Layout.run_identity), so only what is new is computed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
+import zlib
 from pathlib import Path
 
 import xarray as xr
 
 from .config import ExperimentSpec
-from .store import (NOT_COMPUTED, RUN_VARIABLES, TASKS_DIR, Layout, StoreError, Task,
-                    reconsolidate,
-                    mark_done, markers, read_attrs, read_marker, write_point)
+from .store import (NOT_COMPUTED, RUN_VARIABLES, TASKS_DIR, ZARR_FORMAT, Layout, StoreError,
+                    Task, mark_done, markers, read_attrs, read_marker, reconsolidate, template,
+                    write_point)
+
+MANIFEST = ".manifest.json"
+ROOT_METADATA = (".zgroup", ".zattrs")
 
 
 def _json(file: Path):
@@ -27,56 +45,189 @@ def _json(file: Path):
         return None
 
 
-def repair_metadata(path) -> tuple[list[str], str | None]:
-    """Check every array's metadata; restore what the consolidated copy still has.
-
-    Returns (what was found and repaired, reason the store must be rebuilt or None).
-    """
+# ------------------------------------------------------------------------- metadata
+def metadata_damage(path) -> dict[str, str]:
+    """{metadata file (relative to the store): why it is damaged}; reads only. Every
+    array's .zarray/.zattrs and the root .zgroup/.zattrs must be readable JSON objects
+    equal to their copies in the consolidated .zmetadata, which must list every array."""
     path = Path(path)
-    attrs = read_attrs(path)
-    if attrs is None or "variables" not in attrs:
-        return [], f"{path}: root metadata (.zmetadata and .zattrs) missing or unreadable"
-    found = []
+    damage = {}
     meta = _json(path / ".zmetadata")
     meta = meta.get("metadata") if isinstance(meta, dict) else None
-    if meta is None:
-        found.append(f"{path / '.zmetadata'} missing or unreadable: rebuilt from the arrays")
-    arrays = set(attrs["variables"]) | {k.split("/")[0] for k in (meta or {})
-                                        if k.endswith("/.zarray")}
-    for name in sorted(arrays):
-        for part in (".zarray", ".zattrs"):
-            file = path / name / part
-            if _json(file) is not None:
-                continue
-            if meta and f"{name}/{part}" in meta:
-                file.parent.mkdir(exist_ok=True)
-                file.write_text(json.dumps(meta[f"{name}/{part}"], indent=4))
-                found.append(f"{file} missing or unreadable: restored from .zmetadata")
-            else:
-                return found, f"{file} missing or unreadable (no copy in .zmetadata)"
-    if found:
-        reconsolidate(path, attrs)
-    return found, None
+    if not isinstance(meta, dict):
+        damage[".zmetadata"] = "missing or unreadable"
+        meta = None
+    arrays = {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    arrays |= {key.split("/")[0] for key in meta or {} if key.endswith("/.zarray")}
+    for rel in [*ROOT_METADATA, *(f"{a}/{part}" for a in sorted(arrays)
+                                  for part in (".zarray", ".zattrs"))]:
+        value = _json(path / rel)
+        if not isinstance(value, dict):
+            damage[rel] = "missing or unreadable"
+        elif meta is not None and rel not in meta:
+            damage[".zmetadata"] = f"does not list {rel}"
+        elif meta is not None and meta[rel] != value:
+            damage[rel] = "differs from its copy in .zmetadata"
+    return damage
 
 
-def _chunk_file(path: Path, name: str, dims, region: dict) -> Path:
-    meta = json.loads((path / name / ".zarray").read_text())
-    index = [region[d].start // c if d in region else 0 for d, c in zip(dims, meta["chunks"])]
-    return path / name / meta.get("dimension_separator", ".").join(map(str, index))
-
-
-def check_task(path, ds: xr.Dataset, layout: Layout, task: Task, data: bool) -> str | None:
-    """Why a completed task's region is damaged, or None: chunks present and readable,
-    every run done and with a status."""
+def rebuild_metadata(path, layout: Layout, probe: xr.Dataset, damage: dict,
+                     changed: dict) -> tuple[list[str], str | None]:
+    """Rewrite from the spec the damaged metadata files (`damage`, `metadata_damage`) and
+    the coordinate chunks and metadata changed since the job (`changed`, relative paths):
+    the store's template is written aside and its files copied, then the root attributes
+    and the consolidated metadata are rewritten. Returns (the files rebuilt, why the store
+    cannot be repaired: its arrays are not those of this spec, or None)."""
     path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        made = template(layout, probe)
+        made.to_zarr(tmp, compute=False, mode="w", consolidated=True, zarr_format=ZARR_FORMAT)
+        rebuilt = set(made.coords) | set(ROOT_METADATA)
+        files = sorted(set(damage) | {rel for rel in changed if rel.split("/")[0] in rebuilt
+                                      or rel.rsplit("/", 1)[-1].startswith(".z")})
+        for rel in files:
+            if rel == ".zmetadata":
+                continue  # rewritten below
+            if not (tmp / rel).is_file():
+                return files, f"{path / rel}: not a file of a store of this spec"
+            (path / rel).parent.mkdir(exist_ok=True)
+            shutil.copy(tmp / rel, path / rel)
+        for zarray in sorted(tmp.glob("*/.zarray")):
+            ours, spec = _json(path / zarray.relative_to(tmp)), _json(zarray)
+            if ours is None or any(ours.get(k) != spec.get(k) for k in ("shape", "chunks",
+                                                                         "dtype")):
+                return files, f"{path / zarray.relative_to(tmp)} does not match the spec"
+        attrs = read_attrs(path)
+        if attrs is None or attrs.get("spec_hash") != layout.spec_hash:
+            attrs = made.attrs  # the finished job adds the solver attributes (finalize)
+        reconsolidate(path, attrs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return files, None
+
+
+# ------------------------------------------------------------------------- manifest
+def _files(path: Path) -> dict[str, os.stat_result]:
+    """{relative path: stat} of every file of the store but the manifest and temporaries."""
+    out, folders = {}, [(path, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, rel + "/"))
+                elif rel != MANIFEST and not entry.name.endswith(".tmp"):
+                    out[rel] = entry.stat(follow_symlinks=False)
+    return out
+
+
+def _checksum(file: Path) -> int:
+    return zlib.crc32(file.read_bytes())
+
+
+def write_manifest(path) -> None:
+    """Record [size, mtime_ns, CRC-32] of every file of the store (files whose size and
+    time are those of the previous manifest keep their checksum: not read again)."""
+    path = Path(path)
+    old = _manifest(path) or {}
+    entries = {}
+    for rel, stat in _files(path).items():
+        entry = [stat.st_size, stat.st_mtime_ns]
+        entries[rel] = old[rel] if old.get(rel, [])[:2] == entry else entry + [
+            _checksum(path / rel)]
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"files": entries}))
+    tmp.replace(path / MANIFEST)
+
+
+def forget_manifest(path) -> None:
+    """Remove the manifest (before a job writes into the store: until it is rewritten, the
+    next job checks the store completely)."""
+    (Path(path) / MANIFEST).unlink(missing_ok=True)
+
+
+def _manifest(path: Path) -> dict | None:
+    data = _json(path / MANIFEST)
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(v, list) and len(v) == 3 for v in files.values()):
+        return None
+    return files
+
+
+def changed_files(path) -> dict[str, str] | None:
+    """The cheap check: {file: what changed} since the store job, from sizes and
+    modification times only (one stat per file); None if there is no readable manifest."""
+    path = Path(path)
+    files = _manifest(path)
+    if files is None:
+        return None
+    now = _files(path)
+    out = {}
+    for rel, (size, mtime, _) in files.items():
+        stat = now.get(rel)
+        if stat is None:
+            out[rel] = "missing"
+        elif stat.st_size != size:
+            out[rel] = f"{stat.st_size} bytes instead of {size}"
+        elif stat.st_mtime_ns != mtime:
+            out[rel] = "modified"
+    return out
+
+
+def manifest_damage(path) -> dict[str, str] | None:
+    """{file: damage} of the files changed since the store job whose content changed (a
+    modified file of the same size counts if its checksum differs); None without a
+    manifest."""
+    path = Path(path)
+    changed = changed_files(path)
+    if not changed:
+        return changed
+    files = _manifest(path)
+    return {rel: ("content changed (checksum)" if why == "modified" else why)
+            for rel, why in changed.items()
+            if why != "modified" or _checksum(path / rel) != files[rel][2]}
+
+
+def _chunk_names(path: Path, ds: xr.Dataset) -> dict:
+    """{variable: (its dims, chunk sizes, dimension separator)} from the arrays' metadata."""
+    out = {}
+    for name, var in ds.data_vars.items():
+        meta = json.loads((path / name / ".zarray").read_text())
+        out[name] = (var.dims, meta["chunks"], meta.get("dimension_separator", "."))
+    return out
+
+
+def _chunk_file(chunking: tuple, name: str, region: dict) -> str:
+    """The chunk of variable `name` holding `region`, relative to the store."""
+    dims, chunks, separator = chunking
+    index = [region[d].start // c if d in region else 0 for d, c in zip(dims, chunks)]
+    return f"{name}/{separator.join(map(str, index))}"
+
+
+def check_task(path, ds: xr.Dataset, layout: Layout, task: Task, data: bool, *,
+               chunking: dict, changed: dict, full: bool) -> str | None:
+    """Why a completed task's region is damaged, or None: its markers and chunks not
+    changed since the job (`changed`, from the manifest), chunks present; in a `full`
+    check also readable, every run done and with a status."""
+    path = Path(path)
+    for rel in (r for r in changed if r.startswith(f"{TASKS_DIR}/{task.key}/")):
+        return f"task marker {path / rel} {changed[rel]} since the store job"
     for index in task.points:
         region = layout.region(task, index)
         for name, var in ds.data_vars.items():
             if not data and name not in RUN_VARIABLES:
                 continue  # a failed task wrote no data (status 2)
-            chunk = _chunk_file(path, name, var.dims, region)
+            rel = _chunk_file(chunking[name], name, region)
+            chunk = path / rel
+            if rel in changed:
+                return f"chunk {chunk} {changed[rel]} since the store job"
             if not chunk.exists():
                 return f"chunk {chunk} missing"
+            if not full:
+                continue
             try:
                 values = var.isel(region).values
             except Exception as err:  # any read error of a chunk is damage; named below
@@ -105,23 +256,49 @@ def completed_records(path) -> tuple[dict, dict]:
     return records, damage
 
 
-def damaged_tasks(path, layout: Layout) -> tuple[dict, dict]:
-    """({key: marker record} of sound completed tasks, {key: damage} of damaged ones)."""
+def damaged_tasks(path, layout: Layout, *, full: bool | None = None) -> tuple[dict, dict]:
+    """({key: marker record} of sound completed tasks, {key: damage} of damaged ones).
+
+    Markers are read, chunks are checked against the manifest and for presence; a `full`
+    check (by default when the store has no manifest) also reads every chunk."""
+    path = Path(path)
+    changed = manifest_damage(path)
+    full = changed is None if full is None else full
+    changed = changed or {}
     records, damage = completed_records(path)
     ds = xr.open_zarr(path, consolidated=True, chunks=None)
     missing = set(ds.attrs.get("variables", [])) - set(ds.data_vars)
     if missing:
         raise StoreError(f"{path}: variables {sorted(missing)} missing from the metadata")
+    chunking = _chunk_names(path, ds)
     for task in layout.units():
         if task.key not in records:
             continue
-        reason = check_task(path, ds, layout, task, records[task.key].get("data", True))
+        reason = check_task(path, ds, layout, task, records[task.key].get("data", True),
+                            chunking=chunking, changed=changed, full=full)
         if reason:
             damage[task.key] = reason
             del records[task.key]
     known = {t.key for t in layout.units()}
     return ({k: r for k, r in records.items() if k in known},
             {k: v for k, v in damage.items() if k in known})
+
+
+def store_spec(path) -> tuple[ExperimentSpec, str] | None:
+    """(spec, solver) a store was made for: from its metadata, else from its spec file
+    beside it (results/<experiment>/.spec/<solver>-*.json); None if neither is readable."""
+    path = Path(path)
+    attrs = read_attrs(path) or {}
+    solver = attrs.get("solver") or path.name.removesuffix(".zarr")
+    texts = [attrs["config"]] if isinstance(attrs.get("config"), str) else []
+    texts += [f.read_text() for f in sorted((path.parent / ".spec").glob(f"{solver}-*.json"))]
+    for text in texts:
+        try:
+            data = json.loads(text)
+            return ExperimentSpec.from_dict(data), data["solver"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 # ------------------------------------------------------------------------- growing
@@ -131,11 +308,11 @@ def copy_runs(old_path, new_path, layout: Layout, run_id: str) -> list[str]:
     attrs = read_attrs(old_path)
     if attrs is None or "status" not in attrs.get("variables", []) or "config" not in attrs:
         return []  # unreadable, or from before run identities: nothing to reuse
-    if repair_metadata(old_path)[1] is not None:
+    if metadata_damage(old_path):
         return []
     old = Layout(ExperimentSpec.from_dict(json.loads(attrs["config"])), layout.solver,
                  version=attrs.get("package_version"))
-    records, _ = damaged_tasks(old_path, old)
+    records, _ = damaged_tasks(old_path, old, full=True)
     cells, reasons = {}, {}
     for task in old.units():
         if task.key in records:

@@ -1,7 +1,9 @@
 # The config (read strictly, checked completely before anything runs), the spec files and
 # the store targets. A spec file results/<experiment>/.spec/<solver>-<hash>.json holds what
 # determines that store; its name carries its content hash, so it is written (by rule spec)
-# only when the content changes, and never on a dry run, --lint or --report.
+# only when the content changes, and never on a dry run, --lint or --report. Before every
+# run (dry runs too), finished stores are checked against their manifests
+# (mark_damaged_stores): a damaged store's completion file is removed, so its job reruns.
 import functools
 import json
 import os
@@ -12,6 +14,7 @@ from workflow.config import (ConfigError, load_config, resolve_config,
                              spec_text, stable_hash)
 from workflow.plan import plan_store
 from workflow.store import stale_stores
+from workflow.verify import changed_files
 
 try:  # --configfile replaces the default; --config key=value overrides on top
     _config = resolve_config(workflow.config_settings.configfiles,
@@ -35,7 +38,37 @@ SPECS = {(name, solver): (f"{stable_hash(spec_text(spec, solver)):016x}", spec_t
          for name, spec in EXPERIMENTS.items() for solver in ("sims", "dmft")
          if getattr(spec, solver) is not None}
 
+
+def spec_file(experiment, solver):
+    """The spec file of one store, named by the hash of its content."""
+    return f"{RESULTS}/{experiment}/.spec/{solver}-{SPECS[(experiment, solver)][0]}.json"
+
+
+def mark_damaged_stores():
+    """The cheap check before every run (sizes and times of a finished store's files
+    against its manifest, workflow.verify.changed_files; < 1 s for 10^4 chunks): the
+    completion file of a store changed since its job is removed (a false claim now), so
+    that Snakemake reruns that store job, which repairs exactly what is damaged. (Dating
+    it back would not do: Snakemake ignores a newer input whose checksum is unchanged.)"""
+    for experiment, solver in SPECS:
+        done = Path(f"{RESULTS}/{experiment}/{solver}.done.json")
+        store = Path(f"{RESULTS}/{experiment}/{solver}.zarr")
+        if not done.exists():
+            continue  # the store job runs anyway
+        changed = changed_files(store) if store.is_dir() else {"": "missing"}
+        if changed == {}:
+            continue
+        words = ("no manifest (an unfinished or older store job)" if changed is None else
+                 ", ".join(f"{rel or 'the store'} {why}" for rel, why in
+                           sorted(changed.items())[:3])
+                 + (f" and {len(changed) - 3} more" if len(changed) > 3 else ""))
+        print(f"store {store} changed since its job: {words}; {done} removed: its job "
+              "reruns and repairs it", file=sys.stderr)
+        done.unlink()
+
+
 if workflow.is_main_process:
+    mark_damaged_stores()
     for _store in stale_stores(RESULTS, EXPERIMENTS):
         print(f"warning: stale store {_store}: made by an earlier config, not used; "
               "open_experiment does not open it with the current stores; delete it if it "
@@ -50,11 +83,6 @@ wildcard_constraints:
 
 def experiments_with(solver):
     return [n for n, s in EXPERIMENTS.items() if getattr(s, solver) is not None]
-
-
-def spec_file(experiment, solver):
-    """The spec file of one store, named by the hash of its content."""
-    return f"{RESULTS}/{experiment}/.spec/{solver}-{SPECS[(experiment, solver)][0]}.json"
 
 
 def write_spec(path, text, log):
