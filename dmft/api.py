@@ -15,6 +15,7 @@ METHODS = ("causal", "iterative")
 
 def solve(problem: Problem, *, d=DEFAULTS["d"],
           magnetization_nodes=DEFAULTS["magnetization_nodes"],
+          magnetization_rule=DEFAULTS["magnetization_rule"],
           initial_magnetizations=DEFAULTS["initial_magnetizations"], method="causal",
           n_samples=DEFAULTS["n_samples"], n_replicas=DEFAULTS["n_replicas"],
           response_samples=DEFAULTS["response_samples"],
@@ -118,6 +119,7 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
         and `kernel_change`.
     """
     settings = dict(d=d, magnetization_nodes=magnetization_nodes,
+                    magnetization_rule=magnetization_rule,
                     initial_magnetizations=initial_magnetizations, n_samples=n_samples,
                     n_replicas=n_replicas, response_samples=response_samples,
                     response_window=response_window, time_step=time_step, seed=seed,

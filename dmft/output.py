@@ -12,9 +12,11 @@ import math
 
 import numpy as np
 import xarray as xr
+from scipy.special import gammaln
 
 from sims.datamodel import annotate, dataset_attrs
 from sims.problem import generalization_error
+from .magnetization import EscapeAverage, node_escape_times
 from .solver import Solver
 from .weight_side import correlation, propagator
 
@@ -114,32 +116,36 @@ def _pad(values: np.ndarray, valid: int, size: int, axes) -> np.ndarray:
     return out
 
 
-def _node_terms(values: np.ndarray, weights: np.ndarray, replicas: int, axis: int):
-    """Per node: weight w_i, replica mean xbar_i and squared standard error se_i^2.
+def _c4(n):
+    """c4(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2): E s = c4 sigma for n normal values
+    (n real: the Welch-Satterthwaite degrees of freedom plus one)."""
+    n = np.asarray(n, dtype=float)
+    return np.sqrt(2 / (n - 1)) * np.exp(gammaln(n / 2) - gammaln((n - 1) / 2))
 
-    The standard error is s / (c4 sqrt(R)): the sample standard deviation s of R replicas
-    underestimates sigma by the factor c4(R) = sqrt(2/(R-1)) Gamma(R/2) / Gamma((R-1)/2)
-    (0.92 for R = 4), which matters with few replicas. Returns (w, xbar, se^2) with the
-    node axis first and w shaped to broadcast.
+
+def node_average(values: np.ndarray, replicas: int):
+    """Mean and standard error of sum_j y_j from per-node replica values y (nodes, time,
+    replicas, ...) (docs/theory.md §5.1).
+
+    The variance is V = sum_j s_j^2 / R (s_j the replica standard deviation of node j), with
+    nu = V^2 / sum_j (s_j^2/R)^2 / (R - 1) degrees of freedom (Welch-Satterthwaite); the
+    error is sqrt(V) / c4(nu + 1), unbiased for a normal spread (for one node: s / (c4(R)
+    sqrt(R)); c4(4) = 0.92, c4(2) = 0.80).
     """
-    shape = values.shape[:axis] + (len(weights), replicas) + values.shape[axis + 1:]
-    values = np.moveaxis(values.reshape(shape), axis, 0)  # replicas stay at axis + 1
-    mean = values.mean(axis=axis + 1)
-    err2 = (values.std(axis=axis + 1, ddof=1) / (_c4(replicas) * np.sqrt(replicas))) ** 2
-    return weights.reshape((-1,) + (1,) * (mean.ndim - 1)), mean, err2
-
-
-def _c4(replicas: int) -> float:
-    return math.sqrt(2 / (replicas - 1)) * math.exp(
-        math.lgamma(replicas / 2) - math.lgamma((replicas - 1) / 2))
+    mean = values.mean(axis=2).sum(axis=0)
+    var = values.var(axis=2, ddof=1) / replicas
+    total = var.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dof = np.where(total > 0, total ** 2 / ((var ** 2).sum(axis=0) / (replicas - 1)), 1.0)
+    return mean, np.sqrt(total) / _c4(np.maximum(dof, 1.0) + 1)
 
 
 class NodeSums:
-    """Node-weighted sums of one solve's outputs (§5.7); solves of disjoint nodes add up.
+    """One solve's outputs per initial-magnetization node (§5.7); solves of disjoint nodes
+    add up (their nodes are joined).
 
-    For the curves x: sum_i w_i xbar_i (the node average, §6.6) and sum_i w_i^2 se_i^2 (its
-    squared Monte-Carlo error); for the matrices the node average only. Values after a
-    failure (§5.6) are NaN, so a sum over batches is NaN from the earliest failure on.
+    Curves: name -> (nodes, time, replicas[, level]); kernels (matrices): the node-weighted
+    sum. Values after a failure (§5.6) are NaN.
     """
 
     def __init__(self, solver: Solver):
@@ -148,21 +154,27 @@ class NodeSums:
         size = solver.target + 1
         valid = min(solver.k + 1, size if self.failure is None else self.failure[0])
         weights, replicas = solver.node_weights, solver.settings["n_replicas"]
+        nodes = len(weights)
+        self.m0, self.weights, self.index = solver.m0, weights, solver.node_subset
         self.curves = {}
         for name, values in {**curves, **level_curves}.items():
-            w, mean, err2 = _node_terms(_pad(values, valid, size, (0,)), weights, replicas, 1)
-            self.curves[name] = ((w * mean).sum(0), (w ** 2 * err2).sum(0))
+            values = _pad(values, valid, size, (0,))
+            values = values.reshape((size, nodes, replicas) + values.shape[2:])
+            self.curves[name] = np.moveaxis(values, 1, 0)
         self.matrices = {}
         for name, values in matrices.items():
-            w, mean, _ = _node_terms(_pad(values, valid, size, (1, 2)), weights, replicas, 0)
-            self.matrices[name] = (w * mean).sum(0)
+            values = _pad(values, valid, size, (1, 2)).reshape((nodes, replicas, size, size))
+            self.matrices[name] = np.einsum("j,jrkl->kl", weights, values) / replicas
         self.wall_time = solver.wall_time
         self.groups = solver.groups
         self.rescaled_rows = solver.cholesky.rescaled_rows
 
     def __add__(self, other: "NodeSums") -> "NodeSums":
         total = copy.copy(self)
-        total.curves = {name: tuple(a + b for a, b in zip(value, other.curves[name]))
+        join = lambda a, b: np.concatenate([a, b])  # noqa: E731
+        total.m0, total.weights = join(self.m0, other.m0), join(self.weights, other.weights)
+        total.index = join(self.index, other.index)
+        total.curves = {name: join(value, other.curves[name])
                         for name, value in self.curves.items()}
         total.matrices = {name: value + other.matrices[name]
                           for name, value in self.matrices.items()}
@@ -172,6 +184,35 @@ class NodeSums:
         total.groups = self.groups + other.groups
         total.rescaled_rows = self.rescaled_rows + other.rescaled_rows
         return total
+
+    def averages(self, solver: Solver, time: np.ndarray) -> tuple[dict, dict]:
+        """Per curve, the average over m0 and its Monte-Carlo error (§5.9, §6.6), and the
+        diagnostics of the escape rule (escape times of the nodes; empty otherwise).
+
+        The escape rule maps each node's replica curves by `EscapeAverage` (fixed shifts
+        from the nodes' mean |m|, so the replica spread of the mapped curves is the error);
+        a single node, given magnetizations, the Gauss rule or a failed solve use the plain
+        weighted sum.
+        """
+        replicas, order = solver.settings["n_replicas"], np.argsort(self.index)
+        curves, m0, weights = {k: v[order] for k, v in self.curves.items()}, \
+            self.m0[order], self.weights[order]
+        escape = (len(m0) > 1 and self.failure is None
+                  and solver.settings["magnetization_rule"] == "escape"
+                  and solver.settings["initial_magnetizations"] is None)
+        if escape:
+            x = m0 * math.sqrt(solver.settings["d"] / solver.problem.R)
+            tau, level = node_escape_times(x, time, curves["magnetization"].mean(axis=2))
+            average = EscapeAverage(x, time, tau)
+            mapped = {name: average.apply(values) for name, values in curves.items()}
+            diagnostics = dict(node_x=x.tolist(), node_escape_times=tau.tolist(),
+                               escape_magnetization=level)
+        else:
+            mapped = {name: weights.reshape((-1,) + (1,) * (values.ndim - 1)) * values
+                      for name, values in curves.items()}
+            diagnostics = {}
+        return {name: node_average(values, replicas) for name, values in mapped.items()}, \
+            diagnostics
 
 
 def to_dataset(solver: Solver, method: str, **diagnostics) -> xr.Dataset:
@@ -189,15 +230,17 @@ def assemble(sums: NodeSums, solver: Solver, method: str, **diagnostics) -> xr.D
     """
     replicas = solver.settings["n_replicas"]
     time = np.arange(solver.target + 1) * solver.grid.eta
+    averages, escape = sums.averages(solver, time)
     data = {}
     for name in CURVES + LEVEL_CURVES:
-        mean, err = sums.curves[name][0], np.sqrt(sums.curves[name][1])
+        mean, err = averages[name]
         dims = "time" if name in CURVES else ("level", "time")  # level curves: (time, level)
         data[name] = (dims, mean if name in CURVES else mean.T)
         data[f"{name}_mc_error"] = (dims, err if name in CURVES else err.T, dict(
             long_name=f"Monte-Carlo standard error of {name}", units="1",
-            description=f"standard error over {replicas} independent sample groups "
-                        "(s / (c4 sqrt(R)), docs/theory.md §5.1)"))
+            description=f"standard error over {replicas} independent sample groups per "
+                        "initial-magnetization node (Welch-Satterthwaite, docs/theory.md "
+                        "§5.1, §5.9)"))
     data["initial_response"] += (INITIAL_RESPONSE,)
     for name, attrs in MATRICES.items():
         data[name] = (("time", "time_prime"), sums.matrices[name], attrs)
@@ -209,7 +252,7 @@ def assemble(sums: NodeSums, solver: Solver, method: str, **diagnostics) -> xr.D
         n_samples=solver.n * replicas, samples_per_group=solver.n,
         response_samples_per_group=solver.n_response, groups=sums.groups,
         grid_eta=solver.grid.eta, noise_rows_rescaled=sums.rescaled_rows,
-        **_status(sums.failure, solver.grid.eta),
+        **_status(sums.failure, solver.grid.eta), **escape,
         **{f"setting_{k}": v for k, v in settings.items() if k not in ("n_samples",)},
         **diagnostics)
     return annotate(ds)

@@ -18,7 +18,7 @@ import numpy as np
 
 from sims.problem import Problem, SelectionChain, sample_loss, sample_loss_prime, \
     sample_loss_second, correct
-from . import response, sampling
+from . import magnetization, response, sampling
 from .history import Histories
 from .noise import NestedCholesky
 
@@ -46,7 +46,8 @@ def _per_group(total: int, groups: int, name: str) -> int:
     return n
 
 
-DEFAULTS = dict(d=None, magnetization_nodes=8, initial_magnetizations=None, n_samples=None,
+DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
+                initial_magnetizations=None, n_samples=None,
                 n_replicas=None, response_samples="auto", response_window=16, time_step=None,
                 seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
@@ -121,8 +122,9 @@ class Solver:
         if settings["initial_magnetizations"] is not None:  # a list in the attrs
             settings["initial_magnetizations"] = [float(m) for m in
                                                   np.ravel(settings["initial_magnetizations"])]
-        m0, weights = sampling.initial_magnetization_nodes(
-            problem.model, problem.R, d, nodes, settings["initial_magnetizations"])
+        m0, weights = magnetization.initial_magnetization_nodes(
+            problem.model, problem.R, d, nodes, settings["magnetization_rule"],
+            settings["initial_magnetizations"])
         self.rule_size = len(m0)
         self.node_subset = _node_subset(node_subset, self.rule_size)
         self.m0, self.node_weights = m0[self.node_subset], weights[self.node_subset]

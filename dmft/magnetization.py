@@ -1,0 +1,263 @@
+"""The average over the three-cluster initial magnetization (docs/theory.md §6.6, §5.9).
+
+At finite d the three-cluster dynamics starts from m0 = sqrt(R/d)|x|, x ~ N(0, 1), and the
+theory is the average of the solutions at fixed m0 over that law. The solution at m0 is
+computed at a few nodes x_1 < ... < x_J. During the escape from the symmetric point the
+curves are steps in log|x| (the escape time falls as -log|x| / gamma), so a weighted sum of
+node curves is a staircase. The default rule ("escape") instead interpolates between
+neighbouring nodes along the escape (§5.9): the curve at x between x_j and x_{j+1},
+u = log x, w = (u - u_j) / (u_{j+1} - u_j), escape time tau(x) = (1 - w) tau_j + w tau_{j+1},
+
+    f(t; x) = (1 - w) f_j(t - tau(x) + tau_j) + w f_{j+1}(t - tau(x) + tau_{j+1}),
+
+and integrates it over the half-normal law on a fine quadrature in x. The result is a fixed
+linear map of each node's curve (a weighted sum of its values at shifted times), so the
+replica spread of the mapped curves is its Monte-Carlo error, as for a plain node average.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf, erfinv
+
+RULES = ("escape", "gauss")
+TAIL = 0.002  # half-normal mass below the first and above the last node of the escape rule
+QUADRATURE = 1024  # points of the midpoint rule in the half-normal probability
+ESCAPE_LEVEL = 0.5  # a node escapes when its |m| first reaches this part of the largest |m|
+
+
+def half_normal_quantile(p):
+    """x with P(|z| <= x) = p for z ~ N(0, 1): sqrt(2) erfinv(p)."""
+    return math.sqrt(2) * erfinv(np.asarray(p, dtype=float))
+
+
+def initial_magnetization_nodes(model: str, R: float, d: float | None, nodes: int,
+                                rule: str = "escape", values=None):
+    """Initial magnetizations m0 and node weights for the finite-d average of §6.6.
+
+    Two-cluster: m0 = 0 (one node, `d` must be None). Three-cluster: m0 = sqrt(R/d) x at
+    the nodes x of `rule`: "escape" (default; nodes equally spaced in log x between the
+    half-normal quantiles TAIL and 1 - TAIL, averaged by `EscapeAverage`; the weights
+    returned are those of the same interpolation without shifts, used for the kernels) or
+    "gauss" (the Gauss rule of the half-normal law, `half_normal_rule`, a plain weighted
+    sum). d = inf gives the single node m0 = 0 (exact Z2 symmetry). `values`
+    (three-cluster, d None): these m0 instead (|m0|, equal weights), e.g. the m(0) of
+    simulation seeds.
+    """
+    if rule not in RULES:
+        raise ValueError(f"magnetization_rule = {rule!r} must be one of {RULES}")
+    if values is not None:
+        return _given_magnetizations(model, d, values)
+    if model == "two_cluster":
+        if d is not None:
+            raise ValueError("d sets the initial magnetization of the three-cluster model only "
+                             "(docs/theory.md §6.6); leave it None for model 'two_cluster'")
+        return np.zeros(1), np.ones(1)
+    if d is None:
+        raise ValueError("the three-cluster model needs d (finite-d initial magnetization "
+                         "m0 = sqrt(R/d)|x|, docs/theory.md §6.6); d = math.inf gives m0 = 0")
+    if math.isinf(d):
+        return np.zeros(1), np.ones(1)
+    if rule == "gauss" or nodes == 1:
+        x, w = half_normal_rule(nodes)
+    else:
+        x = escape_nodes(nodes)
+        w = _Quadrature(np.log(x)).unshifted_weights()
+    return math.sqrt(R / d) * x, w
+
+
+def _given_magnetizations(model: str, d, values):
+    if model != "three_cluster" or d is not None:
+        raise ValueError("initial_magnetizations replaces the law of m0 of the three-cluster "
+                         "model (docs/theory.md §6.6): give it with model 'three_cluster' and "
+                         f"d = None (got model {model!r}, d = {d!r})")
+    m0 = np.abs(np.asarray(values, dtype=float))
+    if m0.ndim != 1 or len(m0) == 0 or not np.isfinite(m0).all():
+        raise ValueError(f"initial_magnetizations = {values!r} must be a non-empty list of "
+                         "finite numbers")
+    return m0, np.full(len(m0), 1 / len(m0))
+
+
+def escape_nodes(nodes: int) -> np.ndarray:
+    """x_1 < ... < x_J equally spaced in log x from the TAIL to the 1 - TAIL quantile of
+    the half-normal law (§5.9): equal spacing in log x is equal spacing of escape times."""
+    ends = np.log(half_normal_quantile([TAIL, 1 - TAIL]))
+    return np.exp(np.linspace(ends[0], ends[1], nodes))
+
+
+def half_normal_rule(nodes: int):
+    """Gauss rule for E f(|x|), x ~ N(0, 1): exact for polynomials of |x| of degree < 2 nodes.
+
+    The observables depend on m0 ~ |x|, not on x^2, so the rule is built for the half-normal
+    density 2 phi(x) on [0, inf) (Stieltjes procedure on a 400-point Gauss-Legendre
+    discretization of [0, 14], then Golub-Welsch).
+    """
+    t, u = np.polynomial.legendre.leggauss(400)
+    x, dens = 7 * (t + 1), 7 * u * np.exp(-(7 * (t + 1)) ** 2 / 2) * math.sqrt(2 / math.pi)
+    alpha, beta = [], []
+    p_prev, p, norm_prev = np.zeros_like(x), np.ones_like(x), 1.0
+    for k in range(nodes):
+        norm = (dens * p * p).sum()
+        alpha.append((dens * x * p * p).sum() / norm)
+        beta.append(norm / norm_prev)
+        p_prev, p, norm_prev = p, (x - alpha[-1]) * p - (beta[-1] if k else 0) * p_prev, norm
+    off = np.sqrt(beta[1:])
+    values, vectors = np.linalg.eigh(np.diag(alpha) + np.diag(off, 1) + np.diag(off, -1))
+    return values, vectors[0] ** 2
+
+
+class _Quadrature:
+    """Midpoint rule in the half-normal probability, each point x_q placed between two
+    neighbouring nodes: bracket j_q (pair j, j+1) and affine weight w_q (w outside [0, 1]
+    below the first and above the last node: linear extrapolation in log x)."""
+
+    def __init__(self, log_nodes: np.ndarray):
+        p = (np.arange(QUADRATURE) + 0.5) / QUADRATURE
+        self.u = np.log(half_normal_quantile(p))
+        self.mass = np.full(QUADRATURE, 1 / QUADRATURE)
+        self.bracket = np.clip(np.searchsorted(log_nodes, self.u) - 1, 0, len(log_nodes) - 2)
+        low, high = log_nodes[self.bracket], log_nodes[self.bracket + 1]
+        self.w = (self.u - low) / (high - low)
+
+    def unshifted_weights(self) -> np.ndarray:
+        """Node weights of the same interpolation without time shifts (sum 1)."""
+        weights = np.zeros(self.bracket.max() + 2)
+        np.add.at(weights, self.bracket, self.mass * (1 - self.w))
+        np.add.at(weights, self.bracket + 1, self.mass * self.w)
+        return weights
+
+
+def escape_level(magnetization: np.ndarray) -> float:
+    """The |m| at which a node has escaped: ESCAPE_LEVEL times the largest |m| of all nodes."""
+    return ESCAPE_LEVEL * float(np.nanmax(magnetization))
+
+
+def escape_times(time: np.ndarray, magnetization: np.ndarray, level: float) -> np.ndarray:
+    """Per curve, the first time its |m| reaches `level` (linear interpolation between
+    steps); NaN for a curve that never does. magnetization: (curves, time)."""
+    tau = np.full(len(magnetization), np.nan)
+    if not level > 0:
+        return tau
+    for j, m in enumerate(magnetization):
+        above = np.flatnonzero(m >= level)
+        if above.size and above[0] > 0:
+            k = above[0]
+            tau[j] = time[k - 1] + (level - m[k - 1]) / (m[k] - m[k - 1]) * (time[k] - time[k - 1])
+        elif above.size:
+            tau[j] = time[0]
+    return tau
+
+
+def node_escape_times(x: np.ndarray, time: np.ndarray, magnetization: np.ndarray):
+    """(tau, level): escape times of every node (`escape_times` at `escape_level`, completed
+    by `_complete`) and the |m| level that defines them."""
+    level = escape_level(magnetization)
+    return _complete(np.log(x), escape_times(time, magnetization, level), time,
+                     magnetization), level
+
+
+def _complete(u: np.ndarray, tau: np.ndarray, time: np.ndarray,
+              magnetization: np.ndarray) -> np.ndarray:
+    """Escape times of every node: the measured ones, and for nodes that have not escaped by
+    the last time a linear extrapolation in log x along the escape (slope -1/gamma, from the
+    two smallest escaped nodes, or with one escaped node from the growth rate gamma of the
+    smallest node's |m| over the last tenth of the time). No node escaped, or no growth:
+    all equal (no shifts: plain interpolation in log x)."""
+    escaped = np.flatnonzero(np.isfinite(tau))
+    if escaped.size == 0:
+        return np.zeros_like(tau)
+    if escaped.size >= 2:
+        a, b = escaped[:2]
+        slope = (tau[a] - tau[b]) / (u[b] - u[a])
+    else:
+        m = magnetization[0]
+        start = int(0.9 * (len(time) - 1))
+        gamma = (math.log(m[-1]) - math.log(m[start])) / (time[-1] - time[start]) \
+            if m[start] > 0 and m[-1] > 0 else 0.0
+        if not gamma > 0:
+            return np.full_like(tau, tau[escaped[0]])
+        slope = 1 / gamma
+    first = escaped[0]
+    return np.where(np.isfinite(tau), tau, tau[first] + (u[first] - u) * slope)
+
+
+class EscapeAverage:
+    """The escape rule's average over m0 as one linear map per node (§5.9).
+
+    `operators[j]` is a (time, time) matrix A_j such that the average of a curve f over
+    the law of m0 is sum_j A_j f_j, f_j the curve at node j (any trailing dims). Row t of
+    A_j sums, over the quadrature points x_q bracketed by j, mass_q times the node's
+    interpolation weight times the linear-interpolation stencil of f_j at the shifted time
+    t - tau(x_q) + tau_j. Outside [0, t_max] a node curve is extended linearly with its end
+    slopes, so that a background drift common to neighbouring nodes cancels between them.
+    """
+
+    def __init__(self, x: np.ndarray, time: np.ndarray, tau: np.ndarray):
+        quadrature = _Quadrature(np.log(x))
+        self.tau = tau
+        tau_q = (1 - quadrature.w) * self.tau[quadrature.bracket] \
+            + quadrature.w * self.tau[quadrature.bracket + 1]
+        self.operators = np.zeros((len(x), len(time), len(time)))
+        for side, weight in ((0, 1 - quadrature.w), (1, quadrature.w)):
+            node = quadrature.bracket + side
+            shift = tau_q - self.tau[node]
+            self._add_stencils(node, quadrature.mass * weight, shift, time)
+
+    def _add_stencils(self, node, coefficient, shift, time):
+        """A_node[k, :] += coefficient * stencil of f(time[k] - shift), every (point, k)."""
+        K = len(time) - 1
+        dt = time[1] - time[0]
+        position = (time[None, :] - shift[:, None]) / dt  # (points, time), in steps
+        left = np.clip(np.floor(position), 0, K - 1).astype(int)
+        frac = position - left  # < 0 or > 1 outside the grid: linear extension
+        rows = np.broadcast_to(np.arange(K + 1), position.shape)
+        nodes = np.broadcast_to(node[:, None], position.shape)
+        coef = coefficient[:, None]
+        np.add.at(self.operators, (nodes, rows, left), coef * (1 - frac))
+        np.add.at(self.operators, (nodes, rows, left + 1), coef * frac)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """Per node, the mapped curves: values (nodes, time, ...) -> (nodes, time, ...)."""
+        flat = values.reshape(values.shape[:2] + (-1,))
+        return (self.operators @ flat).reshape(values.shape)
+
+
+def escape_time_cdf(solution, t):
+    """P(tau <= t) over the law of m0 from a three-cluster DMFT solution of the escape rule
+    (attrs `node_x`, `node_escape_times`): tau(x) is affine in log x between nodes (and
+    beyond them), decreasing in x, so P(tau <= t) = 1 - F(x(t)), F the half-normal CDF."""
+    x, tau = _escape_nodes_of(solution)
+    order = np.argsort(tau)
+    u_of_t = np.interp(t, tau[order], np.log(x)[order])
+    u_of_t = _extend(np.asarray(t, dtype=float), tau[order], np.log(x)[order], u_of_t)
+    return 1 - _half_normal_cdf(np.exp(u_of_t))
+
+
+def escape_time_quantiles(solution, q):
+    """The escape times at probabilities q over the law of m0 (inverse of escape_time_cdf):
+    the seeds' escape-time distribution the DMFT predicts (docs/theory.md §5.9)."""
+    x, tau = _escape_nodes_of(solution)
+    u = np.log(half_normal_quantile(1 - np.asarray(q, dtype=float)))
+    logs, order = np.log(x), np.argsort(np.log(x))
+    return _extend(u, logs[order], tau[order], np.interp(u, logs[order], tau[order]))
+
+
+def _escape_nodes_of(solution):
+    if "node_escape_times" not in solution.attrs:
+        raise ValueError("the solution has no node escape times: a three-cluster solve with "
+                         "magnetization_rule='escape' and more than one node has them")
+    return (np.asarray(solution.attrs["node_x"], dtype=float),
+            np.asarray(solution.attrs["node_escape_times"], dtype=float))
+
+
+def _extend(arg, xs, ys, inside):
+    """Linear extrapolation of the piecewise-linear ys(xs) beyond its ends (np.interp clamps)."""
+    low = ys[0] + (arg - xs[0]) * (ys[1] - ys[0]) / (xs[1] - xs[0])
+    high = ys[-1] + (arg - xs[-1]) * (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    return np.where(arg < xs[0], low, np.where(arg > xs[-1], high, inside))
+
+
+def _half_normal_cdf(x):
+    return erf(np.asarray(x) / math.sqrt(2))
