@@ -27,6 +27,9 @@ import numba
 import numpy as np
 
 
+EXACT_LAGS_PER_WINDOW = 2  # memory sums of T exact up to lag 2 x response_window (§5.5)
+
+
 class SourceSchedule:
     """Which sources j are followed up to which step (§5.5), for a solve of `n_steps` steps."""
 
@@ -110,20 +113,29 @@ class ResponsePaths:
         coef = (eta * eta * memory).astype(self.T.dtype)
         decay = decay.astype(self.T.dtype)
         offsets = sched.offset[sources]
+        exact_lags = self.exact_lags
         if self.backend == "numba":
+            work = k - sources if exact_lags < 0 else np.minimum(k - sources, 2 * exact_lags)
             _advance_numba(self.T, k, decay, coef, sources, offsets,
-                           _chunk_bounds(k - sources, 4 * numba.get_num_threads()))
+                           _chunk_bounds(work, 4 * numba.get_num_threads()), exact_lags)
         else:
-            _advance_numpy(self.T, k, decay, coef, sources, offsets)
+            _advance_numpy(self.T, k, decay, coef, sources, offsets, exact_lags)
         if sched.last_step[k] >= k + 1:
             self.T[:, sched.offset[k], :] = source
 
+    @property
+    def exact_lags(self) -> int:
+        """Lags of the memory sum summed exactly (-1: all), EXACT_LAGS_PER_WINDOW x window."""
+        return -1 if self.window is None else EXACT_LAGS_PER_WINDOW * self.window
 
-def _advance_numpy(T, k, decay, coef, sources, offsets):
+
+def _advance_numpy(T, k, decay, coef, sources, offsets, exact_lags):
+    points, weights = np.empty(k + 1, dtype=np.int64), np.empty(k + 1)
     for j, off in zip(sources, offsets):
-        history = T[:, off:off + k - j, :]  # T_{j+1..k, j}
-        new = decay * history[:, -1, :]
-        new += np.einsum("gi,gip->gp", coef[:, j + 1:k], history[:, :-1, :])
+        new = decay * T[:, off + k - j - 1, :]  # decay x T_{k,j}
+        for g in range(T.shape[0]):
+            count = _memory_points(coef[g], j, k, exact_lags, points, weights)
+            new[g] += weights[:count] @ T[g, off + points[:count] - j - 1, :]
         T[:, off + k - j, :] = new
 
 
@@ -137,25 +149,65 @@ def _chunk_bounds(work: np.ndarray, chunks: int) -> np.ndarray:
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _advance_numba(T, k, decay, coef, sources, offsets, bounds):
-    """T_{k+1,j} for the followed sources; a task owns a chunk of sources of one group."""
+def _advance_numba(T, k, decay, coef, sources, offsets, bounds, exact_lags):
+    """T_{k+1,j} for the followed sources; a task owns a chunk of sources of one group.
+
+    The memory sum over i is exact for lags k - i <= exact_lags (all lags if exact_lags
+    < 0) and a quadrature beyond (`_memory_points`, §5.5)."""
     groups, _, n = T.shape
     chunks = len(bounds) - 1
     for task in numba.prange(groups * chunks):
         g, chunk = task // chunks, task % chunks
         acc = np.empty(n, dtype=np.float64)
+        points = np.empty(k + 1, dtype=np.int64)
+        weights = np.empty(k + 1, dtype=np.float64)
         for s in range(bounds[chunk], bounds[chunk + 1]):
             j, off = sources[s], offsets[s]
             last = off + k - j - 1  # T_{k,j}
             for p in range(n):
                 acc[p] = decay[g, p] * T[g, last, p]
-            for i in range(j + 1, k):
-                c = coef[g, i]
-                row = off + i - j - 1
+            count = _memory_points(coef[g], j, k, exact_lags, points, weights)
+            for a in range(count):
+                c = weights[a]
+                row = off + points[a] - j - 1
                 for p in range(n):
                     acc[p] += c * T[g, row, p]
             for p in range(n):
                 T[g, last + 1, p] = acc[p]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _memory_points(coef, j, k, exact_lags, points, weights):
+    """Steps i and weights w_i with sum_a w_a T_{i_a,j} ~ sum_{j<i<k} coef_i T_{i,j}.
+
+    Lags k - i <= exact_lags (all, if exact_lags < 0) are summed exactly. Beyond, T_{i,j}
+    is interpolated linearly in i between points spaced by about (k - i) / (exact_lags / 2)
+    (the first path entry i = j + 1 is a point), so each of the points' weights collects
+    coef_i times the interpolation weight (§5.5). Returns the number of points.
+    """
+    count = 0
+    low = j + 1 if exact_lags < 0 else max(j + 1, k - exact_lags)
+    for i in range(low, k):
+        points[count] = i
+        weights[count] = coef[i]
+        count += 1
+    if low == j + 1:
+        return count
+    upper = low  # the last point written; interpolate below it
+    up_index = 0  # points[0] == low
+    while upper > j + 1:
+        step = max(1, (2 * (k - upper)) // exact_lags)
+        lower = max(j + 1, upper - step)
+        points[count] = lower
+        weights[count] = coef[lower]
+        span = upper - lower
+        for i in range(lower + 1, upper):
+            weights[up_index] += coef[i] * (i - lower) / span
+            weights[count] += coef[i] * (upper - i) / span
+        up_index = count
+        count += 1
+        upper = lower
+    return count
 
 
 class LevelPaths(ResponsePaths):
