@@ -51,23 +51,23 @@ DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
                 n_replicas=None, response_samples="auto", response_window=16, time_step=None,
                 seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
-RESPONSE_PER_GROUP = 1000  # response samples per group of a one-node solve, "auto" (§5.8)
-RESPONSE_PER_NODE = 1000  # response samples per node (all replicas) of a node average, "auto"
+RESPONSE_PER_NODE = 1000  # response samples per node (all replicas), "auto"
+RESPONSE_PER_GD_GROUP = 1000  # response samples per group of a one-node GD solve, "auto" (§5.8)
 
 
-def _resolve_counts(settings: dict, nodes: int) -> None:
+def _resolve_counts(settings: dict, nodes: int, gd: bool) -> None:
     """n_replicas None: 4 groups for one node, 2 per node when averaging over several
     initial magnetizations (the node average then combines 2 x nodes groups); n_samples
-    None: GROUP_SIZE samples per group; response_samples "auto": RESPONSE_PER_GROUP per
-    group for one node (the late-time error of gen_error is the M_R noise, docs/theory.md
-    §5.8), RESPONSE_PER_NODE per node for a node average."""
+    None: GROUP_SIZE samples per group; response_samples "auto": RESPONSE_PER_NODE per node,
+    RESPONSE_PER_GD_GROUP per group for GD with one node (whose late-time error of gen_error
+    is the M_R noise, docs/theory.md §5.8)."""
     if settings["n_replicas"] is None:
         settings["n_replicas"] = 4 if nodes == 1 else 2
     if settings["n_samples"] is None:
         settings["n_samples"] = GROUP_SIZE * settings["n_replicas"]
     if settings["response_samples"] == "auto":
-        settings["response_samples"] = (RESPONSE_PER_GROUP * settings["n_replicas"]
-                                        if nodes == 1 else RESPONSE_PER_NODE)
+        settings["response_samples"] = (RESPONSE_PER_GD_GROUP * settings["n_replicas"]
+                                        if nodes == 1 and gd else RESPONSE_PER_NODE)
 
 
 def _check_response_samples(value) -> None:
@@ -128,7 +128,7 @@ class Solver:
         self.rule_size = len(m0)
         self.node_subset = _node_subset(node_subset, self.rule_size)
         self.m0, self.node_weights = m0[self.node_subset], weights[self.node_subset]
-        _resolve_counts(settings, self.rule_size)
+        _resolve_counts(settings, self.rule_size, self.grid.process == "gd")
         n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
         response_samples = settings["response_samples"]
         if n_replicas < 2:

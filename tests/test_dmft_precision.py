@@ -64,9 +64,11 @@ def test_bad_precision_settings_name_the_field(kwargs, field):
 
 
 def test_auto_response_samples():
-    """One node: 1000 response samples per group; three-cluster node average: 1000 per node."""
+    """GD with one node: 1000 response samples per group; otherwise 1000 per node."""
     two = dmft.Solver(GD)
     assert two.n_response == 1000 and two.settings["response_samples"] == 4000
+    psgd = dmft.Solver(GD.replace(process="persistent", b=0.3, tau=1 / 0.6))
+    assert psgd.settings["response_samples"] == 1000 and psgd.n_response == 248  # 4 | n
     three = dmft.Solver(Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, R=0.01,
                                 eta=0.2, t_max=0.4), d=1000)
     assert three.n_response * three.settings["n_replicas"] == 1000
