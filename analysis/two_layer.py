@@ -200,16 +200,18 @@ def classify_ode(ode: xr.Dataset) -> str:
 
 
 def classify_sims(runs: dict) -> tuple[str, float]:
-    """Region read off the final risk at several d (and the fitted exponent of its scaling with
-    d): red if a seed diverged; orange if it did not fall below half its start at the
-    largest d; green if it falls with d (exponent < -0.15); else blue (a d-independent floor)."""
+    """Region read off the final risk at several d, by its fitted exponent in d: red if a seed
+    diverged; orange if the risk did not fall below half its start at the largest d, or if
+    the final risk grows with d (exponent > 0.15: finite-d learning that fades as d grows,
+    towards the limit ODE that does not learn); green if it falls with d (exponent < -0.15,
+    a floor ~ d^-theta); else blue (a d-independent floor)."""
     if any(np.isfinite(ds.diverged_at).any() for ds in runs.values()):
         return "red", math.nan
     dims = np.array(list(runs))
     finals = np.array([_floor(ds, last=3)[0] for ds in runs.values()])
     starts = np.array([float(ds.risk.isel(time=0).mean()) for ds in runs.values()])
     exponent = float(np.polyfit(np.log(dims), np.log(finals), 1)[0])
-    if finals[-1] > 0.5 * starts[-1]:
+    if finals[-1] > 0.5 * starts[-1] or exponent > 0.15:
         return "orange", exponent
     return ("green" if exponent < -0.15 else "blue"), exponent
 
@@ -246,7 +248,7 @@ def phase_diagram_figure(section: dict, cache: str):
     simulations disagree with the paper's region."""
     table = phase_diagram_data(section, cache)
     setting = section["sims"]
-    fig = new_figure(figsize=(8, 5))
+    fig = new_figure(figsize=(8, 5.6))
     ax = fig.add_subplot()
     delta = np.linspace(-1.6, 1.1, 200)
     top = 1.1
@@ -269,19 +271,21 @@ def phase_diagram_figure(section: dict, cache: str):
         if row.sims != "none":
             ax.plot(row.delta, row.kappa, "o", ms=13, mfc="none",
                     mec=REGION_COLORS[row.sims], mew=2)
+            ax.annotate(f"{row.exponent:+.2f}", (row.delta, row.kappa), fontsize=6,
+                        xytext=(0, -14), textcoords="offset points", ha="center")
             if row.sims != row.theory:
                 ax.plot(row.delta, row.kappa, "+", ms=16, color="k", mew=1.2)
     ax.set_xlim(-1.6, 1.1)
-    ax.set_ylim(-0.05, top)
+    ax.set_ylim(-0.1, top)
     ax.set_xlabel("δ (learning rate γ ∝ d^−δ)")
     ax.set_ylabel("κ (width exponent, p ∝ d^κ)")
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=7)
     base = TwoLayerProblem(**section["problem"])
     ax.set_title(f"Numerical phase diagram ({_describe(base)}): dot = limit ODE "
                  f"(t = {base.t_max:g}), ring = sims\nat d = {setting['d']} "
-                 f"(t = {setting['t_max']:g}, {setting['seeds']} seeds); + = sims disagree "
-                 "with the paper's region; x = no time scale;\nno ring = sims beyond the "
-                 "step budget", fontsize=8)
+                 f"(t = {setting['t_max']:g}, {setting['seeds']} seeds), number = exponent of "
+                 "the sims' final risk in d;\n+ = sims disagree with the paper's region; "
+                 "x = no time scale; no ring = sims beyond the step budget", fontsize=8)
     return fig
 
 
