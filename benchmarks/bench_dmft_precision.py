@@ -1,0 +1,140 @@
+"""DMFT precision per CPU second: today's estimator against the new defaults, in one run.
+
+Efficiency = 1 / (error^2 x CPU seconds) of gen_error at t = 100 (docs/theory.md §5.8).
+Cases (two-cluster, alpha = 2, Delta = 0.5, R = 0.01, eta = 0.2, t_max = 100, K = 500):
+GD lam = 0, and persistent-SGD b = 0.3, 1/tau = 0.6. Estimators:
+
+* "old": today's estimator, the package at --old-rev (default: the solver before issue 20)
+  with its defaults (250 of the 4000 samples per group carry response paths, memory sums
+  over every lag);
+* "new": the package at --new-rev (default HEAD) with its defaults, plus --new-settings.
+
+Both revisions are exported (git archive) to a temporary directory, so edits in the
+working tree do not change a run. Each solve runs in a fresh subprocess with
+NUMBA_NUM_THREADS=1 (a pipeline worker's setting; CPU time is the process time of the
+solve, numba compiled before), old and new solves of a seed interleaved, so both see the
+same machine load. Per case and estimator,
+over --seeds solver seeds: CPU seconds (median), peak RSS, the reported
+gen_error_mc_error at t = 100 (median), the spread of gen_error(100) over seeds, the
+efficiency from the reported error and from the spread, the honesty ratio spread /
+reported error at t = 10, 50, 100 (ideal 1, accepted 0.7-1.5), and the bias check:
+max over t of |mean_new - mean_old| / combined standard error of the two seed means.
+
+Usage: python benchmarks/bench_dmft_precision.py [--seeds 8] [--cases gd,psgd]
+           [--old-rev 698f4f1^] [--new-rev HEAD] [--new-settings '{"response_samples": 8000}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CASES = {"gd": dict(), "psgd": dict(process="persistent", b=0.3, tau=1 / 0.6)}
+OLD_REV = "698f4f1^"  # the solver before issue 20 (precision per CPU second)
+REPO = Path(__file__).resolve().parents[1]
+TIMES = (10, 50, 100)
+
+SOLVE = r"""
+import json, resource, sys, time
+import dmft
+from sims.problem import Problem
+cfg = json.loads(sys.argv[1])
+p = Problem(alpha=2, delta=0.5, R=0.01, eta=0.2, t_max=100, **cfg["problem"])
+dmft.solve(p.replace(t_max=0.4), **dict(cfg["settings"], n_samples=64, response_samples=64))
+start = time.process_time()
+ds = dmft.solve(p, seed=cfg["seed"], **cfg["settings"])
+cpu = time.process_time() - start
+print(json.dumps(dict(cpu=cpu, rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      status=ds.attrs["status"], gen_error=ds.gen_error.values.tolist(),
+                      mc_error=ds.gen_error_mc_error.values.tolist())))
+"""
+
+
+def export(rev: str, into: Path) -> Path:
+    """The package at git revision `rev`, unpacked into a new directory under `into`."""
+    tree = into / rev.replace("/", "_").replace("^", "_parent")
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def solve(case: str, tree: Path, settings: dict, seed: int) -> dict:
+    """One solve by the package in `tree` (its directory first on the import path)."""
+    cfg = dict(problem=CASES[case], settings=settings, seed=seed)
+    out = subprocess.run([sys.executable, "-c", SOLVE, json.dumps(cfg)], capture_output=True,
+                         text=True, cwd=tree, env=dict(os.environ, NUMBA_NUM_THREADS="1"))
+    if out.returncode:
+        raise RuntimeError(f"benchmark child failed for {cfg}:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summary(runs: list[dict]) -> dict:
+    """Medians, spreads and honesty ratios of the runs of one case and estimator."""
+    eps = np.array([r["gen_error"] for r in runs])
+    err = np.array([r["mc_error"] for r in runs])
+    steps = [int(round(t / 0.2)) for t in TIMES]
+    spread = eps.std(axis=0, ddof=1)
+    cpu = float(np.median([r["cpu"] for r in runs]))
+    reported = float(np.median(err[:, steps[-1]]))
+    return dict(cpu=cpu, rss=max(r["rss"] for r in runs), reported=reported,
+                spread=float(spread[steps[-1]]),
+                eff_reported=1 / (reported ** 2 * cpu),
+                eff_spread=1 / (spread[steps[-1]] ** 2 * cpu),
+                honesty=[float(spread[s] / np.median(err[:, s])) for s in steps],
+                mean=eps.mean(axis=0), sem=spread / np.sqrt(len(runs)),
+                failed=sum(r["status"] != "success" for r in runs))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--cases", default="gd,psgd")
+    parser.add_argument("--old-rev", default=OLD_REV)
+    parser.add_argument("--new-rev", default="HEAD")
+    parser.add_argument("--new-settings", default="{}", help="JSON, dmft.solve keywords")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        estimators = {"old": (export(args.old_rev, Path(tmp)), {}),
+                      "new": (export(args.new_rev, Path(tmp)), json.loads(args.new_settings))}
+        print(f"old = {args.old_rev}, new = {args.new_rev} {args.new_settings}", flush=True)
+        run(estimators, args)
+
+
+def run(estimators: dict, args) -> None:
+    print(f"{'case':<5}{'est':<5}{'CPU s':>7}{'peak GB':>8}{'err rep':>9}{'spread':>9}"
+          f"{'eff(rep)':>10}{'eff(spr)':>10}{'x old':>7}{'x old':>7}"
+          f"{'spread/err t=10,50,100':>25}{'failed':>7}", flush=True)
+    for case in args.cases.split(","):
+        runs = {name: [] for name in estimators}
+        for seed in range(args.seeds):
+            for name, (tree, settings) in estimators.items():
+                runs[name].append(solve(case, tree, settings, seed))
+        stats = {name: summary(r) for name, r in runs.items()}
+        old = stats["old"]
+        for name, s in stats.items():
+            honesty = ", ".join(f"{h:.2f}" for h in s["honesty"])
+            print(f"{case:<5}{name:<5}{s['cpu']:>7.1f}{s['rss'] / 1e9:>8.2f}"
+                  f"{s['reported']:>9.5f}{s['spread']:>9.5f}{s['eff_reported']:>10.3g}"
+                  f"{s['eff_spread']:>10.3g}{s['eff_reported'] / old['eff_reported']:>7.2f}"
+                  f"{s['eff_spread'] / old['eff_spread']:>7.2f}{honesty:>25}"
+                  f"{s['failed']:>5}/{args.seeds}", flush=True)
+        z = np.abs(stats["new"]["mean"] - old["mean"]) / np.hypot(stats["new"]["sem"],
+                                                                  old["sem"])
+        z = z[1:]  # t = 0 is exact in both
+        print(f"{case}: bias check, max over t of |mean new - mean old| / combined sem = "
+              f"{np.nanmax(z):.2f} (at t = {0.2 * (1 + np.nanargmax(z)):g}); "
+              f"means at t = 100: new {stats['new']['mean'][-1]:.5f}, "
+              f"old {old['mean'][-1]:.5f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
