@@ -13,7 +13,7 @@ import sims
 
 from conftest import ROOT, snakemake, tiny_config, write_config
 from workflow.config import (ConfigError, checked_problem, experiment_entropy, load_config,
-                             read_yaml, spec_text, stable_hash)
+                             points_to_check, read_yaml, spec_text, stable_hash)
 from workflow.store import Layout
 
 PAPER_EXPERIMENTS = {"fig1_left", "fig1_right", "fig2_left", "fig2_right", "fig3_left",
@@ -270,3 +270,92 @@ def test_seed_magnetizations_count_the_seeds_and_enter_only_its_spec():
     assert "seed_magnetizations" not in plain.dmft and at_seeds.dmft["seed_magnetizations"] == 3
     assert spec_text(plain, "sims") == spec_text(at_seeds, "sims")
     assert spec_text(plain, "dmft") != spec_text(at_seeds, "dmft")
+
+
+# ---------------------------------------------------------------- issue 19 case 5: size, NaN
+def _one_experiment(**changes) -> dict:
+    config = tiny_config()
+    del config["experiments"]["three"]
+    config["experiments"]["two"].update(changes)
+    return config
+
+
+@pytest.mark.parametrize("where, change", [
+    ("problem.lam", lambda e: e["problem"].update(lam=float("nan"))),  # every point overrides it
+    ("grid.lam.1", lambda e: e["grid"].update(lam=[0.1, float("inf")])),
+    ("cases.psgd.tau", lambda e: e["cases"]["psgd"].update(tau=float("-inf"))),
+    ("dmft.damping", lambda e: e["dmft"].update(damping=float("nan"))),
+])
+def test_nan_or_inf_is_rejected_wherever_it_appears(where, change):
+    config = _one_experiment()
+    config["experiments"]["two"]["grid"] = {"lam": [0.1, 0.5]}
+    change(config["experiments"]["two"])
+    with pytest.raises(ConfigError, match=rf"experiment 'two', field '{re.escape(where)}': "
+                                          r"-?(nan|inf) is not allowed: .*finite"):
+        load_config(config)
+
+
+def test_a_huge_grid_is_refused_by_its_size_before_it_is_expanded():
+    """10^7 grid points: refused from the axis lengths (expanding them took 353 s, 1.5 GB),
+    saying the size and how to allow it."""
+    config = _one_experiment(grid={"lam": {"start": 0, "stop": 1, "num": 10_000_000}})
+    with pytest.raises(ConfigError, match=r"20000000 grid points \(lam 10000000\) is above "
+                                          r"the budget of 100000 points.*budget=\{points: "
+                                          r"20000000\}"):
+        load_config(config)
+    config["budget"] = {"points": 10}
+    config["experiments"]["two"]["grid"]["lam"]["num"] = 6
+    with pytest.raises(ConfigError, match="12 grid points"):
+        load_config(config)
+
+
+def test_a_grid_is_checked_axis_by_axis():
+    """50 000 points: the Problems built are a few per axis (the ends of a long axis, every
+    value of a short one), and a bad end of a range is named."""
+    grid = {"lam": {"start": 0, "stop": 1, "num": 5000},
+            "b": {"start": 0.2, "stop": 1.0, "num": 5}}
+    config = _one_experiment(grid=grid, problem={
+        "model": "two_cluster", "alpha": 2, "delta": 0.5, "R": 0.01, "eta": 0.2,
+        "process": "sgd", "t_max": 1.0})
+    del config["experiments"]["two"]["cases"]
+    spec = load_config(config)["two"]
+    assert spec.size() == 25_000
+    checked = points_to_check(spec)
+    assert len(checked) == 2 * 5
+    assert {fields["lam"] for _, fields in checked} == {0.0, 1.0}
+    grid["b"]["stop"] = 1.5
+    with pytest.raises(ConfigError,
+                       match=r"grid lam=0\.0, grid b=1\.175: Problem\.b = 1\.175 is not"):
+        load_config(config)
+
+
+def test_a_run_above_the_cpu_budget_stops_before_compute_and_says_how_to_allow_it(tmp_path):
+    """Real Snakemake: above the budget (planned CPU-hours) nothing runs and the error says
+    the cost and the option; with the option given the run is planned."""
+    config = {**_one_experiment(), "budget": {"cpu_hours": 1e-6}}
+    path = write_config(tmp_path / "c.yaml", config)
+    run = snakemake(tmp_path, "--cores", 2, "--configfile", path)
+    assert run.returncode == 1
+    message = re.search(r"config error: the config plans [0-9.e-]+ CPU-hours \(two/",
+                        run.stderr)
+    assert message, run.stderr[-2000:]
+    assert "above the budget of 1e-06 CPU-hours" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "results").exists()
+    allowed = snakemake(tmp_path, "--cores", 2, "--configfile", path, "-n",
+                        "--config", "budget={cpu_hours: 1}")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert "store" in allowed.stdout
+
+
+def test_the_budget_plan_of_a_large_dmft_grid_samples_it():
+    """Above PLAN_SAMPLE_POINTS DMFT points the planned CPU is the plan of a spread sample
+    scaled by the number of points: within 5% of the exact plan (t_max varies: the cost
+    grows as t_max^2, theory §5.7)."""
+    from workflow.plan import PLAN_SAMPLE_POINTS, plan_store, planned_cpu_seconds
+    config = _one_experiment(grid={"t_max": {"start": 1, "stop": 20, "num": 300},
+                                   "lam": [0.1, 0.5]})
+    del config["experiments"]["two"]["sims"]
+    spec = load_config(config)["two"]
+    assert spec.size() > PLAN_SAMPLE_POINTS
+    exact = plan_store(spec, "dmft", {}, 1)["cpu_total_s"]
+    assert planned_cpu_seconds(spec, "dmft") == pytest.approx(exact, rel=0.05)

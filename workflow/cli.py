@@ -1,8 +1,10 @@
 """Command-line entry points (`python -m workflow.cli ...`); no traceback for user errors.
 
     python -m workflow.cli check CONFIG.yaml
-        check a config completely (YAML, schema, every grid point, dmft/sims/dask/analysis
-        settings); list the experiments and the warnings of their grid points; exit 1 on error
+        check a config (YAML, schema, no NaN or inf anywhere, the grid axis by axis in a
+        time independent of its size, dmft/sims/dask/analysis settings, the budget of points
+        and planned CPU-hours); list the experiments and the warnings of the checked points;
+        exit 1 on error
     python -m workflow.cli plan CONFIG.yaml [--cores N] [--measured RESULTS]
         tasks, CPU time and peak memory per experiment and solver (workflow/plan.py); with
         --measured, next to what the runs in RESULTS took
@@ -79,15 +81,24 @@ def main(argv=None) -> int:
 
 
 def _check(args) -> int:
+    """Check a config in a time that does not grow with its grids: the axes, the Problems
+    of the points chosen axis by axis (config.points_to_check), the budget (points and
+    planned CPU-hours)."""
+    from .config import budget, points_to_check
+    from .plan import check_budget
     config = read_yaml(args.config)
     specs = load_config(config)
     for name, spec in specs.items():
-        n = sum(1 for _ in spec.points())
-        print(f"{name}: {n} points, sims={'yes' if spec.sims else 'no'}, "
-              f"dmft={'yes' if spec.dmft else 'no'}")
-        for index, fields in spec.points():
+        checked = points_to_check(spec)
+        print(f"{name}: {spec.size()} points ({len(checked)} checked), "
+              f"sims={'yes' if spec.sims else 'no'}, dmft={'yes' if spec.dmft else 'no'}")
+        for point, fields in checked:
             for message in checked_problem(fields)[1]:
-                print(f"  warning at {spec.describe(index)}: {message}")
+                print(f"  warning at {point}: {message}")
+    limits = budget(config)
+    hours = check_budget(specs, limits)
+    print(f"planned: {hours:.3g} CPU-hours (budget {limits['cpu_hours']:g}; "
+          f"python -m workflow.cli plan for each store)")
     return 0
 
 

@@ -32,6 +32,11 @@ COVARIANCE_FIELDS = {"cov_fraction": "fraction", "cov_variance": "variance"}
 SOLVERS = ("sims", "dmft")
 SIMS_DEFAULTS = dict(seeds=1, record_every=1, dtype="float64", seeds_per_task=1,
                      points_per_task=None)
+# Above these a run stops before computing anything, saying what it would cost and how to
+# allow it (config `budget:`): grid points per experiment, planned CPU-hours of the config.
+BUDGET = dict(points=100_000, cpu_hours=24.0)
+AXIS_VALUES_CHECKED = 50  # a longer axis is checked at its smallest and largest values
+MAX_CHECKED_POINTS = 1000  # more combinations of checked values: checked axis by axis
 
 
 class ConfigError(ValueError):
@@ -198,6 +203,10 @@ class ExperimentSpec:
                 fields.update({name: values[i] for (name, values), i in zip(axes, gi)})
                 yield ((ci,) if self.cases else ()) + gi, fields
 
+    def size(self) -> int:
+        """The number of grid points (cases x the product of the axes)."""
+        return len(self.cases or [None]) * math.prod(len(v) for v in self.grid.values())
+
     def describe(self, index) -> str:
         """A grid point in words, e.g. "case 'gd', grid lam=0.1"."""
         index, parts = list(index), []
@@ -215,6 +224,41 @@ class ExperimentSpec:
         data["solver"] = solver
         data["entropy"] = self.entropy
         return data
+
+
+def points_to_check(spec: ExperimentSpec) -> list[tuple[str, dict]]:
+    """(the point in words, its config fields) of the grid points whose Problems are
+    built to check an experiment, chosen axis by axis so that their number does not grow
+    with the grid: each axis's values, or its smallest and largest (and every non-number)
+    if it has more than AXIS_VALUES_CHECKED (a range's values lie between its ends and a
+    Problem's constraints on a field are intervals); all their combinations if there are
+    at most MAX_CHECKED_POINTS, else each value with the other axes at their first, and
+    every combination of the axes' ends."""
+    axes = {axis: _values_to_check(values) for axis, values in spec.grid.items()}
+    cases = list(spec.cases.items()) if spec.cases else [(None, {})]
+    if len(cases) * math.prod(len(v) for v in axes.values()) <= MAX_CHECKED_POINTS:
+        chosen = list(itertools.product(*axes.values()))
+    else:
+        first = [values[0] for values in axes.values()]
+        chosen = [tuple(first[:i] + [value] + first[i + 1:])
+                  for i, values in enumerate(axes.values()) for value in values]
+        chosen += itertools.product(*({values[0], values[-1]} for values in axes.values()))
+    out = []
+    for case, overrides in cases:
+        for values in dict.fromkeys(chosen):
+            words = ([f"case '{case}'"] if case is not None else []) + [
+                f"grid {axis}={value!r}" for axis, value in zip(axes, values)]
+            out.append((", ".join(words) or "base problem",
+                        {**spec.problem, **overrides, **dict(zip(axes, values))}))
+    return out
+
+
+def _values_to_check(values: list) -> list:
+    if len(values) <= AXIS_VALUES_CHECKED:
+        return list(values)
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    others = [v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)]
+    return list(dict.fromkeys(others)) + ([min(numbers), max(numbers)] if numbers else [])
 
 
 def problem_fields(fields: dict) -> dict:
@@ -284,6 +328,7 @@ DMFT_RULES = {
     "response_window": (lambda v: v is None or (_positive_int(v) and v >= 2),
                         "null or an integer >= 2"),
     "magnetization_nodes": (_positive_int, "an integer >= 1"),
+    "magnetization_rule": (lambda v: v in ("escape", "gauss"), "one of ['escape', 'gauss']"),
     "time_step": (lambda v: v is None or _positive_number(v), "null or a number > 0"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
              "an integer in [0, 2**32)"),
@@ -355,8 +400,10 @@ def check_analysis_section(name: str, raw: dict, grid_axes: list) -> None:
         raise ConfigError(str(err)) from None
 
 
-def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentSpec:
+def normalise_experiment(name: str, raw: dict, default_seed: int,
+                         max_points: int = BUDGET["points"]) -> ExperimentSpec:
     where = f"experiment '{name}'"
+    _check_size(where, raw, max_points)
     grid = {axis: axis_values(values, f"{where}, field 'grid.{axis}'")
             for axis, values in (raw.get("grid") or {}).items()}
     check_analysis_section(name, raw, [a for a in grid if a != "d"])
@@ -392,11 +439,10 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
                           problem=dict(raw["problem"]), cases=cases, grid=grid, sims=sims,
                           dmft=None)
     models = set()
-    for index, fields in spec.points():
+    for point, fields in points_to_check(spec):
         try:
             problem, _ = checked_problem(fields)
         except (TypeError, ValueError) as err:
-            point = spec.describe(index)
             raise ConfigError(f"{where}, {point}: {err}") from None
         models.add(problem.model)
         if sims is not None:
@@ -406,7 +452,7 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
                                       f"samples at alpha = {problem.alpha}")
                 if min(np.diff(problem.level_bounds(d))) < 1:
                     raise ConfigError(f"{where}, field 'sims.d': d = {d} is not allowed at "
-                                      f"{spec.describe(index)}: the covariance levels "
+                                      f"{point}: the covariance levels "
                                       f"{problem.level_fractions} get "
                                       f"{np.diff(problem.level_bounds(d)).tolist()} coordinates;"
                                       " d must give every level at least one")
@@ -431,6 +477,44 @@ def normalise_experiment(name: str, raw: dict, default_seed: int) -> ExperimentS
     return spec
 
 
+def _check_size(where: str, raw: dict, max_points: int) -> None:
+    """The number of grid points from the axes' lengths (nothing expanded): above the
+    budget, a ConfigError that says how to allow it."""
+    sizes = {axis: values["num"] if isinstance(values, dict) else len(values)
+             for axis, values in (raw.get("grid") or {}).items()}
+    points = len(raw.get("cases") or [None]) * math.prod(sizes.values())
+    if points > max_points:
+        axes = " x ".join(f"{axis} {n}" for axis, n in sizes.items())
+        raise ConfigError(f"{where}: {points} grid points ({axes}) is above the budget of "
+                          f"{max_points} points per experiment; nothing was computed. "
+                          + allow_budget("points", points))
+
+
+def allow_budget(field: str, value) -> str:
+    """How to raise the budget `field` to `value`."""
+    return (f"To allow it, set 'budget: {{{field}: {value}}}' at the top of the config or "
+            f"run snakemake with --config 'budget={{{field}: {value}}}'")
+
+
+def budget(config: dict) -> dict:
+    """The config's budget (BUDGET where it does not say)."""
+    return {**BUDGET, **(config.get("budget") or {})}
+
+
+def reject_non_finite(value, path=()) -> None:
+    """ConfigError naming the field of any NaN or infinite number, wherever it is (also a
+    base-problem field that every grid point overrides)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_where(path)}: {value!r} is not allowed: every number of a "
+                          "config must be finite (no NaN or infinity)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reject_non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            reject_non_finite(item, (*path, i))
+
+
 def _seed_magnetizations(where: str, value, models: set, sims: dict | None, d) -> int:
     """dmft.seed_magnetizations: true (their m(0)) or "effective" (their m(t_lin)/G(t_lin))
     -> the number of simulation seeds whose initial magnetizations the DMFT also averages
@@ -453,13 +537,15 @@ def _seed_magnetizations(where: str, value, models: set, sims: dict | None, d) -
 def load_config(config: dict) -> dict[str, ExperimentSpec]:
     """Check a config completely and return {experiment name: ExperimentSpec}."""
     config = json.loads(json.dumps(config))  # plain JSON types (snakemake passes its own)
+    reject_non_finite(config)
     check_schema(config)
     for field, value in (("dask_scheduler", config.get("dask_scheduler")),
                          ("dask.scheduler", (config.get("dask") or {}).get("scheduler"))):
         if value not in (None, "", "default"):
             check_scheduler(field, value)
     seed = int(config.get("seed", 0))
-    return {name: normalise_experiment(name, raw, seed)
+    points = budget(config)["points"]
+    return {name: normalise_experiment(name, raw, seed, points)
             for name, raw in config["experiments"].items()}
 
 

@@ -7,8 +7,9 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
 
 * sims, per task of P configurations sharing the data (one pass over the n x d data per
   step serves all of them), per seed: SIMS_S_GEN * n d (drawing the data) + K * (SIMS_S_PASS
-  * n d + P * (SIMS_S_CONFIG_STEP + SIMS_S_CONFIG_SAMPLE * n)) (the two products with the
-  data, then each configuration's losses, records and masks); memory = the data matrix
+  * n d) + sum over configurations of K_p (SIMS_S_CONFIG_STEP + SIMS_S_CONFIG_SAMPLE * n)
+  (the two products with the data for the longest horizon K, then each configuration's
+  losses, records and masks to its own K_p); memory = the data matrix
   (n d values of the dtype) + SIMS_BASE_MB.
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
   benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
@@ -20,13 +21,14 @@ runtime = total CPU / workers (x RUNTIME_SAFETY, + STARTUP_MIN), in minutes, so 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from .config import ExperimentSpec
+from .config import ConfigError, ExperimentSpec, allow_budget
 from .store import Layout
 
 COST = dict(  # calibration constants (2-core workstation, numba; see module docstring)
@@ -72,12 +74,13 @@ def task_costs(layout: Layout) -> list[tuple[float, float]]:
 
 
 def sims_seed_cost(problems, d: int) -> float:
-    """CPU seconds of one seed of configurations that share the data (module docstring)."""
+    """CPU seconds of one seed of configurations that share the data (module docstring);
+    each configuration stops at its own horizon (its n_steps)."""
     n = round(problems[0].alpha * d)
     steps = max(p.n_steps for p in problems)
     per_config = COST["SIMS_S_CONFIG_STEP"] + COST["SIMS_S_CONFIG_SAMPLE"] * n
-    return (COST["SIMS_S_GEN"] * n * d
-            + steps * (COST["SIMS_S_PASS"] * n * d + len(problems) * per_config))
+    return (COST["SIMS_S_GEN"] * n * d + steps * COST["SIMS_S_PASS"] * n * d
+            + sum(p.n_steps for p in problems) * per_config)
 
 
 def workers(dask_cfg: dict, cores: int) -> int:
@@ -96,6 +99,46 @@ def plan_store(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) ->
                 peak_mb_per_task=peak, wall_s=wall,
                 mem_mb=int(math.ceil(peak * n + COST["JOB_BASE_MB"])),
                 runtime=int(math.ceil(wall * COST["RUNTIME_SAFETY"] / 60)) + COST["STARTUP_MIN"])
+
+
+PLAN_SAMPLE_POINTS = 400  # above this many grid points the budget check samples the grid
+
+
+def planned_cpu_seconds(spec: ExperimentSpec, solver: str) -> float:
+    """The planned CPU seconds of one store (`plan_store`). DMFT points are solved one by
+    one: above PLAN_SAMPLE_POINTS points, the plan of a grid of at most that many points
+    spread over each axis (its ends included) times the ratio of the numbers of points, a
+    check whose time does not grow with the grid. Simulations share their data within a
+    task, so a sample would misstate them: their plan is exact (arithmetic per point)."""
+    if solver == "sims" or spec.size() <= PLAN_SAMPLE_POINTS:
+        return plan_store(spec, solver, {}, 1)["cpu_total_s"]
+    grid = dict(spec.grid)
+    while len(spec.cases or [None]) * math.prod(len(v) for v in grid.values()) \
+            > PLAN_SAMPLE_POINTS:
+        axis = max(grid, key=lambda a: len(grid[a]))
+        keep = np.unique(np.linspace(0, len(grid[axis]) - 1, len(grid[axis]) // 2 or 1)
+                         .round().astype(int))
+        grid[axis] = [grid[axis][i] for i in keep]
+    sample = dataclasses.replace(spec, grid=grid)
+    return plan_store(sample, solver, {}, 1)["cpu_total_s"] * spec.size() / sample.size()
+
+
+def check_budget(specs: dict, limits: dict) -> float:
+    """The planned CPU-hours of the config; ConfigError (what it would cost, per store,
+    and how to allow it) above the budget's `cpu_hours`: the run stops before compute."""
+    hours = {(name, solver): planned_cpu_seconds(spec, solver) / 3600
+             for name, spec in specs.items() for solver in ("sims", "dmft")
+             if getattr(spec, solver) is not None}
+    total = sum(hours.values())
+    if total > limits["cpu_hours"]:
+        largest = sorted(hours.items(), key=lambda item: -item[1])[:3]
+        words = ", ".join(f"{name}/{solver} {h:.3g}" for (name, solver), h in largest)
+        raise ConfigError(
+            f"the config plans {total:.3g} CPU-hours ({words}), above the budget of "
+            f"{limits['cpu_hours']:g} CPU-hours; nothing was computed (the plan per store: "
+            "python -m workflow.cli plan CONFIG). " + allow_budget("cpu_hours",
+                                                                   math.ceil(total)))
+    return total
 
 
 def _fmt_s(seconds: float) -> str:

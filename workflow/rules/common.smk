@@ -10,9 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-from workflow.config import (ConfigError, load_config, resolve_config,
+import yaml
+
+from workflow.config import (ConfigError, budget, load_config, resolve_config,
                              spec_text, stable_hash)
-from workflow.plan import plan_store
+from workflow.plan import check_budget, plan_store
 from workflow.store import stale_stores
 from workflow.verify import changed_files
 
@@ -23,7 +25,11 @@ try:  # --configfile replaces the default; --config key=value overrides on top
     for _key in ("analysis", "retry_failed"):  # --config key=false arrives as a string
         if str(_config.get(_key)).lower() in ("true", "false"):
             _config[_key] = str(_config[_key]).lower() == "true"
+    if isinstance(_config.get("budget"), dict):  # --config 'budget={...}': strings too
+        _config["budget"] = {k: yaml.safe_load(v) if isinstance(v, str) else v
+                             for k, v in _config["budget"].items()}
     EXPERIMENTS = load_config(_config)
+    check_budget(EXPERIMENTS, budget(_config))  # stops here, before any job, if above
 except ConfigError as err:  # a user error: the message, no traceback
     print(f"config error: {err}", file=sys.stderr)
     sys.exit(1)
