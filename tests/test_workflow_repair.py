@@ -174,3 +174,28 @@ def test_verify_only_reads_names_the_damage_and_its_repair_command_works(workdir
     repaired, clean = _store_values(sims), _store_values(clean_run / "results/two/sims.zarr")
     for var, values in clean.items():
         np.testing.assert_array_equal(repaired[var], values, err_msg=var)
+
+
+# ------------------------------------------------ case 6: stored status does not depend on batching
+def test_stored_status_is_the_same_batched_and_alone(tmp_path):
+    """Square loss, GD, eta 0.2, 0.5, 2 to t_max = 24 (eta = 2 takes 12 steps and does not
+    diverge in them): the store is the same whether the points run in one batch or one by
+    one; every run has status ok."""
+    from workflow.config import load_config
+    from workflow.execute import run_experiment
+    config = copy.deepcopy(CONFIG)
+    experiment = config["experiments"]["two"]
+    del experiment["dmft"]
+    experiment["problem"].update(loss="square", t_max=24, lam=0)
+    experiment["grid"] = {"eta": [0.2, 0.5, 2.0]}
+    experiment["sims"] = {"d": [100], "seeds": 2, "seeds_per_task": 2}
+    stores = {}
+    for label, per_task in (("batched", 3), ("alone", 1)):
+        experiment["sims"]["points_per_task"] = per_task
+        stores[label] = tmp_path / f"{label}.zarr"
+        run_experiment(load_config(config)["two"], "sims", stores[label], scheduler="sync",
+                       log=lambda message: None)
+    batched, alone = (_store_values(stores[label]) for label in ("batched", "alone"))
+    assert (batched["status"] == 0).all() and np.isnan(batched["failure_time"]).all()
+    for name, values in alone.items():
+        np.testing.assert_array_equal(batched[name], values, err_msg=name)
