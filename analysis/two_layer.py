@@ -5,13 +5,15 @@ numerical phase diagram, computed directly (no pipeline store yet).
 
 The parameters are those of config/two_layer.yaml (`figures:`, one section per figure).
 Each figure's data are computed by `sims.simulate` / `dmft.solve` and cached as netCDF in
---cache (delete it to recompute; the cache names hold the swept values, not the whole
-section). Parameters not legible in the paper's figure files are named in the titles.
+<cache>/<figure>-<hash of its config section>/ (a changed section computes afresh).
+Parameters not legible in the paper's figure files are named in the titles.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 
@@ -289,6 +291,12 @@ def phase_diagram_figure(section: dict, cache: str):
     return fig
 
 
+def section_cache(cache: str, name: str, section: dict) -> str:
+    """The cache directory of one figure: its name and the hash of its config section."""
+    digest = hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(cache, f"{name}-{digest}")
+
+
 FIGURES = {"regions": regions_figure, "blue_line": blue_line_figure, "floors": floors_figure,
            "phase_diagram": phase_diagram_figure}
 
@@ -305,7 +313,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     for name in args.figures:
         with style():
-            fig = FIGURES[name](sections[name], args.cache)
+            fig = FIGURES[name](sections[name], section_cache(args.cache, name, sections[name]))
             path = os.path.join(args.out, f"two_layer_{name}.png")
             fig.savefig(path, dpi=110)
             print(path)
