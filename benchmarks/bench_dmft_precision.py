@@ -1,8 +1,10 @@
 """DMFT precision per CPU second: today's estimator against the new defaults, in one run.
 
 Efficiency = 1 / (error^2 x CPU seconds) of gen_error at t = 100 (docs/theory.md §5.8).
-Cases (two-cluster, alpha = 2, Delta = 0.5, R = 0.01, eta = 0.2, t_max = 100, K = 500):
-GD lam = 0, and persistent-SGD b = 0.3, 1/tau = 0.6. Estimators:
+Cases (eta = 0.2, t_max = 100, K = 500): two-cluster (alpha = 2, Delta = 0.5, R = 0.01)
+GD lam = 0 ("gd") and persistent-SGD b = 0.3, 1/tau = 0.6 ("psgd"); three-cluster GD of
+Fig. 2 right ("three": alpha = 3, Delta = 0.05, L = 0.7, lam = 0.1, R = 0.01, d = 1000,
+escape at t ~ 5-20). Estimators:
 
 * "old": today's estimator, the package at --old-rev (default: the solver before issue 20)
   with its defaults (250 of the 4000 samples per group carry response paths, memory sums
@@ -20,7 +22,7 @@ efficiency from the reported error and from the spread, the honesty ratio spread
 reported error at t = 10, 50, 100 (ideal 1, accepted 0.7-1.5), and the bias check:
 max over t of |mean_new - mean_old| / combined standard error of the two seed means.
 
-Usage: python benchmarks/bench_dmft_precision.py [--seeds 8] [--cases gd,psgd]
+Usage: python benchmarks/bench_dmft_precision.py [--seeds 8] [--cases gd,psgd,three]
            [--old-rev 698f4f1^] [--new-rev HEAD] [--new-settings '{"response_samples": 8000}']
 """
 
@@ -36,7 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = {"gd": dict(), "psgd": dict(process="persistent", b=0.3, tau=1 / 0.6)}
+TWO = dict(alpha=2, delta=0.5, R=0.01)
+CASES = {"gd": (TWO, {}), "psgd": (dict(TWO, process="persistent", b=0.3, tau=1 / 0.6), {}),
+         "three": (dict(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01),
+                   dict(d=1000))}
 OLD_REV = "698f4f1^"  # the solver before issue 20 (precision per CPU second)
 REPO = Path(__file__).resolve().parents[1]
 TIMES = (10, 50, 100)
@@ -46,7 +51,7 @@ import json, resource, sys, time
 import dmft
 from sims.problem import Problem
 cfg = json.loads(sys.argv[1])
-p = Problem(alpha=2, delta=0.5, R=0.01, eta=0.2, t_max=100, **cfg["problem"])
+p = Problem(eta=0.2, t_max=cfg["t_max"], **cfg["problem"])
 dmft.solve(p.replace(t_max=0.4), **dict(cfg["settings"], n_samples=64, response_samples=64))
 start = time.process_time()
 ds = dmft.solve(p, seed=cfg["seed"], **cfg["settings"])
@@ -67,9 +72,10 @@ def export(rev: str, into: Path) -> Path:
     return tree
 
 
-def solve(case: str, tree: Path, settings: dict, seed: int) -> dict:
+def solve(case: str, tree: Path, settings: dict, seed: int, t_max: float = 100) -> dict:
     """One solve by the package in `tree` (its directory first on the import path)."""
-    cfg = dict(problem=CASES[case], settings=settings, seed=seed)
+    problem, fixed = CASES[case]
+    cfg = dict(problem=problem, settings=dict(settings, **fixed), seed=seed, t_max=t_max)
     out = subprocess.run([sys.executable, "-c", SOLVE, json.dumps(cfg)], capture_output=True,
                          text=True, cwd=tree, env=dict(os.environ, NUMBA_NUM_THREADS="1"))
     if out.returncode:
@@ -101,12 +107,35 @@ def main():
     parser.add_argument("--old-rev", default=OLD_REV)
     parser.add_argument("--new-rev", default="HEAD")
     parser.add_argument("--new-settings", default="{}", help="JSON, dmft.solve keywords")
+    parser.add_argument("--targets", action="store_true",
+                        help="the cost targets of issue 20 instead (one solve each)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         estimators = {"old": (export(args.old_rev, Path(tmp)), {}),
                       "new": (export(args.new_rev, Path(tmp)), json.loads(args.new_settings))}
         print(f"old = {args.old_rev}, new = {args.new_rev} {args.new_settings}", flush=True)
-        run(estimators, args)
+        (targets if args.targets else run)(estimators, args)
+
+
+def targets(estimators: dict, args) -> None:
+    """CPU time, peak memory and largest gen_error error of the solves the issue sets targets
+    for: GD K = 500 to error 5e-4 (new: target_error; old: its cost scaled by
+    (error / 5e-4)^2, groups being independent); GD K = 1000 and three-cluster K = 1000
+    with the defaults."""
+    (old_tree, _), (new_tree, new_settings) = estimators["old"], estimators["new"]
+    rows = [("gd K=500 to 5e-4", "gd", 100, {}, dict(new_settings, target_error=5e-4)),
+            ("gd K=1000", "gd", 200, {}, new_settings),
+            ("three K=1000", "three", 200, {}, new_settings)]
+    print(f"{'solve':<18}{'est':<5}{'CPU s':>8}{'peak GB':>9}{'max err':>9}"
+          f"{'CPU s to 5e-4':>15}", flush=True)
+    for label, case, t_max, old_settings, settings in rows:
+        if args.cases and case not in args.cases.split(","):
+            continue
+        for name, tree, kw in (("old", old_tree, old_settings), ("new", new_tree, settings)):
+            r = solve(case, tree, kw, 0, t_max)
+            err = np.nanmax(r["mc_error"])
+            print(f"{label:<18}{name:<5}{r['cpu']:>8.1f}{r['rss'] / 1e9:>9.2f}{err:>9.5f}"
+                  f"{r['cpu'] * max(1.0, (err / 5e-4) ** 2):>15.1f}", flush=True)
 
 
 def run(estimators: dict, args) -> None:

@@ -10,8 +10,9 @@ response paths):
             + S_SQUARE * G K^3                             (Cholesky rows, weight side)
 
 with W(K) = sum over steps k and followed sources j of (k - j), from the multiresolution
-schedule. Calibrated with the defaults on one thread of the idle 2-core development
-machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
+schedule and the memory quadrature (§5.5). Calibrated with the defaults of the time
+(before the quadrature and "auto" response samples, §5.8) on one thread of the idle
+2-core development machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
 three-cluster SGD (b = 0.3) at K = 1000 took 157 s; the model gives 8.4 s and 154 s.
 Memory is the solver's own estimate (`Solver.memory_estimate`) for the initial-magnetization
 nodes solved at once (all, or as many as `memory_limit` allows, §5.7) plus the Python
@@ -26,7 +27,7 @@ import warnings
 import numpy as np
 
 from sims.problem import Problem
-from .response import SourceSchedule
+from .response import EXACT_LAGS_PER_WINDOW, SourceSchedule, _memory_points
 from .solver import Solver
 
 S_SAMPLE_STEP = 5.5e-7  # s per sample and step
@@ -34,17 +35,30 @@ S_ENTRY = 7.0e-10       # s per history or response-path entry read
 S_SQUARE = 3.0e-10      # s per G K^3
 PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded
 # Spread over groups of gen_error(t = 100) of two-cluster GD (alpha = 2, Delta = 0.5, lam = 0,
-# eta = 0.2), groups of 4000 samples with 1000 of them carrying response paths (measured
-# over 16 groups; the largest spread of the benchmark cases, benchmarks/bench_dmft_precision.py)
+# eta = 0.2), groups of 4000 samples with >= 1000 of them carrying response paths: 0.0031
+# with 1000 and with 2000 (16 and 8 groups), 0.0065 with 250 (§5.8; persistent-SGD b = 0.3:
+# 0.0019 with 250 or 1000). The largest spread of the benchmark cases.
 GROUP_SPREAD = 0.0031
 RESPONSE_REFERENCE = 1000
 
 
 def response_work(window, n_steps: int) -> float:
-    """W(K) = sum_k sum_{followed j < k} (k - j): path entries read over a whole solve."""
+    """W(K) = sum_k sum_{followed j < k} (points of the memory sum of T_{.,j} at step k):
+    path entries read over a whole solve (§5.5; lag k - j + 1 without the quadrature)."""
     schedule = SourceSchedule(window, n_steps)
     length = schedule.last_step - np.arange(n_steps + 1)  # entries of each source's path
-    return float((length * (length + 1) / 2).sum())
+    exact_lags = -1 if window is None else EXACT_LAGS_PER_WINDOW * window
+    read = np.concatenate([[0], np.cumsum(_entries_read(exact_lags, n_steps))])
+    return float(read[length].sum())
+
+
+def _entries_read(exact_lags: int, n_steps: int) -> np.ndarray:
+    """Entries read to advance a path at lag 1..n_steps: the T_{k,j} it decays, and the
+    points of its memory sum."""
+    coef = np.zeros(n_steps + 1)
+    points, weights = np.empty(n_steps + 1, dtype=np.int64), np.empty(n_steps + 1)
+    return np.array([1 + _memory_points(coef, 0, lag + 1, exact_lags, points, weights)
+                     for lag in range(1, n_steps + 1)])
 
 
 def estimate_cost(problem: Problem, *, target_error=None, cost_limit=None, **settings) -> dict:
@@ -74,8 +88,8 @@ def estimate_cost(problem: Problem, *, target_error=None, cost_limit=None, **set
 
 def groups_for_target(solver: Solver, target_error: float) -> int:
     """Groups per node for a gen_error error of target_error, if the spread of one group
-    is GROUP_SPREAD at RESPONSE_REFERENCE response samples and its variance falls as 1 /
-    (response samples per group) (the M_R noise, §5.8); node average: error^2 =
+    is GROUP_SPREAD with RESPONSE_REFERENCE response samples or more, and its variance
+    grows as 1 / (response samples) below (the M_R noise, §5.8); node average: error^2 =
     sum_i w_i^2 spread^2 / groups."""
-    variance = GROUP_SPREAD ** 2 * RESPONSE_REFERENCE / solver.n_response
+    variance = GROUP_SPREAD ** 2 * max(1.0, RESPONSE_REFERENCE / solver.n_response)
     return math.ceil(variance * float((solver.node_weights ** 2).sum()) / target_error ** 2)
