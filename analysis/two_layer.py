@@ -1,7 +1,8 @@
 """Figures of paper 001 (two-layer networks under online SGD, docs/theory.md §8) and the
 numerical phase diagram, computed directly (no pipeline store yet).
 
-    python -m analysis.two_layer [regions blue_line floors phase_diagram] --out docs/gallery
+    python -m analysis.two_layer [regions blue_line noises orange floors phase_diagram] \\
+        --out docs/gallery
 
 The parameters are those of config/two_layer.yaml (`figures:`, one section per figure).
 Each figure's data are computed by `sims.simulate` / `dmft.solve` and cached as netCDF in
@@ -89,34 +90,40 @@ def regions_figure(section: dict, cache: str):
     return fig
 
 
-# --- Fig. 9: blue line, sims and seed-paired ODEs per d -------------------------------------
+# --- Figs. 3, 7, 9: sims and seed-paired ODEs per d and Delta ------------------------------
 
-def blue_line_figure(section: dict, cache: str):
-    """kappa = delta = 0: gram sims (markers, seed mean +- sem) and the finite-d ODE from the
-    same seeds' starts (lines, seed mean), per d (paper's Fig. 9)."""
-    problem, seeds = TwoLayerProblem(**section["problem"]), section["seeds"]
+def curves_figure(section: dict, cache: str):
+    """Risk against time per (Delta, d): gram sims (markers, seed mean +- sem), the finite-d
+    ODE from the same seeds' starts (lines, seed mean) and the limit ODE from seed 0's start
+    at the largest d (dotted); the paper's Figs. 3 (noises), 7 (orange) and 9 (blue line)."""
+    base, seeds = TwoLayerProblem(**section["problem"]), section["seeds"]
+    largest = max(section["d"])
     fig = new_figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    for i, d in enumerate(section["d"]):
-        sim = _cached(cache, f"blue_sims_{d}", lambda: sims.simulate(
+    curves = [(noise, d) for noise in section.get("noises", [base.noise]) for d in section["d"]]
+    for i, (noise, d) in enumerate(curves):
+        problem = base.replace(noise=noise)
+        sim = _cached(cache, f"sims_{noise}_{d}", lambda: sims.simulate(
             problem, d, seeds, n_times=section["n_times"]))
-        ode = _cached(cache, f"blue_ode_{d}", lambda: dmft.solve(
-            problem, initial=sims.initial_overlaps(problem, d, seeds),
-            times=sim.time.values))
+        ode = _cached(cache, f"ode_{noise}_{d}", lambda: dmft.solve(
+            problem, initial=sims.initial_overlaps(problem, d, seeds), times=sim.time.values))
         mean, sem = _seed_mean(sim)
-        ax.errorbar(sim.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i], ms=3.5,
-                    color=COLORS[i], label=f"sims d = {d}")
+        label = (f"Δ = {noise:g}, " if "noises" in section else "") + f"d = {d}"
+        ax.errorbar(sim.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8], ms=3.5,
+                    color=COLORS[i], label=f"sims {label}")
         ax.plot(ode.time[1:], ode.risk.mean("seed")[1:], color=COLORS[i], lw=1.2)
-    largest = max(section["d"])
-    limit = _cached(cache, f"blue_limit_{largest}", lambda: dmft.solve(
-        problem, d=largest, limit=True, n_times=section["n_times"]))
-    ax.plot(limit.time[1:], limit.risk[0, 1:], "k:", lw=1,
-            label=f"limit ODE (d = {largest} start, seed 0)")
-    ax.set_xlim(1e-1, problem.t_max)
-    _loglog(ax, "t = steps / d")
-    ax.legend(fontsize=7.5)
-    ax.set_title(f"Blue line κ = δ = 0 (Fig. 9): {_describe(problem)}, {seeds} seeds"
-                 "\nlines: finite-d ODE from the same seeds' starts (seed mean)", fontsize=9)
+        if d == largest:
+            limit = _cached(cache, f"limit_{noise}", lambda: dmft.solve(
+                problem, d=largest, limit=True, n_times=section["n_times"]))
+            ax.plot(limit.time[1:], limit.risk[0, 1:], ":", color="k" if len(curves) ==
+                    len(section["d"]) else COLORS[i], lw=1.2)
+    ax.plot([], [], "k:", label=f"limit ODE (d = {largest} start, seed 0)")
+    ax.set_xlim(section.get("t_min", 1e-1), base.t_max)
+    _loglog(ax, f"t = steps / d^{1 + base.theta:g}")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{section['title']}: κ = {base.width_exponent:g}, δ = {base.lr_exponent:g}, "
+                 f"{_describe(base)}, {seeds} seeds\nlines: finite-d ODE from the same seeds' "
+                 "starts (seed mean)", fontsize=9)
     return fig
 
 
@@ -297,8 +304,8 @@ def section_cache(cache: str, name: str, section: dict) -> str:
     return os.path.join(cache, f"{name}-{digest}")
 
 
-FIGURES = {"regions": regions_figure, "blue_line": blue_line_figure, "floors": floors_figure,
-           "phase_diagram": phase_diagram_figure}
+FIGURES = {"regions": regions_figure, "blue_line": curves_figure, "noises": curves_figure,
+           "orange": curves_figure, "floors": floors_figure, "phase_diagram": phase_diagram_figure}
 
 
 def main(argv=None) -> int:
