@@ -24,7 +24,8 @@ from scipy.special import erf, erfinv
 
 RULES = ("escape", "gauss")
 TAIL = 0.002  # half-normal mass below the first and above the last node of the escape rule
-QUADRATURE = 1024  # points of the midpoint rule in the half-normal probability
+POINTS_PER_GAP = 48  # Gauss-Legendre points of the quadrature over x per interval
+X_MAX = 12.0  # the half-normal law beyond it (mass 4e-33) is left out
 ESCAPE_LEVEL = 0.5  # a node escapes when its |m| first reaches this part of the largest |m|
 
 
@@ -109,14 +110,21 @@ def half_normal_rule(nodes: int):
 
 
 class _Quadrature:
-    """Midpoint rule in the half-normal probability, each point x_q placed between two
-    neighbouring nodes: bracket j_q (pair j, j+1) and affine weight w_q (w outside [0, 1]
-    below the first and above the last node: linear extrapolation in log x)."""
+    """Points x_q and masses of the half-normal law (composite Gauss-Legendre: POINTS_PER_GAP
+    points in log x between neighbouring nodes, where the interpolated curves are smooth,
+    and in x below the first and above the last node up to X_MAX), each point placed
+    between two neighbouring nodes: bracket j_q (pair j, j+1) and affine weight w_q (w
+    outside [0, 1] below the first and above the last node: linear extrapolation in log x).
+    """
 
     def __init__(self, log_nodes: np.ndarray):
-        p = (np.arange(QUADRATURE) + 0.5) / QUADRATURE
-        self.u = np.log(half_normal_quantile(p))
-        self.mass = np.full(QUADRATURE, 1 / QUADRATURE)
+        t, v = np.polynomial.legendre.leggauss(POINTS_PER_GAP)
+        pieces = [_gauss_piece(t, v, math.exp(a), math.exp(b), logarithmic=True)
+                  for a, b in zip(log_nodes[:-1], log_nodes[1:])]
+        pieces += [_gauss_piece(t, v, 0.0, math.exp(log_nodes[0])),
+                   _gauss_piece(t, v, math.exp(log_nodes[-1]), X_MAX)]
+        x, mass = (np.concatenate(parts) for parts in zip(*pieces))
+        self.u, self.mass = np.log(x), mass / mass.sum()
         self.bracket = np.clip(np.searchsorted(log_nodes, self.u) - 1, 0, len(log_nodes) - 2)
         low, high = log_nodes[self.bracket], log_nodes[self.bracket + 1]
         self.w = (self.u - low) / (high - low)
@@ -127,6 +135,36 @@ class _Quadrature:
         np.add.at(weights, self.bracket, self.mass * (1 - self.w))
         np.add.at(weights, self.bracket + 1, self.mass * self.w)
         return weights
+
+
+def _gauss_piece(t, v, low: float, high: float, logarithmic=False):
+    """Gauss-Legendre points (t, v on [-1, 1]) on [low, high] and their half-normal masses
+    2 phi(x) dx, in u = log x when `logarithmic` (dx = x du)."""
+    if logarithmic:
+        a, b = math.log(low), math.log(high)
+        x = np.exp((a + b) / 2 + (b - a) / 2 * t)
+        jacobian = (b - a) / 2 * x
+    else:
+        x = (low + high) / 2 + (high - low) / 2 * t
+        jacobian = np.full_like(x, (high - low) / 2)
+    return x, v * jacobian * math.sqrt(2 / math.pi) * np.exp(-x * x / 2)
+
+
+def interpolation_stencil(position: np.ndarray, last: int):
+    """Columns and weights of f at fractional step `position` from the values f[0..last]:
+    the cubic Catmull-Rom stencil (error O(dt^3) times the third derivative) where four
+    neighbours exist, the linear one next to the ends, and linear extension with the end
+    slopes beyond them."""
+    left = np.clip(np.floor(position), 0, last - 1).astype(int)
+    s = position - left
+    cubic = (left >= 1) & (left <= last - 2)
+    c = np.where(cubic, s, 0.0)
+    weights = [np.where(cubic, (-c ** 3 + 2 * c ** 2 - c) / 2, 0.0),
+               np.where(cubic, (3 * c ** 3 - 5 * c ** 2 + 2) / 2, 1 - s),
+               np.where(cubic, (-3 * c ** 3 + 4 * c ** 2 + c) / 2, s),
+               np.where(cubic, (c ** 3 - c ** 2) / 2, 0.0)]
+    columns = [np.clip(left + offset, 0, last) for offset in (-1, 0, 1, 2)]
+    return columns, weights
 
 
 def escape_level(magnetization: np.ndarray) -> float:
@@ -207,16 +245,12 @@ class EscapeAverage:
 
     def _add_stencils(self, node, coefficient, shift, time):
         """A_node[k, :] += coefficient * stencil of f(time[k] - shift), every (point, k)."""
-        K = len(time) - 1
-        dt = time[1] - time[0]
-        position = (time[None, :] - shift[:, None]) / dt  # (points, time), in steps
-        left = np.clip(np.floor(position), 0, K - 1).astype(int)
-        frac = position - left  # < 0 or > 1 outside the grid: linear extension
-        rows = np.broadcast_to(np.arange(K + 1), position.shape)
-        nodes = np.broadcast_to(node[:, None], position.shape)
-        coef = coefficient[:, None]
-        np.add.at(self.operators, (nodes, rows, left), coef * (1 - frac))
-        np.add.at(self.operators, (nodes, rows, left + 1), coef * frac)
+        positions = (time[None, :] - shift[:, None]) / (time[1] - time[0])  # in steps
+        columns, weights = interpolation_stencil(positions, len(time) - 1)
+        rows = np.broadcast_to(np.arange(len(time)), positions.shape)
+        nodes = np.broadcast_to(node[:, None], positions.shape)
+        for column, weight in zip(columns, weights):
+            np.add.at(self.operators, (nodes, rows, column), coefficient[:, None] * weight)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Per node, the mapped curves: values (nodes, time, ...) -> (nodes, time, ...)."""

@@ -1,0 +1,117 @@
+"""Benchmark of the average over m(0) (docs/theory.md §5.9): cost and honesty of the errors.
+
+Cost: Fig. 2 right (three-cluster GD, alpha=3, Delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2,
+d=1000) to K steps with the escape rule and with the Gauss rule (the baseline, the earlier
+default), each in a fresh subprocess (numba compiled first): CPU seconds and peak RSS, as
+ratios to the baseline measured in the same run.
+
+Honesty: `--seeds` solver seeds of Fig. 2 right (GD, t <= 20) and Fig. 2 left (persistent
+SGD b = 0.3, t <= 40) with the escape rule; per t, the spread of gen_error over the solver
+seeds divided by the root mean square of the reported gen_error_mc_error (and by its
+mean). Printed at a few times and as the range over t >= 1; `--figure PATH` draws the
+ratio against t with the 0.7-1.5 band.
+
+Usage: python benchmarks/bench_dmft_escape.py [--K 1000] [--seeds 12] [--figure out.png]
+       [--skip-cost]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+COST = r"""
+import json, resource, sys, time
+import dmft
+from sims.problem import Problem
+cfg = json.loads(sys.argv[1])
+p = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2,
+            process="gd", t_max=cfg["K"] * 0.2)
+dmft.solve(p.replace(t_max=0.4), d=1000, n_samples=64, response_samples=64,
+           magnetization_rule=cfg["rule"])  # compile
+before = resource.getrusage(resource.RUSAGE_SELF)
+dmft.solve(p, d=1000, magnetization_rule=cfg["rule"])
+after = resource.getrusage(resource.RUSAGE_SELF)
+cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+print(json.dumps(dict(cpu=cpu, rss=after.ru_maxrss * 1024)))
+"""
+
+BASE = dict(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2)
+CASES = {"GD (Fig. 2 right, t <= 20)": dict(process="gd", t_max=20),
+         "p-SGD b = 0.3 (Fig. 2 left, t <= 40)": dict(process="persistent", b=0.3,
+                                                       tau=3.3333, t_max=40)}
+
+
+def cost(K: int, rule: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", COST, json.dumps(dict(K=K, rule=rule))],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def honesty(fields: dict, seeds: int):
+    """(time, spread / rms error, spread / mean error, mean curve) over solver seeds."""
+    import dmft
+    from sims.problem import Problem
+    problem = Problem(**BASE, **fields)
+    runs = [dmft.solve(problem, d=1000, seed=s) for s in range(seeds)]
+    eps = np.array([r.gen_error.values for r in runs])
+    err = np.array([r.gen_error_mc_error.values for r in runs])
+    spread = eps.std(axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (runs[0].time.values, spread / np.sqrt((err ** 2).mean(axis=0)),
+                spread / err.mean(axis=0), eps.mean(axis=0))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--K", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=12)
+    parser.add_argument("--figure", default=None)
+    parser.add_argument("--skip-cost", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_cost:
+        base, new = cost(args.K, "gauss"), cost(args.K, "escape")
+        print(f"three-cluster GD, d = 1000, K = {args.K}, 8 nodes x 2 groups of 4000")
+        print(f"{'rule':>8} {'CPU s':>8} {'x gauss':>8} {'peak MB':>8} {'x gauss':>8}")
+        for rule, row in (("gauss", base), ("escape", new)):
+            print(f"{rule:>8} {row['cpu']:8.1f} {row['cpu'] / base['cpu']:8.2f} "
+                  f"{row['rss'] / 1e6:8.0f} {row['rss'] / base['rss']:8.2f}")
+    curves = {}
+    for name, fields in CASES.items():
+        time, rms, mean, eps = honesty(fields, args.seeds)
+        curves[name] = (time, rms)
+        varying = (time >= 1) & np.isfinite(rms) & (eps < 0.4999)
+        print(f"\n{name}, {args.seeds} solver seeds: spread / reported error")
+        print(f"  range over t >= 1 (rms): {np.nanmin(rms[varying]):.2f}-"
+              f"{np.nanmax(rms[varying]):.2f}; (mean): {np.nanmin(mean[varying]):.2f}-"
+              f"{np.nanmax(mean[varying]):.2f}")
+        for t in (2, 3, 3.5, 4, 5, 6, 8, 12, 16, 20, 30, 40):
+            k = np.searchsorted(time, t)
+            if k < len(time) and varying[k]:
+                print(f"  t = {time[k]:5.1f}  eps = {eps[k]:.4f}  rms ratio {rms[k]:.2f}  "
+                      f"mean ratio {mean[k]:.2f}")
+    if args.figure:
+        _figure(curves, args.seeds, args.figure)
+
+
+def _figure(curves: dict, seeds: int, path: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    ax.axhspan(0.7, 1.5, color="0.9", label="0.7-1.5")
+    for name, (time, ratio) in curves.items():
+        ax.plot(time, ratio, label=name)
+    ax.axhline(1, color="k", lw=0.6)
+    ax.set(xlabel="t", ylabel="spread over seeds / rms reported error", ylim=(0, 2.5),
+           title=f"DMFT error bars over {seeds} solver seeds (escape rule, d = 1000)")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
