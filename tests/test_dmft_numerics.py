@@ -92,6 +92,18 @@ def test_memory_quadrature_changes_no_curve_measurably(monkeypatch):
         assert (delta <= 0.05 * exact[f"{name}_mc_error"][1:] + 2 / 8000).all(), name
 
 
+def test_noise_keeps_the_normals_of_nondegenerate_pivots_only():
+    """history.py: z_k is kept iff pivot k is not degenerate, in the order of the steps;
+    GD's noise kernel is of low rank, so few are kept."""
+    problem = Problem(alpha=2, delta=0.5, R=0.01, eta=0.2, t_max=40)
+    solver = dmft.Solver(problem, n_samples=2000, n_replicas=2).advance(problem.t_max)
+    nondegenerate = ~solver.cholesky.degenerate[:, :solver.k]
+    kept = solver.histories.kept
+    assert (kept == nondegenerate.sum(axis=1)).all() and (kept < solver.k / 4).all()
+    for g in range(solver.groups):
+        assert (solver.histories.kept_steps[g, :kept[g]] == np.flatnonzero(nondegenerate[g])).all()
+
+
 def test_noise_factor_rows_never_inject_more_variance_than_the_kernel():
     """noise.py guards: a numerically rank-deficient M_C, indefinite at rounding level (as
     an empirical Gram matrix of smooth gradients is), gives rows with
