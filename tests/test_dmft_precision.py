@@ -91,3 +91,23 @@ def test_cost_estimate_of_a_target():
     assert tighter["seconds"] / plain["seconds"] == pytest.approx(tighter["groups"] / 4)
     capped = estimate_cost(p, target_error=2.5e-4, cost_limit=3 * plain["seconds"])
     assert capped["groups"] == 12
+
+
+def test_pipeline_accepts_and_plans_a_precision_target():
+    """config `dmft: {target_error, cost_limit}`: checked (a bad value names the field) and
+    planned as the solve grown to the target, capped by the cost limit."""
+    from conftest import tiny_config
+    from workflow.config import ConfigError, load_config
+    from workflow.plan import plan_store
+
+    def planned(**dmft_settings):
+        config = tiny_config()
+        del config["experiments"]["three"]
+        config["experiments"]["two"]["dmft"] = dmft_settings
+        return plan_store(load_config(config)["two"], "dmft", {}, 1)["cpu_total_s"]
+
+    plain, grown = planned(), planned(target_error=1e-4)
+    capped = planned(target_error=1e-4, cost_limit=1.0)
+    assert grown > 10 * plain and plain <= capped < grown
+    with pytest.raises(ConfigError, match="dmft.target_error"):
+        planned(target_error=-1.0)
