@@ -17,8 +17,10 @@ import xarray as xr
 
 from .data import curve_dims, format_value, iter_points, label_for, mean_and_sem, select
 
-COLUMNS = ["observable", "d", "n_seeds", "n_times", "max_abs_diff", "time_max_abs_diff",
-           "max_abs_z", "time_max_abs_z", "diff_at_max_abs_z", "disagree"]
+COLUMNS = ["observable", "prediction", "d", "n_seeds", "n_times", "max_abs_diff",
+           "time_max_abs_diff", "max_abs_z", "time_max_abs_z", "diff_at_max_abs_z", "disagree"]
+LAW = "law of m(0)"  # the DMFT's prediction, judged (docs/theory.md §6.6)
+CONDITIONED = "conditioned on the simulations"  # `*_at_seeds`: a diagnostic, not a prediction
 
 
 def _dmft_curve(dmft: xr.Dataset, point: dict, var: str, d):
@@ -74,7 +76,9 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
     """One row per grid point and simulated d (columns: grid coordinates, then COLUMNS);
     empty (with the columns) unless both stores hold `var`. Where the DMFT store also holds
     `<var>_at_seeds` (the DMFT at the seeds' own m(0) or effective m, docs/theory.md §6.6),
-    a second row per curve compares with it (observable `<var>_at_seeds`)."""
+    a second row per curve compares with it (observable `<var>_at_seeds`, prediction
+    "conditioned on the simulations": a diagnostic; the rows of the law of m(0) are the
+    prediction that is judged)."""
     if sims is None or dmft is None or var not in sims or var not in dmft:
         return pd.DataFrame(columns=COLUMNS)
     dims = [d for d in curve_dims(sims, var) if d != "d"]
@@ -88,7 +92,8 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
                 if m is None:
                     continue
                 row = compare(s.sel(d=d) if d is not None else s, m, e)
-                rows.append({**point, "observable": name, "d": d, **row,
+                rows.append({**point, "observable": name, "d": d,
+                             "prediction": CONDITIONED if name != var else LAW, **row,
                              "disagree": bool(row["max_abs_z"] > z_max)})
     return pd.DataFrame(rows, columns=dims + COLUMNS)
 
@@ -116,6 +121,24 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
                      f"{r['diff_at_max_abs_z']:+.2g})")
     return (f"sims vs DMFT differ beyond {z_max:g}σ:\n" + "\n".join(items[:6])
             + (f"\n(+{len(items) - 6} more, see table)" if len(items) > 6 else ""))
+
+
+def verdict_marker(table: pd.DataFrame, z_max: float = 3.0) -> str:
+    """The figure's short marker of the agreement verdict: 'DMFT (law of m(0)) vs sims:
+    2 of 6 curves beyond 3σ' (the prediction judged), and the same count for the DMFT
+    conditioned on the simulations' seeds (rows `*_at_seeds`, a diagnostic); empty
+    without rows."""
+    if not len(table):
+        return ""
+    parts = []
+    for seeds, name in ((False, "DMFT (law of m(0)) vs sims"),
+                        (True, "conditioned on the sims")):
+        rows = table[table.observable.str.endswith("_at_seeds") == seeds]
+        if len(rows):
+            bad = int((rows.max_abs_z > z_max).sum())
+            parts.append(f"{name}: {bad} of {len(rows)} curves beyond {z_max:g}σ" if bad else
+                         f"{name}: all {len(rows)} curves within {z_max:g}σ")
+    return "\n".join(parts)
 
 
 def by_d_line(table: pd.DataFrame) -> str:

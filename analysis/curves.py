@@ -235,7 +235,7 @@ def at_seeds_handle(which: str) -> tuple:
     (`analysis.data.at_seeds_kind`)."""
     which = "effective m = m(t_lin)/G(t_lin)" if which == "effective m" else which
     return (Line2D([], [], color="0.3", ls="-.", lw=1.2),
-            f"DMFT at the sims seeds' own {which} (dash-dot)")
+            f"DMFT conditioned on the sims: at the seeds' own {which} (dash-dot)")
 
 
 def failed_handle() -> tuple:

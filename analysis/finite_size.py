@@ -2,9 +2,12 @@
 
 Two-cluster: at fixed times, each observable's seed mean is fitted as a + c/d by weighted
 least squares (weights 1/s.e.^2), a being the d -> infinity extrapolation, compared with the
-DMFT value. Three-cluster: the escape time from the symmetric point (first time the
-generalization error drops below a threshold), per seed, against DMFT solved with the
-d-dependent initial magnetization.
+DMFT value. Three-cluster: the escape from the symmetric point. The verdict compares, at
+each d, the distribution of the seeds' escape times (first time |m| reaches the DMFT's
+escape level) with the one the DMFT predicts over the law of m(0) (docs/theory.md §5.8,
+§6.6): quantiles with bootstrap errors and a one-sample Kolmogorov-Smirnov test. The
+escape time of the seed-mean curve (first time the generalization error drops below a
+threshold) against the DMFT curve's is kept as a secondary summary.
 """
 
 from __future__ import annotations
@@ -229,9 +232,11 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
 
     Columns: grid coordinates, d, n_seeds, n_escaped, sims_q25, sims_median, sims_q75,
     sims_mean, sims_sem, sims_curve, sims_curve_se, dmft, dmft_solved, difference
-    (sims_curve - dmft), z (difference / sims_curve_se), agree (|z| <= z_max); with the DMFT
-    at the seeds' own m(0) or effective m stored (`<var>_at_seeds`, §6.6) also dmft_at_seeds,
-    difference_at_seeds and z_at_seeds.
+    (sims_curve - dmft), z (difference / sims_curve_se), mean_curve_agree (|z| <= z_max);
+    with the DMFT at the seeds' own m(0) or effective m stored (`<var>_at_seeds`, §6.6)
+    also dmft_at_seeds, difference_at_seeds and z_at_seeds. The verdict on the escape is
+    `escape_distribution_table` (the seeds' escape times against the DMFT's law of them);
+    the mean curve's escape time is a secondary summary.
     """
     base = sims if sims is not None else dmft
     dims = [d for d in curve_dims(base, var) if d != "d"]
@@ -260,12 +265,169 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
     if len(df):
         df["difference"] = df.sims_curve - df.dmft
         df["z"] = df.difference / df.sims_curve_se
-        df["agree"] = df.z.abs() <= z_max  # False where either side did not escape
+        df["mean_curve_agree"] = df.z.abs() <= z_max  # False where a side did not escape
     if "dmft_at_seeds" in df:
         df["difference_at_seeds"] = df.sims_curve - df.dmft_at_seeds
         df["z_at_seeds"] = df.difference_at_seeds / df.sims_curve_se
     return df
 
+
+
+# -------------------------------------------------- escape-time distribution (§5.8, §6.6)
+ESCAPE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+P_MIN = 0.01  # a KS p-value below this rejects the DMFT's escape-time law
+
+
+def escape_law(dmft_point: xr.Dataset) -> xr.Dataset | None:
+    """The DMFT's escape-time law at one grid point and d, as `dmft.escape_time_cdf` reads
+    it (attrs node_x, node_escape_times, escape_magnetization): from the store variables
+    that workflow.execute writes, or the attrs of a direct `dmft.solve`; None without
+    them (rule "gauss", one node, d = inf, a failed solve)."""
+    names = ("node_x", "node_escape_times", "escape_magnetization")
+    if all(n in dmft_point.attrs for n in names):
+        return xr.Dataset(attrs={n: dmft_point.attrs[n] for n in names})
+    if not all(n in dmft_point for n in names):
+        return None
+    values = {n: np.asarray(dmft_point[n].values, dtype=float) for n in names}
+    if not (np.isfinite(values["node_escape_times"]).all() and values["node_x"].size > 1
+            and np.isfinite(values["escape_magnetization"])):
+        return None
+    return xr.Dataset(attrs=dict(node_x=values["node_x"].tolist(),
+                                 node_escape_times=values["node_escape_times"].tolist(),
+                                 escape_magnetization=float(values["escape_magnetization"])))
+
+
+def seed_escape_times(magnetization: xr.DataArray, level: float) -> np.ndarray:
+    """Per seed, the first time |m(t)| reaches `level` (linear interpolation between
+    records; `escape_time` of -|m| below -level); +inf for a seed that runs to t_max
+    without reaching it (censored), NaN for a failed run that stops before. (seed, time)."""
+    curves = abs(magnetization).transpose("seed", "time")
+    t = escape_time(-curves, -level).values.astype(float)
+    ran_to_end = np.isfinite(curves.isel(time=-1).values)
+    return np.where(np.isnan(t) & ran_to_end, np.inf, t)
+
+
+def censored_quantiles(samples: np.ndarray, q, t_max: float) -> np.ndarray:
+    """Quantiles q of escape times along the last axis, +inf (censored at t_max) included
+    as values beyond every other: a quantile that falls among the censored is NaN.
+    samples (..., n) -> (len(q), ...)."""
+    big = np.finfo(float).max / 4
+    values = np.quantile(np.where(np.isinf(samples), big, samples), q, axis=-1)
+    return np.where(values <= t_max, values, np.nan)
+
+
+def bootstrap_quantiles(t: np.ndarray, q, t_max: float, n_boot: int = 1000,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles q of the seeds' escape times t (censored: +inf) and their bootstrap
+    standard errors over seeds (resampled with replacement, n_boot times); the error is
+    NaN where fewer than half of the resampled quantiles are below t_max."""
+    value = censored_quantiles(t, q, t_max)
+    if t.size < 2:
+        return value, np.full(len(q), np.nan)
+    pick = np.random.default_rng(seed).integers(0, t.size, size=(n_boot, t.size))
+    boot = censored_quantiles(t[pick], q, t_max)  # (q, n_boot)
+    enough = np.isfinite(boot).sum(axis=1) >= n_boot // 2
+    with np.errstate(invalid="ignore"):
+        se = np.nanstd(np.where(enough[:, None], boot, np.nan), axis=1, ddof=1)
+    return value, np.where(enough, se, np.nan)
+
+
+def ks_censored(t: np.ndarray, cdf, t_max: float) -> tuple[float, float]:
+    """One-sample Kolmogorov-Smirnov test of escape times t (censored at t_max: +inf)
+    against the continuous CDF `cdf`, on [0, t_max] where the seeds are observed:
+
+        D = sup_{t <= t_max} |F_n(t) - F(t)|,   p = P(D_n >= D) (scipy.stats.kstwo),
+
+    F_n the empirical CDF of all n seeds (the censored count as beyond t_max). Without
+    censored seeds this is the usual test; with them the sup runs over a part of the
+    line only, so p is conservative (at least the exact p). Returns (D, p)."""
+    from scipy.stats import kstwo
+    n = t.size
+    u = np.sort(cdf(t[np.isfinite(t)]))
+    i = np.arange(1, u.size + 1)
+    gaps = [i / n - u, u - (i - 1) / n, [abs(u.size / n - float(cdf(t_max)))]]
+    D = float(max(np.max(g) if len(g) else 0.0 for g in gaps))
+    return D, float(kstwo.sf(D, n))
+
+
+def escape_distribution_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
+                              quantiles=ESCAPE_QUANTILES, p_min: float = P_MIN,
+                              z_max: float = 3.0, n_boot: int = 1000) -> pd.DataFrame:
+    """Per grid point and d, the seeds' escape times against the DMFT's law of them
+    (docs/theory.md §5.8, §6.6): a seed escapes when its |m(t)| first reaches the DMFT's
+    `escape_magnetization` (the level of the node escape times); the DMFT gives the whole
+    distribution over m(0) ~ sqrt(R/d)|N(0, 1)| (`dmft.escape_time_cdf`).
+
+    Columns: grid coordinates, d, n_seeds, n_escaped, level, ks_statistic, ks_pvalue
+    (`ks_censored`), agree (p >= p_min), and per quantile q (label pNN): sims_pNN and
+    sims_pNN_se (bootstrap over seeds), dmft_pNN (`dmft.escape_time_quantiles`), z_pNN
+    ((sims - dmft) / se), and quantiles_agree (every finite |z| <= z_max). Rows only where
+    both stores have the point and d and the DMFT store has node escape times.
+    """
+    import dmft as theory
+    if sims is None or dmft is None or "magnetization" not in sims or "d" not in dmft.dims:
+        return pd.DataFrame()
+    dims = [d for d in curve_dims(sims, "magnetization") if d != "d"]
+    t_max = float(sims.time.max())
+    rows = []
+    for point in iter_points(sims, dims):
+        s, m = select(sims, point), select(dmft, point)
+        for d in sorted(set(s.d.values.tolist()) & set(m.d.values.tolist())):
+            law = escape_law(m.sel(d=d))
+            if law is None:
+                continue
+            level = law.attrs["escape_magnetization"]
+            t = seed_escape_times(s.magnetization.sel(d=d), level)
+            t = t[~np.isnan(t)]
+            if not t.size:
+                continue
+            D, p = ks_censored(t, lambda v: theory.escape_time_cdf(law, v), t_max)
+            value, se = bootstrap_quantiles(t, quantiles, t_max, n_boot)
+            predicted = theory.escape_time_quantiles(law, quantiles)
+            row = {**point, "d": d, "n_seeds": int(t.size),
+                   "n_escaped": int(np.isfinite(t).sum()), "level": level,
+                   "ks_statistic": D, "ks_pvalue": p, "agree": bool(p >= p_min)}
+            for q, v, e, w in zip(quantiles, value, se, predicted):
+                key = quantile_label(q)
+                row.update({f"sims_{key}": v, f"sims_{key}_se": e, f"dmft_{key}": w,
+                            f"z_{key}": (v - w) / e if e > 0 else math.nan})
+            z = np.array([row[f"z_{quantile_label(q)}"] for q in quantiles], dtype=float)
+            row["quantiles_agree"] = bool(np.all(np.abs(z[np.isfinite(z)]) <= z_max))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def quantile_label(q: float) -> str:
+    """'p10' for q = 0.1: the column label of a quantile."""
+    return f"p{round(100 * q):02d}"
+
+
+def escape_distribution_statement(table: pd.DataFrame, p_min: float = P_MIN) -> str:
+    """Plain words: per d, the seeds' escape times against the DMFT's law (KS test and
+    the median), and the verdict."""
+    if not len(table):
+        return ("No escape-time distribution to compare: the DMFT store has no node escape "
+                "times (magnetization_rule 'escape', several nodes) or there are no "
+                "simulations of |m|.")
+    level = float(table.level.iloc[0])
+    items = []
+    for r in table.itertuples():
+        med, med_se, pred = r.sims_p50, r.sims_p50_se, r.dmft_p50
+        items.append(f"d = {int(r.d)} ({r.n_seeds} seeds{_censored(r)}): KS D = "
+                     f"{r.ks_statistic:.3f}, p = {r.ks_pvalue:.2g}; median {med:.3g} ± "
+                     f"{med_se:.2g} vs DMFT {pred:.3g}")
+    bad = table[~table.agree]
+    verdict = (f"the seeds' escape times follow the DMFT's law of m(0) at every d "
+               f"(KS p ≥ {p_min:g})" if not len(bad) else
+               "the seeds' escape times do NOT follow the DMFT's law of m(0) at d = "
+               + ", ".join(str(int(v)) for v in bad.d) + f" (KS p < {p_min:g})")
+    return (f"Escape time (first t with |m| ≥ {level:.3g}), seeds against the DMFT's "
+            f"distribution over m(0): " + "; ".join(items) + f". Verdict: {verdict}.")
+
+
+def _censored(row) -> str:
+    left = row.n_seeds - row.n_escaped
+    return f", {left} not escaped by t_max" if left else ""
 
 
 
@@ -417,7 +579,8 @@ def agreement_statement(df: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m
                                                        Be=trend["B_err"], zero=zero))
     if "z_at_seeds" in df and df.z_at_seeds.notna().any():
         ok = df.dropna(subset=["z_at_seeds"])
-        parts.append(f"With the seeds' own {at_seeds} instead of the law of m(0), the DMFT "
+        parts.append(f"Conditioned on the simulations (the seeds' own {at_seeds} instead of "
+                     "the law of m(0)), the DMFT "
                      "escape time differs from the mean curve's by "
                      + ", ".join(f"{r.difference_at_seeds:+.3g} ({r.z_at_seeds:+.1f}σ, "
                                  f"d = {int(r.d)})" for r in ok.itertuples()) + ".")

@@ -2,16 +2,18 @@
 
 * extrapolation: deviation from DMFT of each observable against 1/d at fixed times, with
   the weighted fit a + c/d and its d -> infinity value (analysis.finite_size).
-* escape_time: learning curves at every d with the threshold, and the escape time against
-  d, per seed (dots), median and quartiles, mean +- s.e. of the escaped seeds, DMFT, the
-  fits A + B ln d of both, and the verdict on the gap in plain words.
+* escape_time: learning curves at every d with the threshold; the empirical CDF of the
+  seeds' escape times against the DMFT's over m(0), per d, with the KS p-values; their
+  quantiles against d (bootstrap errors); the linear-regime growth of |m|. Without node
+  escape times in the DMFT store: the escape time of the mean curve against d instead.
+  The verdict in words goes to the text file, the tables and the caption, not the figure.
 """
 
 from __future__ import annotations
 
 import math
-import textwrap
 
+import matplotlib
 import numpy as np
 import xarray as xr
 from matplotlib.colors import to_rgb
@@ -21,15 +23,17 @@ from matplotlib.ticker import NullFormatter
 from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
                      short_name)
 from .data import at_seeds_kind, label_for, mean_and_sem, select
-from .finite_size import escape_per_seed, fit_log_d
-from .style import COLORS, new_figure, style
+from .finite_size import escape_law, escape_per_seed, fit_log_d, seed_escape_times
+from .style import COLORS, MARKERS, new_figure, style
 
 FIT_COLUMNS = ("observable", "time", "n_d", "a", "a_err", "c", "c_err", "chi2", "ndof", "dmft",
                "dmft_mc_error", "difference", "z")
 ESCAPE_COLUMNS = ("d", "n_seeds", "n_escaped", "sims_q25", "sims_median", "sims_q75",
                   "sims_mean", "sims_sem", "sims_curve", "sims_curve_se", "dmft", "dmft_solved",
-                  "difference", "z", "agree", "dmft_at_seeds", "difference_at_seeds",
+                  "difference", "z", "mean_curve_agree", "dmft_at_seeds", "difference_at_seeds",
                   "z_at_seeds")
+DISTRIBUTION_COLUMNS = ("d", "n_seeds", "n_escaped", "level", "ks_statistic", "ks_pvalue",
+                        "agree", "quantiles_agree")
 
 
 def _groups(table, skip):
@@ -37,6 +41,12 @@ def _groups(table, skip):
     groups = list(table.groupby(grid, sort=False)) if grid else [((), table)]
     return [(dict(zip(grid, key if isinstance(key, tuple) else (key,))), sub)
             for key, sub in groups]
+
+
+def _distribution_columns(table) -> list[str]:
+    """The columns of an escape_distribution_table that are not grid coordinates."""
+    return [c for c in table.columns if c in DISTRIBUTION_COLUMNS
+            or c.startswith(("sims_p", "dmft_p", "z_p"))]
 
 
 def plot_finite_size(sims: xr.Dataset, dmft: xr.Dataset | None, table, title: str = ""):
@@ -82,34 +92,99 @@ def _extrapolation_axes(ax, s, rows, var, has_dmft) -> None:
     ax.tick_params(labelsize=8)
 
 
-def plot_escape(sims, dmft, table, threshold: float, statement: str, title: str = "",
-                var: str = "gen_error", note: str = "", linear=None):
-    """Left: learning curves at every d with the threshold; middle: escape time vs d (per
-    seed, median and quartiles, mean; of the seed-mean curve, compared with DMFT); right
-    (with `linear`, analysis.finite_size.linear_growth_table): sqrt(d) x mean |m| against
-    t, simulations and DMFT, with the linear-regime times; below, the statement and the
-    note (curves where simulations and DMFT differ beyond z_max)."""
-    panels = 3 if linear is not None and len(linear) else 2
+def plot_escape(sims, dmft, table, threshold: float, title: str = "",
+                var: str = "gen_error", linear=None, distribution=None):
+    """The escape from the symmetric point, one panel each: (a) learning curves at every
+    d with the threshold; (b) with `distribution` (analysis.finite_size.
+    escape_distribution_table): the empirical CDF of the seeds' escape times against the
+    DMFT's CDF over m(0), per d, and (c) their quantiles against d; without it, (b) the
+    escape time of the mean curve against d (`table`); (d) with `linear` (analysis.
+    finite_size.linear_growth_table): sqrt(d) x mean |m| against t. The verdict is in the
+    caption, the text file and the tables; the figure carries only the KS p-values."""
+    has_law = distribution is not None and len(distribution)
+    kinds = ["curves"] + (["cdf", "quantiles"] if has_law else ["mean_curve"]) + (
+        ["linear"] if linear is not None and len(linear) else [])
+    columns = 2 if len(kinds) > 2 else len(kinds)
+    rows = -(-len(kinds) // columns)
     with style():
-        fig = new_figure(figsize=(6.5 * panels, 6.0))
-        grid = fig.add_gridspec(2, panels, height_ratios=[5, 0.9])
-        ax0, ax1 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
-        _curves_axes(ax0, sims, dmft, threshold, var)
-        _escape_axes(ax1, sims, table, threshold, var, at_seeds_kind(dmft))
-        if panels == 3:
-            _magnetization_axes(fig.add_subplot(grid[0, 2]), sims, dmft, linear)
-        box = fig.add_subplot(grid[1, :])
-        box.axis("off")
-        text = box.text(0.0, 1.0, "\n".join(textwrap.wrap(statement, 150)),
-                        transform=box.transAxes, ha="left", va="top", fontsize=9,
-                        bbox=dict(boxstyle="round", fc="lightyellow", ec="0.5"))
-        if note:  # under the statement: the learning curves are too dense for a box
-            box.annotate(textwrap.fill(note.replace(":\n", ": ").replace("\n", "; "), 180),
-                         xy=(0, 0),
-                         xycoords=text, xytext=(0, -6), textcoords="offset points",
-                         ha="left", va="top", fontsize=8, color="darkred")
-        fig.suptitle(title, fontsize=11)
+        fig = new_figure(figsize=(5.6 * columns, 4.4 * rows))
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        for ax, kind in zip(axes, kinds):
+            if kind == "curves":
+                _curves_axes(ax, sims, dmft, threshold, var)
+            elif kind == "cdf":
+                _cdf_axes(ax, sims, dmft, distribution)
+            elif kind == "quantiles":
+                _quantile_axes(ax, distribution)
+            elif kind == "mean_curve":
+                _escape_axes(ax, sims, table, threshold, var, at_seeds_kind(dmft))
+            else:
+                _magnetization_axes(ax, sims, dmft, linear)
+        for ax in axes[len(kinds):]:
+            ax.axis("off")
+        if title:
+            fig.suptitle(title, fontsize=11)
     return fig
+
+
+def _cdf_axes(ax, sims, dmft, distribution) -> None:
+    """Per d (darker: larger d), the empirical CDF of the seeds' escape times (steps) and
+    the DMFT's CDF over m(0) (line); the legend gives the seeds and the KS p-value."""
+    import dmft as theory
+    groups = _groups(distribution, _distribution_columns(distribution))
+    t_max = float(sims.time.max())
+    for i, (point, sub) in enumerate(groups):
+        lab = label_for(point, list(point))
+        shades = np.linspace(0.45, 1.0, len(sub))
+        for shade, row in zip(shades, sub.sort_values("d").itertuples()):
+            color = tuple(np.array(to_rgb(COLORS[i % len(COLORS)])) * shade)
+            law = escape_law(select(dmft, point).sel(d=row.d))
+            t = seed_escape_times(select(sims, point).magnetization.sel(d=row.d), row.level)
+            t = np.sort(t[~np.isnan(t)])
+            finite = t[np.isfinite(t)]
+            ecdf = np.arange(1, finite.size + 1) / t.size
+            ax.step(np.r_[0, finite, t_max], np.r_[0, ecdf, ecdf[-1] if ecdf.size else 0],
+                    where="post", color=color, lw=1.3,
+                    label=f"{lab + ', ' if lab else ''}d = {int(row.d)}: {row.n_seeds} seeds, "
+                          f"KS p = {row.ks_pvalue:.2g}")
+            grid = np.linspace(0, t_max, 400)
+            ax.plot(grid, theory.escape_time_cdf(law, grid), "--", color=color, lw=1.3)
+    ax.set_xlim(0, t_max)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("escape time t (first t with |m| ≥ level)")
+    ax.set_ylabel("fraction of seeds escaped")
+    ax.legend(fontsize=7.5, loc="lower right", title="steps: sims; dashed: DMFT over m(0)",
+              title_fontsize=7.5)
+    ax.set_title("escape-time distribution", fontsize=10)
+
+
+def _quantile_axes(ax, distribution) -> None:
+    """Quantiles of the escape time against d: the seeds' (markers, bootstrap s.e.) and the
+    DMFT's over m(0) (lines with open markers), one colour per quantile."""
+    groups = _groups(distribution, _distribution_columns(distribution))
+    labels = [c[len("dmft_"):] for c in distribution.columns if c.startswith("dmft_p")]
+    cmap = matplotlib.colormaps["viridis"]
+    for i, (point, sub) in enumerate(groups):
+        sub = sub.sort_values("d")
+        lab = label_for(point, list(point))
+        marker = MARKERS[i % len(MARKERS)]
+        for k, key in enumerate(labels):
+            color = cmap(0.1 + 0.8 * k / max(len(labels) - 1, 1))
+            name = f"{int(key[1:])} %" + (f" ({lab})" if lab else "")
+            ax.errorbar(sub.d, sub[f"sims_{key}"], sub[f"sims_{key}_se"], fmt=marker,
+                        color=color, ms=5, capsize=3, label=name)
+            ax.plot(sub.d, sub[f"dmft_{key}"], "--", color=color, lw=1.2, marker=marker,
+                    mfc="white", ms=5)
+    d_all = sorted(set(distribution.d))
+    ax.set_xscale("log")
+    ax.set_xticks(d_all, [str(int(v)) for v in d_all])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.15)
+    ax.set_xlabel("dimension d")
+    ax.set_ylabel("escape-time quantile")
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+              title="filled: sims ± bootstrap s.e.\nopen, dashed: DMFT", title_fontsize=7.5)
+    ax.set_title("quantiles of the escape time over seeds", fontsize=10)
 
 
 def _curves_axes(ax, sims, dmft, threshold, var) -> None:

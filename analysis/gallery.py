@@ -26,15 +26,18 @@ WIDTH = 1000
 
 
 def agreement_line(table: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m(0)") -> str:
-    """One line: the largest difference and |z| over the curves, and which disagree; the
-    same for the DMFT at the seeds' own m(0) or effective m (`at_seeds`, data.at_seeds_kind)
-    where it was solved (rows `*_at_seeds`)."""
+    """One line: the largest difference and |z| over the curves of the DMFT's law of m(0)
+    (the prediction judged), and which disagree; the same, labelled as conditioned on the
+    simulations, for the DMFT at the seeds' own m(0) or effective m (`at_seeds`,
+    data.at_seeds_kind) where it was solved (rows `*_at_seeds`, a diagnostic)."""
     if table.empty:
         return "Agreement: not measured (one solver only)."
     seed_rows = table.observable.astype(str).str.endswith("_at_seeds")
-    line = "Agreement " + _summary(table[~seed_rows], z_max)
+    line = "Agreement (the DMFT's law of m(0), the prediction) " + _summary(
+        table[~seed_rows], z_max)
     if seed_rows.any():
-        line += f" DMFT at the seeds' own {at_seeds}: " + _summary(table[seed_rows], z_max)
+        line += (f" Diagnostic, conditioned on the simulations (DMFT at the seeds' own "
+                 f"{at_seeds}): " + _summary(table[seed_rows], z_max))
     return line
 
 

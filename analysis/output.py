@@ -17,9 +17,9 @@ import pandas as pd
 from .agreement import agreement_table, by_d_line, disagreement_note
 from .data import at_seeds_kind, load_experiment
 from .early_stopping import early_stopping
-from .finite_size import (agreement_statement, auto_threshold, escape_table,
-                          extrapolation_statement, finite_size_table, linear_growth_statement,
-                          linear_growth_table)
+from .finite_size import (agreement_statement, auto_threshold, escape_distribution_statement,
+                          escape_distribution_table, escape_table, extrapolation_statement,
+                          finite_size_table, linear_growth_statement, linear_growth_table)
 from .fss_plots import plot_escape, plot_finite_size
 from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
@@ -124,18 +124,32 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     if threshold == "auto":
         threshold = auto_threshold(sims, dmft, var)
     table = escape_table(sims, dmft, threshold, var, spec["z_max"])
-    table.insert(0, "threshold", threshold)
+    distribution = escape_distribution_table(sims, dmft, z_max=spec["z_max"])
     agreement = _agreement(sims, dmft, spec)
     linear = linear_growth_table(sims, dmft, spec["z_max"])
-    statement = " ".join(filter(None, [agreement_statement(table, spec["z_max"],
-                                                           at_seeds_kind(dmft)),
-                                       linear_growth_statement(linear, spec["z_max"]),
-                                       by_d_line(agreement)]))
+    mean_curve = agreement_statement(table, spec["z_max"], at_seeds_kind(dmft))
+    statement = " ".join(filter(None, [
+        escape_distribution_statement(distribution),
+        f"Secondary, the mean curve's escape (first t with {var} < {threshold:.3g}): "
+        f"{mean_curve}", linear_growth_statement(linear, spec["z_max"]), by_d_line(agreement),
+        disagreement_note(agreement, sims, spec["z_max"], at_seeds_kind(dmft))
+        .replace(":\n", ": ").replace("\n", "; ")]))
     write_text(statement, out["text"])
-    note = disagreement_note(agreement, sims, spec["z_max"], at_seeds_kind(dmft))
-    fig = plot_escape(sims, dmft, table.drop(columns="threshold"), threshold, statement,
-                      title=title, var=var, note=note, linear=linear)
-    return save(fig, out["figure"]) + [write_table(table, out["table"]), out["text"]]
+    fig = plot_escape(sims, dmft, table, threshold, title=title, var=var, linear=linear,
+                      distribution=distribution)
+    table.insert(0, "threshold", threshold)
+    return save(fig, out["figure"]) + [write_table(_with_distribution(table, distribution),
+                                                   out["table"]), out["text"]]
+
+
+def _with_distribution(table: pd.DataFrame, distribution: pd.DataFrame) -> pd.DataFrame:
+    """The escape table (mean curve, seeds' ε threshold) with the escape-time distribution
+    columns (seeds' |m| level against the DMFT's law, the verdict) joined on grid and d."""
+    if not len(distribution):
+        return table
+    extra = distribution.drop(columns="n_seeds").rename(columns={"n_escaped": "n_escaped_level"})
+    keys = [c for c in extra.columns if c in table.columns]
+    return table.merge(extra, on=keys, how="left")
 
 
 MAKERS = {"curves": _curves, "map": _map, "finite_size": _finite_size}

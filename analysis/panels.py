@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .agreement import agreement_table, disagreement_note
+from .agreement import agreement_table, verdict_marker
 from .curves import (at_seeds_handle, d_handles, draw_curves, draw_reference, failed_handle,
                      fixed_parameters, short_name)
 from .data import PRETTY, at_seeds_kind, curve_dims, format_value
@@ -129,13 +129,14 @@ def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *
 
 
 def _note(ax, sims, dmft, spec) -> None:
-    """Below the legend: the curves where sims and DMFT differ beyond z_max (if any)."""
+    """Under the legend, a short marker of the verdict (analysis.agreement.verdict_marker);
+    the curves that differ are named in the agreement table and the caption."""
     table = agreement_table(sims, dmft, spec["observable"], spec["z_max"])
-    note = disagreement_note(table, sims, spec["z_max"], at_seeds_kind(dmft))
-    if note:
-        ax.text(1.02, 0.0, note, transform=ax.transAxes, ha="left", va="bottom",
-                fontsize=7.5, color="darkred", zorder=6,
-                bbox=dict(boxstyle="round", fc="white", ec="darkred", alpha=0.85))
+    marker = verdict_marker(table, spec["z_max"])
+    if marker:
+        bad = table.disagree[~table.observable.str.endswith("_at_seeds")].any()
+        ax.text(1.02, 0.0, marker, transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=7.5, color="darkred" if bad else "darkgreen")
 
 
 def _plot_facets(sims, dmft, spec, experiment, ax):

@@ -74,7 +74,7 @@ def stratified_uniforms(rng: np.random.Generator, shape, strata=None) -> np.ndar
     """
     keys, jitter = rng.random(shape), rng.random(shape)
     strata = np.zeros(shape, dtype=bool) if strata is None else np.asarray(strata, dtype=bool)
-    order = np.lexsort((keys, strata), axis=-1)
+    order = np.argsort(keys + 2.0 * strata, axis=-1)  # by stratum, then key
     rank = np.empty(shape, dtype=float)
     np.put_along_axis(rank, order, np.broadcast_to(np.arange(shape[-1], dtype=float), shape),
                       axis=-1)

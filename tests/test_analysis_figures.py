@@ -151,10 +151,15 @@ def test_escape_time_analysis_states_a_verdict_on_the_gap(results):
     assert 0.25 < threshold < 0.5  # halfway between 1/2 and a plateau below it
     assert (table.sims_q25 <= table.sims_median).all()
     assert (table.sims_median <= table.sims_q75).all()
+    assert table.ks_pvalue.between(0, 1).all()  # the seeds against the DMFT's law, per d
+    assert (table.dmft_p10 < table.dmft_p50).all() and (table.dmft_p50 < table.dmft_p90).all()
     statement = open(paths[3]).read()
-    assert statement.startswith("Escape time of the mean curve, simulations minus DMFT: ")
-    said = [k for k, v in VERDICTS.items() if v.split("{")[0] in statement]
-    assert len(said) == 1  # exactly one verdict on whether the gap closes
+    assert statement.startswith("Escape time (first t with |m| ≥ ")
+    assert statement.count("KS D = ") == 2 and "Verdict: the seeds' escape times " in statement
+    secondary = statement.split("Secondary, the mean curve's escape")[1]
+    assert secondary.startswith(" (first t with gen_error < ")
+    said = [k for k, v in VERDICTS.items() if v.split("{")[0] in secondary]
+    assert len(said) == 1  # exactly one verdict on whether the mean curve's gap closes
 
 
 def test_command_line_takes_the_section_and_reports_bad_ones_without_traceback(

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
-from analysis.agreement import agreement_table, compare
+from analysis.agreement import agreement_table, compare, disagreement_note
 from analysis.data import at_seeds_kind
 from analysis.maps import early_stopping_maps, plot_maps
 from analysis.gallery import agreement_line
@@ -247,16 +247,18 @@ def _panel_stores(offset):
     return sims, dmft
 
 
-def test_the_panel_names_curves_that_disagree_beyond_three_sigma_and_only_those():
+def test_the_panel_marks_how_many_curves_disagree_and_the_table_names_them():
     sims, dmft = _panel_stores(offset=0.05)  # 0.05 against ~0.001: far beyond 3 sigma
     table = agreement_table(sims, dmft)
     assert table.disagree.tolist() == [False, True]
+    assert set(table.prediction) == {"law of m(0)"}
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
-    note = [t for t in texts if "beyond 3σ" in t]
-    assert len(note) == 1 and "λ = 0.1, d = 100: |z| = " in note[0] and "λ = 0," not in note[0]
+    assert texts == ["DMFT (law of m(0)) vs sims: 1 of 2 curves beyond 3σ"]  # one short line
+    note = disagreement_note(table, sims)  # the curve itself: for the report, not the figure
+    assert "λ = 0.1, d = 100: |z| = " in note and "λ = 0," not in note
     sims, dmft = _panel_stores(offset=0.0)
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
-    assert not [t for t in texts if "beyond" in t]
+    assert texts == ["DMFT (law of m(0)) vs sims: all 2 curves within 3σ"]
 
 
 @pytest.mark.parametrize("mode, kind, legend", [
@@ -274,18 +276,24 @@ def test_the_dmft_at_the_seeds_m0_gets_its_own_rows_line_and_dash_dot_curves(mod
     assert at_seeds_kind(dmft) == kind
     table = agreement_table(sims, dmft)
     assert table.observable.tolist() == ["gen_error", "gen_error_at_seeds"] * 2
+    assert table.prediction.tolist() == ["law of m(0)", "conditioned on the simulations"] * 2
     assert table.disagree.tolist() == [False, True, True, False]
     seed_rows = table.observable == "gen_error_at_seeds"
     np.testing.assert_allclose(table.max_abs_diff[seed_rows], [0.05, 0.0], atol=1e-12)
     line = agreement_line(table, at_seeds=kind)
-    law, seeds = line.split(f" DMFT at the seeds' own {kind}: ")
-    assert law.startswith("Agreement over 2 curves") and "1 curve(s) beyond 3σ" in law
+    law, seeds = line.split(f" Diagnostic, conditioned on the simulations (DMFT at the seeds' "
+                            f"own {kind}): ")
+    assert law.startswith("Agreement (the DMFT's law of m(0), the prediction) over 2 curves")
+    assert "1 curve(s) beyond 3σ" in law
     assert seeds.startswith("over 2 curves") and "1 curve(s) beyond 3σ" in seeds
     ax = plot_panel(sims, dmft, experiment="e").axes[0]
     assert sum(line.get_linestyle() == "-." for line in ax.lines) == 2
     texts = [t.get_text() for t in ax.texts] + [t.get_text() for t in ax.get_legend().get_texts()]
-    assert f"DMFT at the sims seeds' own {legend} (dash-dot)" in texts
-    assert sum(f"DMFT at the seeds' {kind}" in t for t in texts) == 1  # the note's line
+    assert (f"DMFT conditioned on the sims: at the seeds' own {legend} (dash-dot)"
+            in texts)
+    assert [t.get_text() for t in ax.texts] == [  # the short marker of both verdicts
+        "DMFT (law of m(0)) vs sims: 1 of 2 curves beyond 3σ\n"
+        "conditioned on the sims: 1 of 2 curves beyond 3σ"]
 
 
 def test_the_extrapolation_verdict_counts_the_pairs_within_three_sigma_and_names_the_rest():

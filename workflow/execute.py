@@ -119,10 +119,32 @@ def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
             failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
                              f" (at the {which} of simulation seeds 0..{n_seeds - 1})"))
         ds = ds.merge(_seed_variables(at_seeds, n_seeds, effective))
+    ds = _escape_variables(ds)
     if not failures:
         return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
     time, message, where = min(failures)
     return Outcome(index, ds, np.int8(DIVERGED), np.float64(time), f"diverged{where}: {message}")
+
+
+ESCAPE_ATTRS = ("node_x", "node_escape_times", "escape_magnetization")
+
+
+def _escape_variables(ds: xr.Dataset) -> xr.Dataset:
+    """The escape rule's node escape times (attrs of dmft.solve, docs/theory.md §5.8) as
+    variables (dim `escape_node`), so that every point and d keeps its own in the store
+    (the store attrs keep only what all tasks share); analysis.finite_size reads them."""
+    if "node_escape_times" not in ds.attrs:
+        return ds
+    out = ds.assign(
+        node_x=("escape_node", np.asarray(ds.attrs["node_x"], float),
+                {"long_name": "|x| of the m0 nodes, m0 = sqrt(R/d) x"}),
+        node_escape_times=("escape_node", np.asarray(ds.attrs["node_escape_times"], float),
+                           {"long_name": "first time the node's |m| reaches "
+                                         "escape_magnetization", "units": "eta * steps"}),
+        escape_magnetization=((), float(ds.attrs["escape_magnetization"]),
+                              {"long_name": "|m| level at which a node has escaped"}))
+    out.attrs = {k: v for k, v in ds.attrs.items() if k not in ESCAPE_ATTRS}
+    return out
 
 
 AT_SEEDS = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
