@@ -278,10 +278,12 @@ class LevelPaths(ResponsePaths):
         decay, cross = decay.astype(self.T.dtype), cross.astype(self.T.dtype)
         omega = self.omega.astype(self.T.dtype)
         offsets = sched.offset[sources]
+        exact_lags = self.exact_lags
         args = (self.T, self.last, k, decay, coef, cross, omega, beta - gamma, gamma,
-                self.momentum, sources, offsets)
+                self.momentum, sources, offsets, exact_lags)
         if self.backend == "numba":
-            _advance_levels_numba(*args, _chunk_bounds(k - sources, 4 * numba.get_num_threads()))
+            work = k - sources if exact_lags < 0 else np.minimum(k - sources, 2 * exact_lags)
+            _advance_levels_numba(*args, _chunk_bounds(work, 4 * numba.get_num_threads()))
         else:
             _advance_levels_numpy(*args)
         if sched.last_step[k] >= k + 1:
@@ -292,15 +294,18 @@ class LevelPaths(ResponsePaths):
 
 
 def _advance_levels_numpy(T, last, k, decay, coef, cross, omega, beta_gamma, gamma,
-                          momentum, sources, offsets):
-    levels = T.shape[1]
+                          momentum, sources, offsets, exact_lags):
+    groups, levels = T.shape[:2]
+    points, weights = np.empty(k + 1, dtype=np.int64), np.empty(k + 1)
     for j, off in zip(sources, offsets):
-        history = T[:, :, off:off + k - j, :]  # T^p_{a; j+1..k, j}
-        now = history[:, :, -1, :]
+        now = T[:, :, off + k - j - 1, :]  # T^p_{a; k, j}
         new = decay * now
         if momentum:
             new += beta_gamma * (last[0, :, :, j] - last[1, :, :, j])
-        new += np.einsum("gai,gaip->gap", coef[:, :, j + 1:k], history[:, :, :-1, :])
+        for g in range(groups):  # the memory sum (quadrature beyond exact_lags, §5.5)
+            for a in range(levels):
+                count = _memory_points(coef[g, a], j, k, exact_lags, points, weights)
+                new[g, a] += weights[:count] @ T[g, a, off + points[:count] - j - 1, :]
         if levels > 1:
             weighted = omega[None, :, None] * now
             new -= cross * (weighted.sum(axis=1, keepdims=True) - weighted)
@@ -314,13 +319,16 @@ def _advance_levels_numpy(T, last, k, decay, coef, cross, omega, beta_gamma, gam
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _advance_levels_numba(T, last, k, decay, coef, cross, omega, beta_gamma, gamma, momentum,
-                          sources, offsets, bounds):
-    """T^p_{a;k+1,j} for the followed sources; a task owns a chunk of sources of one group."""
+                          sources, offsets, exact_lags, bounds):
+    """T^p_{a;k+1,j} for the followed sources; a task owns a chunk of sources of one group.
+    The memory sum as in `_advance_numba` (quadrature beyond exact_lags)."""
     groups, levels, _, n = T.shape
     chunks = len(bounds) - 1
     for task in numba.prange(groups * chunks):
         g, chunk = task // chunks, task % chunks
         acc = np.empty((levels, n), dtype=np.float64)
+        points = np.empty(k + 1, dtype=np.int64)
+        weights = np.empty(k + 1, dtype=np.float64)
         for s in range(bounds[chunk], bounds[chunk + 1]):
             j, off = sources[s], offsets[s]
             now = off + k - j - 1  # T^p_{k,j}
@@ -330,9 +338,10 @@ def _advance_levels_numba(T, last, k, decay, coef, cross, omega, beta_gamma, gam
                 if momentum:
                     for p in range(n):
                         acc[a, p] += beta_gamma * (last[0, g, a, j, p] - last[1, g, a, j, p])
-                for i in range(j + 1, k):
-                    c = coef[g, a, i]
-                    row = off + i - j - 1
+                count = _memory_points(coef[g, a], j, k, exact_lags, points, weights)
+                for b in range(count):
+                    c = weights[b]
+                    row = off + points[b] - j - 1
                     for p in range(n):
                         acc[a, p] += c * T[g, a, row, p]
                 if levels > 1:
