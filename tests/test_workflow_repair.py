@@ -64,6 +64,7 @@ def workdir(clean_run, tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------ case 4: stale stores
+@pytest.mark.slow
 def test_a_store_of_an_earlier_config_is_flagged_and_never_mixed(workdir):
     """eta 0.2 -> 0.25 and the dmft section removed: the old DMFT store stays, named stale;
     open_experiment refuses to return it with the new simulations."""
@@ -91,6 +92,7 @@ def _store_values(store: Path) -> dict:
     return {name: ds[name].values for name in ds.data_vars}
 
 
+@pytest.mark.slow
 def test_a_plain_rerun_repairs_exactly_the_damaged_units(workdir, clean_run):
     """A sims chunk truncated to half, garbage in another unit's task marker, random bytes
     as the DMFT store's root .zattrs: a plain `snakemake` finds them (manifest), reruns
@@ -139,6 +141,7 @@ def _read_only(folder: Path, on: bool) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_verify_only_reads_names_the_damage_and_its_repair_command_works(workdir, clean_run):
     """Root .zattrs corrupt, a .zarray deleted, a coordinate chunk truncated, a data chunk
     deleted, the store read-only: verify (absolute path) exits 1 naming them, no traceback,
