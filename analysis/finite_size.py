@@ -326,10 +326,10 @@ def bootstrap_quantiles(t: np.ndarray, q, t_max: float, n_boot: int = 1000,
         return value, np.full(len(q), np.nan)
     pick = np.random.default_rng(seed).integers(0, t.size, size=(n_boot, t.size))
     boot = censored_quantiles(t[pick], q, t_max)  # (q, n_boot)
-    enough = np.isfinite(boot).sum(axis=1) >= n_boot // 2
-    with np.errstate(invalid="ignore"):
-        se = np.nanstd(np.where(enough[:, None], boot, np.nan), axis=1, ddof=1)
-    return value, np.where(enough, se, np.nan)
+    enough = np.isfinite(boot).sum(axis=1) >= max(2, n_boot // 2)
+    se = np.full(len(q), np.nan)
+    se[enough] = np.nanstd(boot[enough], axis=1, ddof=1)
+    return value, se
 
 
 def ks_censored(t: np.ndarray, cdf, t_max: float) -> tuple[float, float]:

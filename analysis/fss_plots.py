@@ -135,7 +135,7 @@ def _cdf_axes(ax, sims, dmft, distribution) -> None:
     t_max = float(sims.time.max())
     for i, (point, sub) in enumerate(groups):
         lab = label_for(point, list(point))
-        shades = np.linspace(0.45, 1.0, len(sub))
+        shades = np.linspace(1.0, 0.45, len(sub))
         for shade, row in zip(shades, sub.sort_values("d").itertuples()):
             color = tuple(np.array(to_rgb(COLORS[i % len(COLORS)])) * shade)
             law = escape_law(select(dmft, point).sel(d=row.d))
@@ -170,21 +170,22 @@ def _quantile_axes(ax, distribution) -> None:
         marker = MARKERS[i % len(MARKERS)]
         for k, key in enumerate(labels):
             color = cmap(0.1 + 0.8 * k / max(len(labels) - 1, 1))
-            name = f"{int(key[1:])} %" + (f" ({lab})" if lab else "")
             ax.errorbar(sub.d, sub[f"sims_{key}"], sub[f"sims_{key}_se"], fmt=marker,
-                        color=color, ms=5, capsize=3, label=name)
+                        color=color, ms=5, capsize=3)
             ax.plot(sub.d, sub[f"dmft_{key}"], "--", color=color, lw=1.2, marker=marker,
                     mfc="white", ms=5)
+            name = f"{int(key[1:])} %" + (f" ({lab})" if lab else "")
+            ax.annotate(name, (sub.d.iloc[-1], sub[f"dmft_{key}"].iloc[-1]), xytext=(8, 0),
+                        textcoords="offset points", va="center", fontsize=7.5, color=color)
     d_all = sorted(set(distribution.d))
     ax.set_xscale("log")
     ax.set_xticks(d_all, [str(int(v)) for v in d_all])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.margins(x=0.15)
+    ax.margins(x=0.25)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("escape-time quantile")
-    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-              title="filled: sims ± bootstrap s.e.\nopen, dashed: DMFT", title_fontsize=7.5)
-    ax.set_title("quantiles of the escape time over seeds", fontsize=10)
+    ax.set_title("escape-time quantiles (filled: sims ± bootstrap s.e.; open: DMFT)",
+                 fontsize=10)
 
 
 def _curves_axes(ax, sims, dmft, threshold, var) -> None:

@@ -107,7 +107,7 @@ def test_seed_escape_times_follow_the_dmft_law_and_reject_a_wrong_law_of_m0(esca
     verdict = open(paths[3]).read()
     assert verdict.startswith("Escape time (first t with |m| ≥ ")
     assert "follow the DMFT's law of m(0) at every d" in verdict
-    assert "Secondary, the mean curve's escape" in verdict
+    assert "Secondary (threshold gen_error < " in verdict
 
     stores = load_experiment(escape_results, "fss")
     problem = Problem(**THREE)  # the law of m(0) of d = 16 D: m(0) four times too small
