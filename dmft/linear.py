@@ -2,7 +2,8 @@
 
 While m is small the three-cluster dynamics is linear in it: m(t) = G(t) m0 for every
 initial m0, so the average over m0 = sqrt(R/d)|x| is G(t) sqrt(R/d) E|x|, E|x| = sqrt(2/pi)
-(the half-normal rule integrates |x| exactly).
+(both rules of the average give it: the Gauss rule integrates |x| exactly, the escape rule
+interpolates linearly in x at t = 0 and along exponential growth later, §5.9).
 """
 
 from __future__ import annotations

@@ -113,8 +113,9 @@ class _Quadrature:
     """Points x_q and masses of the half-normal law (composite Gauss-Legendre: POINTS_PER_GAP
     points in log x between neighbouring nodes, where the interpolated curves are smooth,
     and in x below the first and above the last node up to X_MAX), each point placed
-    between two neighbouring nodes: bracket j_q (pair j, j+1) and affine weight w_q (w
-    outside [0, 1] below the first and above the last node: linear extrapolation in log x).
+    between two neighbouring nodes: bracket j_q (pair j, j+1) and the affine weights of
+    x_q between them in log x (w_log) and in x (w_lin); outside [0, 1] below the first and
+    above the last node (linear extrapolation).
     """
 
     def __init__(self, log_nodes: np.ndarray):
@@ -127,13 +128,15 @@ class _Quadrature:
         self.u, self.mass = np.log(x), mass / mass.sum()
         self.bracket = np.clip(np.searchsorted(log_nodes, self.u) - 1, 0, len(log_nodes) - 2)
         low, high = log_nodes[self.bracket], log_nodes[self.bracket + 1]
-        self.w = (self.u - low) / (high - low)
+        self.w_log = (self.u - low) / (high - low)
+        self.w_lin = (x - np.exp(low)) / (np.exp(high) - np.exp(low))
 
     def unshifted_weights(self) -> np.ndarray:
-        """Node weights of the same interpolation without time shifts (sum 1)."""
+        """Node weights of piecewise-linear interpolation in x (sum 1; exact for curves
+        linear in m0, e.g. m at t = 0)."""
         weights = np.zeros(self.bracket.max() + 2)
-        np.add.at(weights, self.bracket, self.mass * (1 - self.w))
-        np.add.at(weights, self.bracket + 1, self.mass * self.w)
+        np.add.at(weights, self.bracket, self.mass * (1 - self.w_lin))
+        np.add.at(weights, self.bracket + 1, self.mass * self.w_lin)
         return weights
 
 
@@ -227,30 +230,39 @@ class EscapeAverage:
     `operators[j]` is a (time, time) matrix A_j such that the average of a curve f over
     the law of m0 is sum_j A_j f_j, f_j the curve at node j (any trailing dims). Row t of
     A_j sums, over the quadrature points x_q bracketed by j, mass_q times the node's
-    interpolation weight times the linear-interpolation stencil of f_j at the shifted time
-    t - tau(x_q) + tau_j. Outside [0, t_max] a node curve is extended linearly with its end
-    slopes, so that a background drift common to neighbouring nodes cancels between them.
+    interpolation weight times the stencil of f_j at the shifted time t - s. The weights and
+    shifts go from interpolation in x without shifts at t = 0 (exact for the initial
+    magnetization and any curve linear in m0) to displacement interpolation in log x from
+    t = the bracket's escape-time gap on (never, with no escape: gap = 0): lambda =
+    min(1, t / gap), w = (1 - lambda) w_lin
+    + lambda w_log, tau(x) = (1 - w) tau_j + w tau_{j+1}, s_j = lambda (tau(x) - tau_j).
+    Since (1 - w) s_j + w s_{j+1} = 0 at every t, a drift common to neighbouring nodes
+    cancels; outside [0, t_max] a node curve is extended linearly with its end slopes.
     """
 
     def __init__(self, x: np.ndarray, time: np.ndarray, tau: np.ndarray):
-        quadrature = _Quadrature(np.log(x))
+        q = _Quadrature(np.log(x))
         self.tau = tau
-        tau_q = (1 - quadrature.w) * self.tau[quadrature.bracket] \
-            + quadrature.w * self.tau[quadrature.bracket + 1]
+        tau_low, tau_high = tau[q.bracket][:, None], tau[q.bracket + 1][:, None]
+        gap = np.abs(tau_low - tau_high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            blend = np.where(gap > 0, np.minimum(1.0, time[None, :] / gap), 0.0)
+        w = (1 - blend) * q.w_lin[:, None] + blend * q.w_log[:, None]  # (points, time)
+        tau_q = (1 - w) * tau_low + w * tau_high
         self.operators = np.zeros((len(x), len(time), len(time)))
-        for side, weight in ((0, 1 - quadrature.w), (1, quadrature.w)):
-            node = quadrature.bracket + side
-            shift = tau_q - self.tau[node]
-            self._add_stencils(node, quadrature.mass * weight, shift, time)
+        for side, weight, tau_node in ((0, 1 - w, tau_low), (1, w, tau_high)):
+            self._add_stencils(q.bracket + side, q.mass[:, None] * weight,
+                               blend * (tau_q - tau_node), time)
 
     def _add_stencils(self, node, coefficient, shift, time):
-        """A_node[k, :] += coefficient * stencil of f(time[k] - shift), every (point, k)."""
-        positions = (time[None, :] - shift[:, None]) / (time[1] - time[0])  # in steps
+        """A_node[k, :] += coefficient * stencil of f(time[k] - shift), every (point, k);
+        coefficient and shift are (points, time)."""
+        positions = (time[None, :] - shift) / (time[1] - time[0])  # in steps
         columns, weights = interpolation_stencil(positions, len(time) - 1)
         rows = np.broadcast_to(np.arange(len(time)), positions.shape)
         nodes = np.broadcast_to(node[:, None], positions.shape)
         for column, weight in zip(columns, weights):
-            np.add.at(self.operators, (nodes, rows, column), coefficient[:, None] * weight)
+            np.add.at(self.operators, (nodes, rows, column), coefficient * weight)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Per node, the mapped curves: values (nodes, time, ...) -> (nodes, time, ...)."""

@@ -70,6 +70,17 @@ def test_escape_rule_is_exact_in_the_linear_regime():
     np.testing.assert_allclose((out / growth)[inside], math.sqrt(2 / math.pi), rtol=2e-4)
 
 
+def test_curves_linear_in_m0_are_averaged_exactly_before_any_shift():
+    """m(0) = sqrt(R/d) x: the average is sqrt(R/d) E|x| at t = 0 with an escape, and at
+    every t without one (all nodes at the same escape time: no shifts)."""
+    x = escape_nodes(8)
+    linear = np.broadcast_to(x[:, None], (8, TIME.size))[:, :, None]
+    with_escape = EscapeAverage(x, TIME, T0 - np.log(x) / GAMMA).apply(linear)[..., 0].sum(0)
+    assert with_escape[0] == pytest.approx(math.sqrt(2 / math.pi), rel=1e-9)
+    without = EscapeAverage(x, TIME, np.zeros(8)).apply(linear)[..., 0].sum(0)
+    np.testing.assert_allclose(without, math.sqrt(2 / math.pi), rtol=1e-9)
+
+
 def test_node_escape_times_are_measured_and_extrapolated_along_log_x():
     """|m| = min(1, 0.01 x exp(gamma t)) crosses 1/2 at log(50/x)/gamma: measured for the
     nodes that get there by t = 5, extrapolated along log x for the two that do not."""
