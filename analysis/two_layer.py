@@ -312,14 +312,17 @@ FIGURES = {"regions": regions_figure, "blue_line": curves_figure, "noises": curv
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.two_layer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("figures", nargs="*", default=list(FIGURES), choices=list(FIGURES))
+    parser.add_argument("figures", nargs="*", help=f"some of {list(FIGURES)}; default: all")
     parser.add_argument("--out", default="docs/gallery")
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--cache", default="results/two_layer_cache")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.figures) - set(FIGURES))
+    if unknown:
+        parser.error(f"figures {unknown} are not allowed: figures must be some of {list(FIGURES)}")
     sections = read_yaml(args.config)["figures"]
     os.makedirs(args.out, exist_ok=True)
-    for name in args.figures:
+    for name in args.figures or list(FIGURES):
         with style():
             fig = FIGURES[name](sections[name], section_cache(args.cache, name, sections[name]))
             path = os.path.join(args.out, f"two_layer_{name}.png")
