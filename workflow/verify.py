@@ -64,6 +64,8 @@ def metadata_damage(path) -> dict[str, str]:
         value = _json(path / rel)
         if not isinstance(value, dict):
             damage[rel] = "missing or unreadable"
+        elif rel.endswith((".zgroup", ".zarray")) and value.get("zarr_format") != ZARR_FORMAT:
+            damage[rel] = f"not Zarr format {ZARR_FORMAT} metadata"
         elif meta is not None and rel not in meta:
             damage[".zmetadata"] = f"does not list {rel}"
         elif meta is not None and meta[rel] != value:
