@@ -124,8 +124,8 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
 
 
 def verdict_marker(table: pd.DataFrame, z_max: float = 3.0) -> str:
-    """The figure's short marker of the agreement verdict: 'DMFT (law of m(0)) vs sims:
-    2 of 6 curves beyond 3σ' (the prediction judged), and the same count for the DMFT
+    """The figure's short marker of the agreement verdict: 'DMFT (law of m(0)) vs sims:' and
+    '2 of 6 curves beyond 3σ' on two lines (the prediction judged), and the same count for the DMFT
     conditioned on the simulations' seeds (rows `*_at_seeds`, a diagnostic); empty
     without rows."""
     if not len(table):
@@ -136,8 +136,8 @@ def verdict_marker(table: pd.DataFrame, z_max: float = 3.0) -> str:
         rows = table[table.observable.str.endswith("_at_seeds") == seeds]
         if len(rows):
             bad = int((rows.max_abs_z > z_max).sum())
-            parts.append(f"{name}: {bad} of {len(rows)} curves beyond {z_max:g}σ" if bad else
-                         f"{name}: all {len(rows)} curves within {z_max:g}σ")
+            parts.append(f"{name}:\n{bad} of {len(rows)} curves beyond {z_max:g}σ" if bad
+                         else f"{name}:\nall {len(rows)} curves within {z_max:g}σ")
     return "\n".join(parts)
 
 

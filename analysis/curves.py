@@ -232,10 +232,10 @@ def draw_reference(ax, base: xr.Dataset, points: list[dict]) -> list:
 
 def at_seeds_handle(which: str) -> tuple:
     """Legend entry of the dash-dot DMFT at the simulation seeds' m(0) or effective m
-    (`analysis.data.at_seeds_kind`)."""
-    which = "effective m = m(t_lin)/G(t_lin)" if which == "effective m" else which
+    (`analysis.data.at_seeds_kind`; the effective m is m(t_lin)/G(t_lin), docs/theory.md
+    §6.6): a diagnostic conditioned on the simulations, on two short lines."""
     return (Line2D([], [], color="0.3", ls="-.", lw=1.2),
-            f"DMFT conditioned on the sims: at the seeds' own {which} (dash-dot)")
+            f"DMFT conditioned on the sims\n(seeds' own {which}), dash-dot")
 
 
 def failed_handle() -> tuple:

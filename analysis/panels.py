@@ -194,7 +194,9 @@ def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> N
         ax.set_ylim(*spec["ylim"])
     title = spec["title"] or experiment
     fixed = fixed_parameters(drawn.base, curve_dims(drawn.base, var))
-    ax.set_title(f"{title}\n{fixed}" if fixed else title, fontsize=10)
+    # left-aligned: a title wider than the axes runs over the legend's column, not off the
+    # figure's left edge
+    ax.set_title(f"{title}\n{fixed}" if fixed else title, fontsize=10, loc="left")
 
 
 def _inset(ax, spec, sims, dmft) -> None:
