@@ -14,7 +14,7 @@ import os
 
 import pandas as pd
 
-from .agreement import agreement_table, by_d_line, disagreement_note
+from .agreement import agreement_table, by_d_line, disagreement_note, verdict_marker
 from .data import at_seeds_kind, load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_distribution_statement,
@@ -100,8 +100,7 @@ def _curves(experiment, sims, dmft, spec, out) -> list[str]:
 
 def _map(experiment, sims, dmft, spec, out) -> list[str]:
     maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"])
-    note = disagreement_note(_agreement(sims, dmft, spec), sims, spec["z_max"],
-                             at_seeds_kind(dmft))
+    note = verdict_marker(_agreement(sims, dmft, spec), spec["z_max"]).replace(":\n", ": ")
     fig = plot_maps(maps, spec, title=spec["title"] or experiment, note=note)
     return save(fig, out["figure"]) + [write_table(map_table(maps), out["table"])]
 
