@@ -76,6 +76,7 @@ def test_a_store_of_an_earlier_config_is_flagged_and_never_mixed(workdir):
     run = _run(workdir)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "stale store results/two/dmft.zarr (no 'dmft' section" in run.stderr
+    assert "stale store results/two/sims.zarr (made for an earlier spec" in run.stderr
     with pytest.raises(StoresDisagree, match=r"problem\.eta: sims 0\.25, dmft 0\.2"):
         open_experiment(workdir / "results" / "two")
     sims = open_experiment(workdir / "results" / "two", solvers=("sims",))

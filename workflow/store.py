@@ -70,6 +70,12 @@ class Task:
     units: tuple = ()  # keys of its units (one per point; a unit is a task of one point)
 
 
+def spec_hash(spec: ExperimentSpec, solver: str, version: str | None = None) -> str:
+    """What identifies a store: its solver's spec and the package version (default: the
+    installed one) whose numbers it holds."""
+    return f"{stable_hash([spec.solver_spec(solver), version or package_version()]):016x}"
+
+
 @dataclasses.dataclass
 class Layout:
     """Dims, coordinates and tasks of one (experiment, solver) store.
@@ -98,7 +104,7 @@ class Layout:
         self.lead_dims = self.point_dims + (["d"] if self.d_values else [])
         self.sample_dims = ["seed"] if self.n_seeds else []
         self.times = self._time_axis()
-        self.spec_hash = f"{stable_hash([spec.solver_spec(self.solver), self.version]):016x}"
+        self.spec_hash = spec_hash(spec, self.solver, self.version)
 
     # ------------------------------------------------------------------ coordinates
     def point_times(self, problem) -> np.ndarray:
@@ -344,17 +350,25 @@ def store_matches(path, layout: Layout) -> bool:
 
 
 def stale_stores(results, specs: dict) -> list[str]:
-    """Stores under `results` that no spec of the config makes: the solver was removed
-    from its experiment, or the experiment from the config (Snakemake names them; the
-    analysis never opens them with the current ones, analysis.store.open_experiment)."""
+    """Stores under `results` that the config does not make as they are, with why: the
+    solver was removed from its experiment or the experiment from the config (not used),
+    or the store was made for an earlier spec (its store job rebuilds it). The analysis
+    never opens stores of different problems together (analysis.store.open_experiment)."""
     out = []
     for store in sorted(Path(results).glob("*/*.zarr")):
         spec = specs.get(store.parent.name)
         solver = store.name[:-len(".zarr")]
-        if solver in ("sims", "dmft") and (spec is None or getattr(spec, solver) is None):
+        if solver not in ("sims", "dmft"):
+            continue
+        if spec is None or getattr(spec, solver) is None:
             why = ("experiment not in the config" if spec is None
                    else f"no '{solver}' section in the experiment")
-            out.append(f"{store} ({why})")
+            out.append(f"{store} ({why}): not used; delete it if it is not needed")
+            continue
+        attrs = read_attrs(store)
+        if attrs is not None and attrs.get("spec_hash") != spec_hash(spec, solver):
+            out.append(f"{store} (made for an earlier spec of the experiment): its store "
+                       "job rebuilds it")
     return out
 
 

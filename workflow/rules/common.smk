@@ -76,9 +76,7 @@ def mark_damaged_stores():
 if workflow.is_main_process:
     mark_damaged_stores()
     for _store in stale_stores(RESULTS, EXPERIMENTS):
-        print(f"warning: stale store {_store}: made by an earlier config, not used; "
-              "open_experiment does not open it with the current stores; delete it if it "
-              "is not needed", file=sys.stderr)
+        print(f"warning: stale store {_store}", file=sys.stderr)
 
 
 wildcard_constraints:
