@@ -267,10 +267,10 @@ def _magnetization_axes(ax, sims, dmft, linear) -> None:
     m(0) ~ sqrt(R/d)); crosses mark the linear-regime times t_lin of the table."""
     groups = _groups(linear, ("d", "t_lin", "sims", "sims_se", "dmft", "ratio", "ratio_se",
                               "z", "agree"))
-    shades = np.linspace(0.35, 1.0, max(len(set(linear.d)), 1))
+    shades = np.linspace(1.0, 0.45, max(len(set(linear.d)), 1))  # darker: larger d
     for i, (point, sub) in enumerate(groups):
         s, m = select(sims, point), select(dmft, point)
-        for shade, row in zip(shades, sub.itertuples()):
+        for shade, row in zip(shades, sub.sort_values("d").itertuples()):
             color = tuple(np.array(to_rgb(COLORS[i % len(COLORS)])) * shade)
             scale = math.sqrt(row.d)
             mean, se = mean_and_sem(abs(s.magnetization.sel(d=row.d)))
