@@ -1,8 +1,10 @@
 """Figures of paper 001 (two-layer networks under online SGD, docs/theory.md §8) and the
 numerical phase diagram, computed directly (no pipeline store yet).
 
-    python -m analysis.two_layer [regions blue_line noises orange floors phase_diagram] \\
-        --out docs/gallery
+    python -m analysis.two_layer [figure ...] --out docs/gallery
+
+Figures (default all): regions (Fig. 2), blue_line (Fig. 9), noises (Fig. 3), orange
+(Fig. 7), learning_rates (Fig. 6), floors (Figs. 4, 5), phase_diagram.
 
 The parameters are those of config/two_layer.yaml (`figures:`, one section per figure).
 Each figure's data are computed by `sims.simulate` / `dmft.solve` and cached as netCDF in
@@ -124,6 +126,34 @@ def curves_figure(section: dict, cache: str):
     ax.set_title(f"{section['title']}: κ = {base.width_exponent:g}, δ = {base.lr_exponent:g}, "
                  f"{_describe(base)}, {seeds} seeds\nlines: finite-d ODE from the same seeds' "
                  "starts (seed mean)", fontsize=9)
+    return fig
+
+
+def learning_rates_figure(section: dict, cache: str):
+    """kappa = 0, gamma = gamma0 d^-delta for several delta at one d, against steps / d (the
+    paper's Fig. 6): sims (markers) and the seed-paired finite-d ODE (lines). Each run goes
+    to steps / d = t_max of the section's problem."""
+    base, seeds, d = TwoLayerProblem(**section["problem"]), section["seeds"], section["d"]
+    fig = new_figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    for i, delta in enumerate(section["lr_exponents"]):
+        theta = base.replace(lr_exponent=delta).theta
+        problem = base.replace(lr_exponent=delta, t_max=base.t_max / d ** theta)
+        sim = _cached(cache, f"sims_{delta}", lambda: sims.simulate(
+            problem, d, seeds, n_times=section["n_times"]))
+        ode = _cached(cache, f"ode_{delta}", lambda: dmft.solve(
+            problem, initial=sims.initial_overlaps(problem, d, seeds), times=sim.time.values))
+        mean, sem = _seed_mean(sim)
+        steps_per_d = sim.time.values * d ** theta
+        ax.errorbar(steps_per_d[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i], ms=3.5,
+                    color=COLORS[i], label=f"sims δ = {delta:g}")
+        ax.plot(steps_per_d[1:], ode.risk.mean("seed")[1:], color=COLORS[i], lw=1.2)
+    ax.set_xlim(section.get("t_min", 1.0), base.t_max)
+    _loglog(ax, "steps / d")
+    ax.legend(fontsize=7)
+    ax.set_title(f"{section['title']}: κ = 0, γ = γ0 d^−δ, d = {d}, {_describe(base)}, "
+                 f"{seeds} seeds\nlines: finite-d ODE from the same seeds' starts (seed mean)",
+                 fontsize=9)
     return fig
 
 
@@ -306,7 +336,7 @@ def section_cache(cache: str, name: str, section: dict) -> str:
 
 
 FIGURES = {"regions": regions_figure, "blue_line": curves_figure, "noises": curves_figure,
-           "orange": curves_figure, "floors": floors_figure, "phase_diagram": phase_diagram_figure}
+           "orange": curves_figure, "learning_rates": learning_rates_figure, "floors": floors_figure, "phase_diagram": phase_diagram_figure}
 
 
 def main(argv=None) -> int:
