@@ -29,6 +29,7 @@ import xarray as xr
 from .solver import Solver, parse_bytes
 
 BATCH_ENTROPY = 20  # batch b >= 1 draws from SeedSequence([seed, BATCH_ENTROPY, b])
+BATCH_GROWTH = 2  # an extra batch has at most this many times the first batch's groups
 SUMMED_ATTRS = ("groups", "n_samples", "wall_time", "noise_rows_rescaled")
 
 
@@ -55,8 +56,9 @@ def solve_to_target(problem, settings: dict, solve_batch, target_error: float,
     """`solve_batch(problem, settings)` repeated with fresh groups until the target is met.
 
     Each extra batch has the groups that the error's 1/sqrt(groups) law says are missing
-    (at least 2 per node, at most what memory_limit holds), or fewer if cost_limit would
-    be exceeded; the cost is the CPU time of this process (all threads).
+    (at least 2 per node; at most BATCH_GROWTH times the first batch's, so that a batch
+    holds about the memory of a plain solve, and what memory_limit holds), or fewer if
+    cost_limit would be exceeded; the cost is the CPU time of this process (all threads).
     """
     start = timer.process_time()
     batches = [solve_batch(problem, settings)]
@@ -64,7 +66,8 @@ def solve_to_target(problem, settings: dict, solve_batch, target_error: float,
     batch = 0
     while precision_reached(combined) > target_error and combined.attrs["status"] == "success":
         replicas = _missing_replicas(combined, target_error)
-        replicas = min(replicas, _replicas_in_memory(problem, settings, combined))
+        replicas = min(replicas, BATCH_GROWTH * _replicas(batches[0]),
+                       _replicas_in_memory(problem, settings, combined))
         if cost_limit is not None:
             spent = timer.process_time() - start
             per_group = spent / _replicas(combined)  # CPU seconds per group so far
