@@ -151,9 +151,8 @@ def learning_rates_figure(section: dict, cache: str):
     ax.set_xlim(section.get("t_min", 1.0), base.t_max)
     _loglog(ax, "steps / d")
     ax.legend(fontsize=7)
-    ax.set_title(f"{section['title']}: κ = 0, γ = γ0 d^−δ, d = {d}, {_describe(base)}, "
-                 f"{seeds} seeds\nlines: finite-d ODE from the same seeds' starts (seed mean)",
-                 fontsize=9)
+    ax.set_title(f"{section['title']}: κ = 0, d = {d}, {_describe(base)}, {seeds} seeds\n"
+                 "lines: finite-d ODE from the same seeds' starts (seed mean)", fontsize=9)
     return fig
 
 
