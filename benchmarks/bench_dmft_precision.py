@@ -18,7 +18,9 @@ solve, numba compiled before), old and new solves of a seed interleaved, so both
 same machine load. Per case and estimator,
 over --seeds solver seeds: CPU seconds (median), peak RSS, the reported
 gen_error_mc_error at t = 100 (median), the spread of gen_error(100) over seeds, the
-efficiency from the reported error and from the spread, the honesty ratio spread /
+pooled error at t = 100 (sqrt of the mean of c4(R)^2 x reported^2: the groups' variance
+estimate from all seeds, R - 1 degrees of freedom each, the most precise of the three),
+the efficiency from the pooled error and from the spread, the honesty ratio spread /
 reported error at t = 10, 50, 100 (ideal 1, accepted 0.7-1.5), and the bias check:
 max over t of |mean_new - mean_old| / combined standard error of the two seed means.
 
@@ -45,6 +47,7 @@ CASES = {"gd": (TWO, {}), "psgd": (dict(TWO, process="persistent", b=0.3, tau=1 
 OLD_REV = "698f4f1^"  # the solver before issue 20 (precision per CPU second)
 REPO = Path(__file__).resolve().parents[1]
 TIMES = (10, 50, 100)
+C4 = 0.9213  # c4(4): the reported error of 4 groups is s / (c4 sqrt(4)), docs/theory.md §5.1
 
 SOLVE = r"""
 import json, resource, sys, time
@@ -91,9 +94,10 @@ def summary(runs: list[dict]) -> dict:
     spread = eps.std(axis=0, ddof=1)
     cpu = float(np.median([r["cpu"] for r in runs]))
     reported = float(np.median(err[:, steps[-1]]))
+    pooled = float(C4 * np.sqrt(np.mean(err[:, steps[-1]] ** 2)))
     return dict(cpu=cpu, rss=max(r["rss"] for r in runs), reported=reported,
-                spread=float(spread[steps[-1]]),
-                eff_reported=1 / (reported ** 2 * cpu),
+                spread=float(spread[steps[-1]]), pooled=pooled,
+                eff_reported=1 / (pooled ** 2 * cpu),
                 eff_spread=1 / (spread[steps[-1]] ** 2 * cpu),
                 honesty=[float(spread[s] / np.median(err[:, s])) for s in steps],
                 mean=eps.mean(axis=0), sem=spread / np.sqrt(len(runs)),
@@ -107,6 +111,7 @@ def main():
     parser.add_argument("--old-rev", default=OLD_REV)
     parser.add_argument("--new-rev", default="HEAD")
     parser.add_argument("--new-settings", default="{}", help="JSON, dmft.solve keywords")
+    parser.add_argument("--save", help="write each case's runs to SAVE.<case>.json")
     parser.add_argument("--targets", action="store_true",
                         help="the cost targets of issue 20 instead (one solve each)")
     args = parser.parse_args()
@@ -140,19 +145,22 @@ def targets(estimators: dict, args) -> None:
 
 def run(estimators: dict, args) -> None:
     print(f"{'case':<5}{'est':<5}{'CPU s':>7}{'peak GB':>8}{'err rep':>9}{'spread':>9}"
-          f"{'eff(rep)':>10}{'eff(spr)':>10}{'x old':>7}{'x old':>7}"
+          f"{'pooled':>9}{'eff(pool)':>10}{'eff(spr)':>10}{'x old':>7}{'x old':>7}"
           f"{'spread/err t=10,50,100':>25}{'failed':>7}", flush=True)
     for case in args.cases.split(","):
         runs = {name: [] for name in estimators}
         for seed in range(args.seeds):
             for name, (tree, settings) in estimators.items():
                 runs[name].append(solve(case, tree, settings, seed))
+        if args.save:
+            Path(args.save).with_suffix(f".{case}.json").write_text(json.dumps(runs))
         stats = {name: summary(r) for name, r in runs.items()}
         old = stats["old"]
         for name, s in stats.items():
             honesty = ", ".join(f"{h:.2f}" for h in s["honesty"])
             print(f"{case:<5}{name:<5}{s['cpu']:>7.1f}{s['rss'] / 1e9:>8.2f}"
-                  f"{s['reported']:>9.5f}{s['spread']:>9.5f}{s['eff_reported']:>10.3g}"
+                  f"{s['reported']:>9.5f}{s['spread']:>9.5f}{s['pooled']:>9.5f}"
+                  f"{s['eff_reported']:>10.3g}"
                   f"{s['eff_spread']:>10.3g}{s['eff_reported'] / old['eff_reported']:>7.2f}"
                   f"{s['eff_spread'] / old['eff_spread']:>7.2f}{honesty:>25}"
                   f"{s['failed']:>5}/{args.seeds}", flush=True)
