@@ -64,7 +64,8 @@ def plot_finite_size(sims: xr.Dataset, dmft: xr.Dataset | None, table, title: st
                                     dmft is not None)
                 if c == 0:
                     axes[r, c].set_title(label_for(point, list(point)), fontsize=9, loc="left")
-        axes[0, -1].legend(fontsize=7.5, loc="best")
+        handles, labels = axes[0, -1].get_legend_handles_labels()  # beside, not over, data
+        fig.legend(handles, labels, fontsize=7.5, loc="outside right upper")
         fig.suptitle(f"{title}: deviation from DMFT vs 1/d, weighted fit a + c/d "
                      "(open markers: d → ∞ extrapolation ± fit error)", fontsize=10)
     return fig
