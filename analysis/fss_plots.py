@@ -134,6 +134,7 @@ def _cdf_axes(ax, sims, dmft, distribution) -> None:
     import dmft as theory
     groups = _groups(distribution, _distribution_columns(distribution))
     t_max = float(sims.time.max())
+    right = 0.0  # the escape window: the last seed's escape or the DMFT's 99.5 % quantile
     for i, (point, sub) in enumerate(groups):
         lab = label_for(point, list(point))
         shades = np.linspace(1.0, 0.45, len(sub))
@@ -150,7 +151,9 @@ def _cdf_axes(ax, sims, dmft, distribution) -> None:
                           f"KS p = {row.ks_pvalue:.2g}")
             grid = np.linspace(0, t_max, 400)
             ax.plot(grid, theory.escape_time_cdf(law, grid), "--", color=color, lw=1.3)
-    ax.set_xlim(0, t_max)
+            right = max(right, float(theory.escape_time_quantiles(law, [0.995])[0]),
+                        float(finite.max()) if finite.size else 0.0)
+    ax.set_xlim(0, min(t_max, 1.1 * right) if right > 0 else t_max)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("escape time t (first t with |m| ≥ level)")
     ax.set_ylabel("fraction of seeds escaped")
