@@ -129,7 +129,8 @@ def _finite_size(experiment, sims, dmft, spec, out) -> list[str]:
     mean_curve = agreement_statement(table, spec["z_max"], at_seeds_kind(dmft))
     statement = " ".join(filter(None, [
         escape_distribution_statement(distribution),
-        f"Secondary (threshold {var} < {threshold:.3g}): {mean_curve}", linear_growth_statement(linear, spec["z_max"]), by_d_line(agreement),
+        f"Secondary (threshold {var} < {threshold:.3g}): {mean_curve}",
+        linear_growth_statement(linear, spec["z_max"]), by_d_line(agreement),
         disagreement_note(agreement, sims, spec["z_max"], at_seeds_kind(dmft))
         .replace(":\n", ": ").replace("\n", "; ")]))
     write_text(statement, out["text"])
