@@ -1,6 +1,7 @@
-"""Finite-d simulation of GD, SGD and persistent-SGD, with momentum (docs/theory.md §1, §7).
+"""Finite-d simulation of GD, SGD, persistent-SGD, the flow of SGD's mean drift and SGD with
+Gaussian masks, with momentum (docs/theory.md §1, §7; shared docs/smf.md §2).
 
-The update rule, with A = X / sqrt(d) the (n, d) data matrix, s_mu(k) the selection mask
+The update rule, with A = X / sqrt(d) the (n, d) data matrix, s_mu(k) the selection weight
 and p_k = (1 + gamma) w_k - gamma w_{k-1} the gradient point (gamma = beta for Nesterov,
 0 for heavy ball; w_{-1} = w_0),
 
@@ -28,7 +29,7 @@ import xarray as xr
 
 from . import problem as pb
 from .datamodel import annotate, dataset_attrs
-from .problem import Problem, SelectionChain, gradient_factor
+from .problem import Problem, Selection, gradient_factor
 
 DTYPES = ("float64", "float32")
 _DATA_ROWS_PER_CHUNK = 1024
@@ -47,7 +48,8 @@ class _Streams:
 
 @dataclass
 class _Batch:
-    """Per-configuration parameters as (P,) arrays (the chain's as (P, 1), against (P, n) masks)."""
+    """Per-configuration parameters as (P,) arrays (the selection's as (P, 1), against (P, n)
+    masks)."""
 
     problems: list[Problem]
 
@@ -65,9 +67,7 @@ class _Batch:
         self.L = (np.array([p.L for p in self.problems]) if self.model == "three_cluster"
                   else None)
         self.n_steps = np.array([p.n_steps for p in self.problems])
-        self.chain = SelectionChain(
-            np.array([p.activation_probability for p in self.problems])[:, None],
-            np.array([p.deactivation_probability for p in self.problems])[:, None])
+        self.selection = Selection(self.problems)
 
 
 _ROW_CHUNKS = 16  # fixed, so results do not depend on the number of threads
@@ -99,23 +99,28 @@ def _add_rows_pair(acc_v, acc_w, g, f, a0, a1, a2, a3):
 
 
 @numba.njit(fastmath=True, cache=True, inline="always")
-def _factors(active, y, h, L, door, kind, i):
-    """s_mu Lambda'(y_mu, h_mu) of rows i..i+3 for one configuration (a 4-tuple)."""
+def _factors(s, y, h, L, door, kind, i):
+    """s_mu Lambda'(y_mu, h_mu) of rows i..i+3 for one configuration (a 4-tuple); rows with
+    s_mu = 0 are skipped (and s_mu = 1 multiplies exactly)."""
     zero = h[i] * 0
-    return (gradient_factor(y[i], h[i], L, door, kind) if active[i] else zero,
-            gradient_factor(y[i + 1], h[i + 1], L, door, kind) if active[i + 1] else zero,
-            gradient_factor(y[i + 2], h[i + 2], L, door, kind) if active[i + 2] else zero,
-            gradient_factor(y[i + 3], h[i + 3], L, door, kind) if active[i + 3] else zero)
+    return (gradient_factor(y[i], h[i], L, door, kind) * s[i] if s[i] != 0 else zero,
+            gradient_factor(y[i + 1], h[i + 1], L, door, kind) * s[i + 1] if s[i + 1] != 0
+            else zero,
+            gradient_factor(y[i + 2], h[i + 2], L, door, kind) * s[i + 2] if s[i + 2] != 0
+            else zero,
+            gradient_factor(y[i + 3], h[i + 3], L, door, kind) * s[i + 3] if s[i + 3] != 0
+            else zero)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _forward_backward(A, W, y, active, L, door, loss, H, grad_chunks):
+def _forward_backward(A, W, y, weights, L, door, loss, H, grad_chunks):
     """One pass over the data matrix for all configurations (theory §1, update rule).
 
     W holds the gradient points p (the weights w without Nesterov), `loss` the loss code of
     each configuration. For each row x_mu/sqrt(d) = A[mu] and configuration p:
     H[p, mu] = A[mu] . W[p] and,
-    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu].
+    while the row is in cache, grad[p] += s_mu Lambda'(y_mu, H[p, mu]) A[mu], with the
+    selection weights s = weights[p] (0/1 masks or real weights).
     Configurations go in pairs (W has an even number of rows) and rows in groups of four,
     so each loaded row serves eight dot products; blocks of eight rows share one read of
     each W[p] and gradient row (the data matrix is padded with zero rows to a multiple of
@@ -135,8 +140,8 @@ def _forward_backward(A, W, y, active, L, door, loss, H, grad_chunks):
                      H[p + 1, i + 1], H[p + 1, i + 2], H[p + 1, i + 3]) = _rows_times_pair(
                         a0, a1, a2, a3, W[p], W[p + 1])
                     _add_rows_pair(acc[p], acc[p + 1],
-                                   _factors(active[p], y, H[p], L[p], door, loss[p], i),
-                                   _factors(active[p + 1], y, H[p + 1], L[p + 1], door,
+                                   _factors(weights[p], y, H[p], L[p], door, loss[p], i),
+                                   _factors(weights[p + 1], y, H[p + 1], L[p + 1], door,
                                             loss[p + 1], i),
                                    a0, a1, a2, a3)
 
@@ -352,7 +357,7 @@ def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_
     y_padded = np.append(y, np.zeros(A.shape[0] - n, dtype))
     batch = _Batch(problems)
     W = _initial_weights(batch.R, d, streams.init, dtype)  # (P, d)
-    s = batch.chain.initial(streams.mask.random(n))  # (P, n) masks s_mu(t)
+    s = batch.selection.initial(streams.mask.random(n))  # (P, n) weights s_mu(t)
     live = _Live.start(problems, W, s, _Memory(batch, W), A.shape[0])
     door = first.model == "three_cluster"
 
@@ -372,9 +377,9 @@ def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_
             if live is None:
                 break
             G = live.memory.gradient_points(live.W)
-            active = np.zeros((live.rows.size, A.shape[0]), dtype=bool)
-            active[:, :n] = live.s
-            _forward_backward(A, G, y_padded, active, live.L, door, live.batch.loss, live.H,
+            weights = np.zeros((live.rows.size, A.shape[0]), dtype=dtype)
+            weights[:, :n] = live.s
+            _forward_backward(A, G, y_padded, weights, live.L, door, live.batch.loss, live.H,
                               live.grad_chunks)
             H_w = live.memory.iterate_preactivations(live.H)
             if steps[next_record] == k:
@@ -385,7 +390,7 @@ def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_
             if live is None:
                 break
             live.W = live.memory.advance(live.W, update)
-            live.s = live.batch.chain.step(live.s, streams.mask.random(n))
+            live.s = live.batch.selection.step(live.s, streams.mask.random(n))
     return steps, records, diverged_at_step
 
 

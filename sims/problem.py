@@ -17,12 +17,13 @@ import numpy as np
 from scipy import optimize, special
 
 MODELS = ("two_cluster", "three_cluster")
-PROCESSES = ("gd", "sgd", "persistent")
+PROCESSES = ("gd", "sgd", "persistent", "flow", "gauss_sgd")
+CHAIN_PROCESSES = ("gd", "sgd", "persistent")  # masks from a two-state chain (SelectionChain)
 LOSSES = ("logistic", "square")
 LEVEL_TOLERANCE = 1e-6  # |sum f_a - 1| and |sum f_a s_a - 1| allowed in a covariance
 
 Model = Literal["two_cluster", "three_cluster"]
-Process = Literal["gd", "sgd", "persistent"]
+Process = Literal["gd", "sgd", "persistent", "flow", "gauss_sgd"]
 Loss = Literal["logistic", "square"]
 
 
@@ -136,9 +137,13 @@ class Problem:
         lam: ridge strength lambda >= 0.
         R: variance of the initial weights, w(0) ~ N(0, R I).
         eta: learning rate (time step; time t = step * eta).
-        process: "gd" (full batch), "sgd" (fresh Bernoulli(b) mask each step) or
-            "persistent" (persistent-SGD, a two-state Markov chain per sample).
-        b: batch fraction in (0, 1]; must be 1 for "gd".
+        process: "gd" (full batch), "sgd" (fresh Bernoulli(b) mask each step),
+            "persistent" (persistent-SGD, a two-state Markov chain per sample), "flow"
+            (every sample with weight b at every step: the mean drift of SGD, GD on the
+            b-scaled loss) or "gauss_sgd" (fresh Gaussian weights s ~ N(b, b(1 - b)) per
+            sample and step: Euler-Maruyama of the stochastic modified flow at dt = eta,
+            shared docs/smf.md §2, issue 22).
+        b: batch fraction in (0, 1]; must be 1 for "gd", in (0, 1) for "gauss_sgd".
         tau: persistence time (persistent only), eta / tau <= 1.
         t_max: final time; the run makes round(t_max / eta) steps.
         momentum: heavy-ball coefficient beta in [0, 1) (docs/theory.md §7); 0 is plain GD/SGD.
@@ -201,6 +206,9 @@ class Problem:
             raise _bad("b", self.b, "a number in (0, 1]")
         if self.process == "gd" and self.b != 1:
             raise _bad("b", self.b, "1 for process 'gd' (use 'sgd' or 'persistent' for b < 1)")
+        if self.process == "gauss_sgd" and self.b == 1:
+            raise _bad("b", self.b, "in (0, 1) for process 'gauss_sgd': b = 1 has no noise "
+                       "(variance b(1 - b) = 0); use 'flow' or 'gd' for the noiseless process")
         if self.process == "persistent":
             if not _is_number(self.tau) or not self.tau > 0:
                 raise _bad("tau", self.tau, "a number > 0 for process 'persistent'")
@@ -571,6 +579,12 @@ class SelectionChain:
 
     @classmethod
     def of(cls, problem: Problem) -> "SelectionChain":
+        """The chain of a problem whose process is one of CHAIN_PROCESSES (ValueError else)."""
+        if problem.process not in CHAIN_PROCESSES:
+            raise ValueError(
+                f"Problem.process = {problem.process!r} has no two-state selection chain (only "
+                f"{CHAIN_PROCESSES} do): its masks are real weights (`Selection`), which the "
+                "discrete DMFT does not solve yet (issue 22)")
         return cls(problem.activation_probability, problem.deactivation_probability)
 
     @property
@@ -584,3 +598,46 @@ class SelectionChain:
     def step(self, s: np.ndarray, u: np.ndarray) -> np.ndarray:
         """s_{k+1} from s_k and uniforms u."""
         return np.where(s, u >= self.p10, u < self.p01)
+
+
+_UNIFORM_OFFSET = 2.0 ** -54  # half the spacing of Generator.random(): u + offset is in (0, 1)
+
+
+class Selection:
+    """The selection weights s_mu(k) of a batch of problems, one per problem and sample.
+
+    (theory §1; for flow and gauss_sgd the shared docs/smf.md §2, issue 22.)
+
+    Chain processes (gd, sgd, persistent) have s in {0, 1} from their `SelectionChain`;
+    "flow" has s = b; "gauss_sgd" has s = b + sqrt(b (1 - b)) Phi^-1(u), i.e. N(b, b(1 - b))
+    i.i.d. per sample and step. All are driven by the same one uniform u per sample and
+    step, so every process consumes the random stream alike: a problem's weights do not
+    depend on the batch, and processes of the same seed share their uniforms.
+    """
+
+    def __init__(self, problems: list[Problem]):
+        def column(values):
+            return np.array(values)[:, None]
+        self.chain = SelectionChain(column([p.activation_probability for p in problems]),
+                                    column([p.deactivation_probability for p in problems]))
+        self.b = column([float(p.b) for p in problems])
+        self.gaussian = column([p.process == "gauss_sgd" for p in problems])
+        self.constant = column([p.process == "flow" for p in problems])
+
+    def _real(self, chain_masks: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """float weights: the chain's masks, b (flow) or N(b, b(1 - b)) from u (gauss_sgd)."""
+        s = chain_masks.astype(float)
+        if self.constant.any():
+            s = np.where(self.constant, self.b, s)
+        if self.gaussian.any():
+            normal = special.ndtri(u + _UNIFORM_OFFSET)
+            s = np.where(self.gaussian, self.b + np.sqrt(self.b * (1 - self.b)) * normal, s)
+        return s
+
+    def initial(self, u: np.ndarray) -> np.ndarray:
+        """s_0 (P, n) from uniforms u (n,)."""
+        return self._real(self.chain.initial(u), u)
+
+    def step(self, s: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """s_{k+1} (P, n) from s_k and uniforms u (n,) (the chain reads s != 0 as active)."""
+        return self._real(self.chain.step(s != 0, u), u)
