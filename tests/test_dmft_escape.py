@@ -133,49 +133,60 @@ def test_escape_time_quantiles_invert_the_cdf():
 BASE = dict(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2)
 CASES = {"fig2_right_gd": Problem(**BASE, process="gd", t_max=20),
          "fig2_left_psgd": Problem(**BASE, process="persistent", b=0.3, tau=3.3333, t_max=24)}
-D, SEEDS = 500, 600
+D, SEEDS = 500, 500
 
 
 @pytest.fixture(scope="module")
 def many_seeds():
-    """600 finite-d runs of both cases on the same data (d = 500)."""
+    """500 finite-d runs of both cases on the same data (d = 500)."""
     runs = simulate_batch(list(CASES.values()), d=D, seeds=SEEDS, entropy=18)
     return dict(zip(CASES, runs))
+
+
+@pytest.fixture(scope="module")
+def theory():
+    """The DMFT of each case (law of m(0) at d, defaults) for solver seeds 0 and 1."""
+    return {(case, seed): dmft.solve(problem, d=D, seed=seed)
+            for case, problem in CASES.items() for seed in (0, 1)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("solver_seed", [0, 1])
-def test_dmft_meets_600_seeds_through_the_escape_window(many_seeds, case, solver_seed):
+def test_dmft_meets_500_seeds_through_the_escape_window(many_seeds, theory, case,
+                                                        solver_seed):
     """|eps_DMFT - mean eps_sims| <= 3 x combined error + 0.002 at every t >= 1 (issue 18)."""
-    sims = many_seeds[case]
-    theory = dmft.solve(CASES[case], d=D, seed=solver_seed)
+    sims, solution = many_seeds[case], theory[case, solver_seed]
     mean = sims.gen_error.mean("seed").values
     sem = sims.gen_error.std("seed").values / math.sqrt(SEEDS)
-    gap = np.abs(theory.gen_error.values - mean)
-    combined = np.hypot(theory.gen_error_mc_error.values, sem)
-    late = theory.time.values >= 1
+    gap = np.abs(solution.gen_error.values - mean)
+    combined = np.hypot(solution.gen_error_mc_error.values, sem)
+    late = solution.time.values >= 1
     worst = np.argmax(np.where(late, gap - 3 * combined, -np.inf))
     assert np.all((gap <= 3 * combined + 0.002)[late]), (
-        f"t = {theory.time.values[worst]:.1f}: DMFT {theory.gen_error.values[worst]:.4f} "
-        f"+- {theory.gen_error_mc_error.values[worst]:.4f}, sims {mean[worst]:.4f} "
+        f"t = {solution.time.values[worst]:.1f}: DMFT {solution.gen_error.values[worst]:.4f} "
+        f"+- {solution.gen_error_mc_error.values[worst]:.4f}, sims {mean[worst]:.4f} "
         f"+- {sem[worst]:.4f}")
+
+
+def _seed_escape_times(sims, level: float) -> np.ndarray:
+    """First time each seed's |m| reaches `level` (linear interpolation between steps)."""
+    m, time = sims.magnetization.values, sims.time.values
+    crossed = m >= level
+    assert crossed[:, -1].all(), "a seed has not escaped by t_max"
+    first = crossed.argmax(axis=1)
+    before, after = m[np.arange(len(m)), first - 1], m[np.arange(len(m)), first]
+    return time[first - 1] + (level - before) / (after - before) * (time[1] - time[0])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
-def test_seed_escape_times_follow_the_dmft_distribution(many_seeds, case):
+def test_seed_escape_times_follow_the_dmft_distribution(many_seeds, theory, case):
     """The seeds' escape times (first t with |m| >= the DMFT's escape level) are a sample of
-    the DMFT's escape-time law (Kolmogorov-Smirnov), and a law with 4x the initial variance
-    (escape earlier by log(2)/gamma) is rejected."""
-    theory = dmft.solve(CASES[case], d=D)
-    level = theory.attrs["escape_magnetization"]
-    m, time = many_seeds[case].magnetization.values, many_seeds[case].time.values
-    crossed = m >= level
-    assert crossed[:, -1].all()
-    first = crossed.argmax(axis=1)
-    before, after = m[np.arange(SEEDS), first - 1], m[np.arange(SEEDS), first]
-    seeds_tau = time[first - 1] + (level - before) / (after - before) * (time[1] - time[0])
-    assert stats.kstest(seeds_tau, lambda t: dmft.escape_time_cdf(theory, t)).pvalue > 1e-3
+    the DMFT's escape-time law (Kolmogorov-Smirnov; measured p = 0.17 GD, 0.13 p-SGD), and a
+    law with 4x the initial variance (escape earlier by log(2)/gamma) is rejected."""
+    solution = theory[case, 0]
+    seeds_tau = _seed_escape_times(many_seeds[case], solution.attrs["escape_magnetization"])
+    assert stats.kstest(seeds_tau, lambda t: dmft.escape_time_cdf(solution, t)).pvalue > 1e-3
     wrong = dmft.solve(CASES[case].replace(R=4 * CASES[case].R), d=D)
     assert stats.kstest(seeds_tau, lambda t: dmft.escape_time_cdf(wrong, t)).pvalue < 1e-6
