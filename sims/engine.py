@@ -40,10 +40,21 @@ class _Streams:
     """Independent random streams of one (entropy, d, seed): data, initial weights, masks."""
 
     def __init__(self, entropy: int, d: int, seed: int):
-        data, init, mask = np.random.SeedSequence([entropy, d, seed]).spawn(3)
+        self.root = [entropy, d, seed]
+        data, init, mask = np.random.SeedSequence(self.root).spawn(3)
         self.data = np.random.default_rng(data)
         self.init = np.random.default_rng(init)
         self.mask = np.random.default_rng(mask)
+        self._brownian = {}
+
+    def brownian(self, substeps: int) -> np.random.Generator:
+        """The stream of the SMF's Brownian increments for runs with `substeps` substeps:
+        one stream per count (child (3, substeps) of the seed's SeedSequence), so a run's
+        noise does not depend on the batch and runs with the same count share it."""
+        if substeps not in self._brownian:
+            self._brownian[substeps] = np.random.default_rng(
+                np.random.SeedSequence(self.root, spawn_key=(3, substeps)))
+        return self._brownian[substeps]
 
 
 @dataclass
@@ -68,6 +79,11 @@ class _Batch:
                   else None)
         self.n_steps = np.array([p.n_steps for p in self.problems])
         self.selection = Selection(self.problems)
+        self.smf = np.array([p.process == "smf" for p in self.problems])
+        self.smf_order = np.array([p.smf_order for p in self.problems])
+        self.smf_substeps = np.array([p.smf_substeps for p in self.problems])
+        self.b = np.array([float(p.b) for p in self.problems])
+        self.smf_amplitude = np.array([p.smf_noise_amplitude for p in self.problems])
 
 
 _ROW_CHUNKS = 16  # fixed, so results do not depend on the number of threads
@@ -385,13 +401,126 @@ def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_
             if steps[next_record] == k:
                 _record(records, next_record, live, y, H_w[:, :n], norm2)
                 next_record += 1
-            update = live.eta * (live.lam * G + live.grad_chunks.sum(axis=0))
-            live, update = live.keep(problems, n_steps[live.rows] > k, update)  # horizon
+            gradient = live.grad_chunks.sum(axis=0)
+            update = live.eta * (live.lam * G + gradient)
+            live, update, gradient, H_w = live.keep(problems, n_steps[live.rows] > k, update,
+                                                    gradient, H_w)  # horizon
             if live is None:
                 break
+            if live.batch.smf.any():
+                _smf_updates(live, A, y_padded, n, door, update, gradient, H_w[:, :n],
+                             streams)
             live.W = live.memory.advance(live.W, update)
             live.s = live.batch.selection.step(live.s, streams.mask.random(n))
     return steps, records, diverged_at_step
+
+
+def _gradients(A, W, y_padded, n, b, L, door, loss):
+    """(A W, b A^T Lambda'(y, A W)) of the rows of W (R, d) by the one-pass kernel, every
+    sample with weight b (R, 1): the pre-activations (R, n) and the data part of grad Phi."""
+    rows = _even(np.arange(W.shape[0]))
+    dtype = W.dtype.type
+    weights = np.zeros((rows.size, A.shape[0]), dtype)
+    weights[:, :n] = b[rows]
+    H = np.empty((rows.size, A.shape[0]), dtype)
+    chunks = np.empty((_ROW_CHUNKS, rows.size, W.shape[1]), dtype)
+    _forward_backward(A, W[rows], y_padded, weights, L[rows], door, loss[rows], H, chunks)
+    return H[:W.shape[0], :n], chunks.sum(axis=0)[:W.shape[0]]
+
+
+@numba.njit(fastmath=True, cache=True)
+def _transpose_times(A, v):
+    """A^T v for A (n, d) and v (n,), one pass over the rows (single-threaded, so the same
+    numbers whatever the batch or the threads)."""
+    out = np.zeros(A.shape[1], A.dtype)
+    for mu in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[j] += v[mu] * A[mu, j]
+    return out
+
+
+@numba.njit(fastmath=True, cache=True)
+def _times(A, v):
+    """A v for A (n, d) and v (d,) (single-threaded, like `_transpose_times`)."""
+    out = np.zeros(A.shape[0], A.dtype)
+    for mu in range(A.shape[0]):
+        total = A[0, 0] * 0
+        for j in range(A.shape[1]):
+            total += A[mu, j] * v[j]
+        out[mu] = total
+    return out
+
+
+@dataclass
+class _SMFRows:
+    """The SMF configurations of a live batch that share a substep count, and their
+    parameters as (R, 1) columns (smf.md §2(b), §3)."""
+
+    rows: np.ndarray
+    substeps: int
+    live: _Live
+    y: np.ndarray
+
+    def __post_init__(self):
+        batch, dtype, index = self.live.batch, self.live.W.dtype.type, self.rows
+        self.eta, self.lam = self.live.eta[self.rows], self.live.lam[self.rows]
+        self.dt = self.eta / self.substeps
+        self.b = batch.b[index, None].astype(dtype)
+        self.amplitude = batch.smf_amplitude[index, None].astype(dtype)
+        self.second_order = batch.smf_order[index] == 2
+        self.L = self.live.L[self.rows]
+        self.loss, self.loss_names = batch.loss[index], batch.loss_names[index, None]
+        self.L_column = None if batch.L is None else batch.L[index, None]
+
+    def drift(self, W, H, data_gradient, A, n):
+        """F(W) = grad Phi + (eta/2) Hess Phi grad Phi for order-2 rows (smf.md §2(c)), with
+        grad Phi = lam W + b A^T Lambda' and Hess Phi v = lam v + b A^T (Lambda'' * A v)."""
+        gradient = self.lam * W + data_gradient
+        if not self.second_order.any():
+            return gradient
+        model = self.live.batch.model
+        curvature = pb.sample_loss_second(model, self.y, H, self.L_column, self.loss_names)
+        for r in np.flatnonzero(self.second_order):
+            v = gradient[r]
+            hessian_v = (self.lam[r] * v
+                         + self.b[r] * _transpose_times(A[:n], curvature[r] * _times(A[:n], v)))
+            gradient[r] = v + self.eta[r] / 2 * hessian_v
+        return gradient
+
+    def noise(self, H, xi, A, n):
+        """Delta N = a sqrt(dt) sum_mu xi_mu G_mu = a sqrt(dt) (Lambda' * xi) A, a = sqrt(eta
+        b (1 - b)), Ito-evaluated at the substep start (one product per row, batch-free)."""
+        factors = pb.sample_loss_prime(self.live.batch.model, self.y, H, self.L_column,
+                                       self.loss_names) * xi
+        return (self.amplitude * np.sqrt(self.dt)) * np.stack([_transpose_times(A[:n], f)
+                                                               for f in factors])
+
+
+def _smf_updates(live: _Live, A, y_padded, n, door, update, gradient, H, streams: _Streams):
+    """Replace, in place, the update of the SMF rows by w_k - w_{k+1} of their SDE over one
+    eta (smf.md §2(b), §3): `smf_substeps` Heun substeps dt = eta / substeps,
+        W* = W - dt F(W) + Delta N,   W <- W - dt/2 (F(W) + F(W*)) + Delta N,
+    with one Brownian increment per sample and substep (`_Streams.brownian`). `gradient`
+    and H hold b A^T Lambda' and A W at w_k from the step's kernel pass (s = b for SMF rows)."""
+    smf = live.batch.smf
+    for substeps in np.unique(live.batch.smf_substeps[smf]):
+        rows = np.flatnonzero(smf & (live.batch.smf_substeps == substeps))
+        group = _SMFRows(rows, int(substeps), live, y_padded[:n])
+        increments = streams.brownian(int(substeps)).standard_normal((int(substeps), n))
+        W = live.W[rows]
+        H_now, data_gradient = H[rows], gradient[rows]
+        for xi in increments.astype(W.dtype):
+            if H_now is None:
+                H_now, data_gradient = _gradients(A, W, y_padded, n, group.b, group.L, door,
+                                                  group.loss)
+            F = group.drift(W, H_now, data_gradient, A, n)
+            noise = group.noise(H_now, xi, A, n)
+            W_star = W - group.dt * F + noise
+            H_star, gradient_star = _gradients(A, W_star, y_padded, n, group.b, group.L, door,
+                                               group.loss)
+            W = W - group.dt / 2 * (F + group.drift(W_star, H_star, gradient_star, A, n)) + noise
+            H_now = None
+        update[rows] = live.W[rows] - W
 
 
 _PER_LEVEL = ("magnetization_level", "norm2_level")

@@ -17,13 +17,13 @@ import numpy as np
 from scipy import optimize, special
 
 MODELS = ("two_cluster", "three_cluster")
-PROCESSES = ("gd", "sgd", "persistent", "flow", "gauss_sgd")
+PROCESSES = ("gd", "sgd", "persistent", "flow", "gauss_sgd", "smf")
 CHAIN_PROCESSES = ("gd", "sgd", "persistent")  # masks from a two-state chain (SelectionChain)
 LOSSES = ("logistic", "square")
 LEVEL_TOLERANCE = 1e-6  # |sum f_a - 1| and |sum f_a s_a - 1| allowed in a covariance
 
 Model = Literal["two_cluster", "three_cluster"]
-Process = Literal["gd", "sgd", "persistent", "flow", "gauss_sgd"]
+Process = Literal["gd", "sgd", "persistent", "flow", "gauss_sgd", "smf"]
 Loss = Literal["logistic", "square"]
 
 
@@ -142,8 +142,10 @@ class Problem:
             (every sample with weight b at every step: the mean drift of SGD, GD on the
             b-scaled loss) or "gauss_sgd" (fresh Gaussian weights s ~ N(b, b(1 - b)) per
             sample and step: Euler-Maruyama of the stochastic modified flow at dt = eta,
-            shared docs/smf.md §2, issue 22).
-        b: batch fraction in (0, 1]; must be 1 for "gd", in (0, 1) for "gauss_sgd".
+            shared docs/smf.md §2, issue 22) or "smf" (the stochastic modified flow
+            dW = -grad Phi dt + sqrt(eta b (1 - b)) sum_mu G_mu dbeta_mu, one Brownian motion
+            per sample, integrated with `smf_substeps` Heun substeps per eta; smf.md §2(b), §3).
+        b: batch fraction in (0, 1]; must be 1 for "gd", in (0, 1) for "gauss_sgd" and "smf".
         tau: persistence time (persistent only), eta / tau <= 1.
         t_max: final time; the run makes round(t_max / eta) steps.
         momentum: heavy-ball coefficient beta in [0, 1) (docs/theory.md §7); 0 is plain GD/SGD.
@@ -154,6 +156,9 @@ class Problem:
             `Covariance`; one level is the identity and is stored as None).
         loss: "logistic" (ell(v) = log(1 + e^-v)) or "square" (ell(v) = (1 - v)^2 / 2),
             as a function of the margin v = y phi(h) (docs/theory.md §1, §7).
+        smf_order: drift of "smf": 1 (grad Phi) or 2 (grad Phi + eta/2 Hess Phi grad Phi,
+            the eta/4 |grad Phi|^2 correction; smf.md §2(c)); 1 for other processes.
+        smf_substeps: Heun substeps per eta of "smf" (integer >= 1); 10 for other processes.
     """
 
     model: Model = "two_cluster"
@@ -171,6 +176,8 @@ class Problem:
     nesterov: bool = False
     covariance: Covariance | None = None
     loss: Loss = "logistic"
+    smf_order: int = 1
+    smf_substeps: int = 10
 
     def __post_init__(self):
         object.__setattr__(self, "covariance", Covariance.of(self.covariance))
@@ -206,9 +213,11 @@ class Problem:
             raise _bad("b", self.b, "a number in (0, 1]")
         if self.process == "gd" and self.b != 1:
             raise _bad("b", self.b, "1 for process 'gd' (use 'sgd' or 'persistent' for b < 1)")
-        if self.process == "gauss_sgd" and self.b == 1:
-            raise _bad("b", self.b, "in (0, 1) for process 'gauss_sgd': b = 1 has no noise "
-                       "(variance b(1 - b) = 0); use 'flow' or 'gd' for the noiseless process")
+        if self.process in ("gauss_sgd", "smf") and self.b == 1:
+            raise _bad("b", self.b, f"in (0, 1) for process '{self.process}': b = 1 has no "
+                       "noise (variance b(1 - b) = 0); use 'flow' or 'gd' for the noiseless "
+                       "process")
+        self._validate_smf()
         if self.process == "persistent":
             if not _is_number(self.tau) or not self.tau > 0:
                 raise _bad("tau", self.tau, "a number > 0 for process 'persistent'")
@@ -230,6 +239,22 @@ class Problem:
         if self.loss not in LOSSES:
             raise _bad("loss", self.loss, f"one of {LOSSES}")
         object.__setattr__(self, "nesterov", bool(self.nesterov))
+
+    def _validate_smf(self):
+        for field, allowed, default in (("smf_order", (1, 2), 1),
+                                        ("smf_substeps", None, 10)):
+            value = getattr(self, field)
+            if (not _is_number(value) or not float(value).is_integer()  # 2.0 (a CLI) is 2
+                    or (allowed is not None and value not in allowed) or value < 1):
+                raise _bad(field, value, "1 or 2 (the eta/4 second-order drift)"
+                           if allowed else "an integer >= 1 (Heun substeps per eta)")
+            if self.process != "smf" and value != default:
+                raise _bad(field, value, f"{default} (the default) for process "
+                           f"'{self.process}'; {field} is an option of 'smf'")
+            object.__setattr__(self, field, int(value))
+        if self.process == "smf" and self.momentum != 0:
+            raise _bad("momentum", self.momentum, "0 for process 'smf' (the stochastic "
+                       "modified flow has no momentum form here)")
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -261,6 +286,11 @@ class Problem:
         """Stationary P(s = 1) = p01 / (p01 + p10); equals b unless p10 was clipped."""
         p01, p10 = self.activation_probability, self.deactivation_probability
         return p01 / (p01 + p10)
+
+    @property
+    def smf_noise_amplitude(self) -> float:
+        """sqrt(eta b (1 - b)): dW = ... + amplitude sum_mu G_mu dbeta_mu (smf.md §2(b))."""
+        return math.sqrt(self.eta * self.b * (1 - self.b))
 
     @property
     def gamma(self) -> float:
@@ -609,7 +639,8 @@ class Selection:
     (theory §1; for flow and gauss_sgd the shared docs/smf.md §2, issue 22.)
 
     Chain processes (gd, sgd, persistent) have s in {0, 1} from their `SelectionChain`;
-    "flow" has s = b; "gauss_sgd" has s = b + sqrt(b (1 - b)) Phi^-1(u), i.e. N(b, b(1 - b))
+    "flow" and "smf" have s = b (the drift; the engine adds the SMF's noise); "gauss_sgd"
+    has s = b + sqrt(b (1 - b)) Phi^-1(u), i.e. N(b, b(1 - b))
     i.i.d. per sample and step. All are driven by the same one uniform u per sample and
     step, so every process consumes the random stream alike: a problem's weights do not
     depend on the batch, and processes of the same seed share their uniforms.
@@ -622,7 +653,7 @@ class Selection:
                                     column([p.deactivation_probability for p in problems]))
         self.b = column([float(p.b) for p in problems])
         self.gaussian = column([p.process == "gauss_sgd" for p in problems])
-        self.constant = column([p.process == "flow" for p in problems])
+        self.constant = column([p.process in ("flow", "smf") for p in problems])
 
     def _real(self, chain_masks: np.ndarray, u: np.ndarray) -> np.ndarray:
         """float weights: the chain's masks, b (flow) or N(b, b(1 - b)) from u (gauss_sgd)."""

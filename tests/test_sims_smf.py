@@ -1,5 +1,6 @@
-"""Surrogates of SGD (issue 22, shared docs/smf.md): the flow of the mean drift and SGD with
-Gaussian masks, paired with Bernoulli SGD on the same data and initial weights."""
+"""Surrogates of SGD (issue 22, shared docs/smf.md): the flow of the mean drift, SGD with
+Gaussian masks and the stochastic modified flow (SMF), paired with Bernoulli SGD on the same
+data and initial weights."""
 
 import math
 
@@ -21,9 +22,9 @@ def _paired_difference(surrogate, sgd):
             sgd.gen_error.sel(time=slice(1, None)).std("seed", ddof=1) / root)
 
 
-def _runs(eta, t_max, processes=("sgd", "flow", "gauss_sgd")):
+def _runs(eta, t_max, processes=("sgd", "flow", "gauss_sgd"), d=D, seeds=SEEDS):
     problems = [Problem(process=p, b=B, eta=eta, t_max=t_max) for p in processes]
-    return simulate_batch(problems, D, SEEDS)
+    return simulate_batch(problems, d, seeds)
 
 
 def test_gaussian_masks_follow_bernoulli_sgd_and_the_flow_does_not():
@@ -38,7 +39,7 @@ def test_gaussian_masks_follow_bernoulli_sgd_and_the_flow_does_not():
 def test_the_flow_misses_sgd_by_order_eta():
     misses = {}
     for eta in (0.4, 0.2, 0.1):
-        sgd, flow = _runs(eta, t_max=5, processes=("sgd", "flow"))
+        sgd, flow = _runs(eta, t_max=3, processes=("sgd", "flow"), d=300, seeds=8)
         mean, paired_sem, _ = _paired_difference(flow, sgd)
         worst = int(np.argmax(abs(mean).values))
         assert abs(mean[worst]) > 6 * paired_sem[worst]
@@ -83,7 +84,13 @@ def test_the_flow_at_b_one_is_gd_and_runs_alone_as_in_a_batch():
     (dict(process="gauss_sgd", b=0.0), ["Problem.b = 0.0", "(0, 1]"]),
     (dict(process="flow", b=1.5), ["Problem.b = 1.5"]),
     (dict(process="gauss_sgd", b=0.3, tau=2.0), ["Problem.tau", "gauss_sgd"]),
-    (dict(process="smf_sgd", b=0.3), ["Problem.process", "flow", "gauss_sgd"]),
+    (dict(process="smf_sgd", b=0.3), ["Problem.process", "flow", "gauss_sgd", "smf"]),
+    (dict(process="smf", b=1.0), ["Problem.b = 1.0", "'smf'", "no noise"]),
+    (dict(process="smf", b=0.3, smf_order=3), ["Problem.smf_order = 3", "1 or 2"]),
+    (dict(process="smf", b=0.3, smf_substeps=0), ["Problem.smf_substeps = 0", ">= 1"]),
+    (dict(process="smf", b=0.3, smf_substeps=2.5), ["Problem.smf_substeps = 2.5", "integer"]),
+    (dict(process="sgd", b=0.3, smf_order=2), ["Problem.smf_order = 2", "'sgd'", "'smf'"]),
+    (dict(process="smf", b=0.3, momentum=0.5), ["Problem.momentum = 0.5", "'smf'"]),
 ])
 def test_bad_surrogate_options_name_the_field(fields, words):
     with pytest.raises(ValueError) as error:
@@ -92,7 +99,64 @@ def test_bad_surrogate_options_name_the_field(fields, words):
         assert word in str(error.value)
 
 
-@pytest.mark.parametrize("process", ["flow", "gauss_sgd"])
+@pytest.mark.parametrize("process", ["flow", "gauss_sgd", "smf"])
 def test_dmft_refuses_the_surrogates_by_name(process):
     with pytest.raises(ValueError, match=f"'{process}'.*DMFT"):
         dmft.solve(Problem(process=process, b=B, t_max=0.4))
+
+
+SMF_D, SMF_SEEDS = 200, 10
+
+
+def _smf_runs(eta, *problems, seeds=SMF_SEEDS):
+    return simulate_batch([Problem(b=B, eta=eta, t_max=3, **fields) for fields in problems],
+                          SMF_D, seeds)
+
+
+def test_the_smf_follows_sgd_where_the_flow_misses_and_its_substeps_are_resolved():
+    sgd, flow, fine, coarse = _smf_runs(0.2, dict(process="sgd"), dict(process="flow"),
+                                        dict(process="smf", smf_substeps=4),
+                                        dict(process="smf", smf_substeps=2))
+    for smf in (fine, coarse):
+        mean, paired_sem, sgd_sem = _paired_difference(smf, sgd)
+        assert (abs(mean) < 2 * sgd_sem).all()
+        assert float((abs(mean) / paired_sem).max()) < 4.5
+    flow_mean, flow_sem, _ = _paired_difference(flow, sgd)
+    assert float((abs(flow_mean) / flow_sem).max()) > 8
+    assert float(abs(flow_mean).max()) > 4 * float(abs(_paired_difference(fine, sgd)[0]).max())
+    # halving the substeps (independent Brownian paths, same data) changes nothing beyond noise
+    mean, paired_sem, _ = _paired_difference(coarse, fine)
+    assert float((abs(mean) / paired_sem).max()) < 4.5
+
+
+def test_the_second_order_drift_is_an_order_eta_correction():
+    corrections = {}
+    for eta in (0.2, 0.1):  # same substeps: both orders see the same Brownian increments
+        first, second = _smf_runs(eta, dict(process="smf", smf_substeps=4),
+                                  dict(process="smf", smf_substeps=4, smf_order=2),
+                                  seeds=4)
+        mean, paired_sem, _ = _paired_difference(second, first)
+        worst = int(np.argmax(abs(mean).values))
+        assert abs(mean[worst]) > 6 * paired_sem[worst]  # a real, resolved drift term
+        corrections[eta] = float(abs(mean).max())
+    assert 1.4 < corrections[0.2] / corrections[0.1] < 2.8, corrections
+
+
+def test_one_smf_substep_is_an_ito_heun_step_with_one_brownian_increment_per_sample():
+    # the closed form of one Heun substep (dt = eta) from the same w_0 as SGD, with the
+    # increments xi of the documented stream: child (3, substeps) of SeedSequence([0, d, seed])
+    eta, seed = 0.2, 3
+    A, y, w0 = training_data(Problem(process="smf", b=B), SMF_D, seed)
+    xi = np.random.default_rng(np.random.SeedSequence([0, SMF_D, seed], spawn_key=(3, 1))
+                               ).standard_normal((1, y.size))[0]
+    smf = simulate(Problem(process="smf", b=B, eta=eta, t_max=eta, smf_substeps=1), SMF_D,
+                   [seed])
+
+    def drift(w):
+        return B * A.T @ sample_loss_prime("two_cluster", y, A @ w)
+    noise = math.sqrt(eta * B * (1 - B) * eta) * A.T @ (sample_loss_prime("two_cluster", y,
+                                                                          A @ w0) * xi)
+    predictor = w0 - eta * drift(w0) + noise
+    w1 = w0 - eta / 2 * (drift(w0) + drift(predictor)) + noise
+    np.testing.assert_allclose(smf.norm2.isel(seed=0, time=1), w1 @ w1 / SMF_D, rtol=1e-11)
+    np.testing.assert_allclose(smf.magnetization.isel(seed=0, time=1), w1.mean(), rtol=1e-9)
