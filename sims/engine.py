@@ -1,5 +1,6 @@
-"""Finite-d simulation of GD, SGD, persistent-SGD, the flow of SGD's mean drift and SGD with
-Gaussian masks, with momentum (docs/theory.md §1, §7; shared docs/smf.md §2).
+"""Finite-d simulation of GD, SGD, persistent-SGD, the flow of SGD's mean drift, SGD with
+Gaussian masks and the stochastic modified flow, with momentum (docs/theory.md §1, §7;
+shared docs/smf.md §2-3 for the last three).
 
 The update rule, with A = X / sqrt(d) the (n, d) data matrix, s_mu(k) the selection weight
 and p_k = (1 + gamma) w_k - gamma w_{k-1} the gradient point (gamma = beta for Nesterov,
@@ -13,7 +14,8 @@ points of P configurations form a (P, d) matrix, and each step is a single pass 
 rows of A (`_forward_backward`): the pre-activation A[mu] . p and the gradient contribution
 of that row are computed while the row is in cache, for all P configurations. The data
 matrix (n d numbers) is the only O(n d) array; momentum keeps w_{k-1} (one more d-vector per
-configuration) and Nesterov the gradient points (one more).
+configuration) and Nesterov the gradient points (one more). The SMF's step (`_smf_updates`)
+starts from that pass (weights s = b) and adds `smf_substeps` Heun substeps of its SDE.
 """
 
 from __future__ import annotations
@@ -639,7 +641,8 @@ def simulate(problem: Problem, d: int, seeds, *, record_every: int = 1, dtype="f
     Returns:
         xarray.Dataset, dims (seed, time), time = step * eta: gen_error (from m and
         norm2_sigma), train_loss, train_acc, norm2 (|w|^2/d), magnetization (w.v*/d),
-        active_fraction, norm2_sigma (w^T Sigma w/d); per covariance level, dims
+        active_fraction (the mean selection weight: b for flow and smf), norm2_sigma
+        (w^T Sigma w/d); per covariance level, dims
         (seed, level, time): magnetization_level, norm2_level (one level for the identity);
         and diverged_at (seed,), NaN for runs that did not diverge (README, "Data model").
         Observables are those of the iterates w_k (not of Nesterov's look-ahead points).
