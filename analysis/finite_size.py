@@ -4,7 +4,7 @@ Two-cluster: at fixed times, each observable's seed mean is fitted as a + c/d by
 least squares (weights 1/s.e.^2), a being the d -> infinity extrapolation, compared with the
 DMFT value. Three-cluster: the escape from the symmetric point. The verdict compares, at
 each d, the distribution of the seeds' escape times (first time |m| reaches the DMFT's
-escape level) with the one the DMFT predicts over the law of m(0) (docs/theory.md §5.8,
+escape level) with the one the DMFT predicts over the law of m(0) (docs/theory.md §5.9,
 §6.6): quantiles with bootstrap errors and a one-sample Kolmogorov-Smirnov test. The
 escape time of the seed-mean curve (first time the generalization error drops below a
 threshold) against the DMFT curve's is kept as a secondary summary.
@@ -273,7 +273,7 @@ def escape_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, threshold: fl
 
 
 
-# -------------------------------------------------- escape-time distribution (§5.8, §6.6)
+# -------------------------------------------------- escape-time distribution (§5.9, §6.6)
 ESCAPE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 P_MIN = 0.01  # a KS p-value below this rejects the DMFT's escape-time law
 
@@ -354,7 +354,7 @@ def escape_distribution_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
                               quantiles=ESCAPE_QUANTILES, p_min: float = P_MIN,
                               z_max: float = 3.0, n_boot: int = 1000) -> pd.DataFrame:
     """Per grid point and d, the seeds' escape times against the DMFT's law of them
-    (docs/theory.md §5.8, §6.6): a seed escapes when its |m(t)| first reaches the DMFT's
+    (docs/theory.md §5.9, §6.6): a seed escapes when its |m(t)| first reaches the DMFT's
     `escape_magnetization` (the level of the node escape times); the DMFT gives the whole
     distribution over m(0) ~ sqrt(R/d)|N(0, 1)| (`dmft.escape_time_cdf`).
 
