@@ -171,7 +171,7 @@ def test_dmft_meets_500_seeds_through_the_escape_window(many_seeds, theory, case
 
 def _seed_escape_times(sims, level: float) -> np.ndarray:
     """First time each seed's |m| reaches `level` (linear interpolation between steps)."""
-    m, time = sims.magnetization.values, sims.time.values
+    m, time = np.abs(sims.magnetization.values), sims.time.values
     crossed = m >= level
     assert crossed[:, -1].all(), "a seed has not escaped by t_max"
     first = crossed.argmax(axis=1)
