@@ -12,6 +12,7 @@ import pytest
 from scipy import integrate, stats
 
 import dmft
+from analysis.finite_size import seed_escape_times
 from dmft.magnetization import (EscapeAverage, escape_nodes, half_normal_quantile,
                                 half_normal_rule, initial_magnetization_nodes,
                                 node_escape_times)
@@ -169,16 +170,6 @@ def test_dmft_meets_500_seeds_through_the_escape_window(many_seeds, theory, case
         f"+- {sem[worst]:.4f}")
 
 
-def _seed_escape_times(sims, level: float) -> np.ndarray:
-    """First time each seed's |m| reaches `level` (linear interpolation between steps)."""
-    m, time = np.abs(sims.magnetization.values), sims.time.values
-    crossed = m >= level
-    assert crossed[:, -1].all(), "a seed has not escaped by t_max"
-    first = crossed.argmax(axis=1)
-    before, after = m[np.arange(len(m)), first - 1], m[np.arange(len(m)), first]
-    return time[first - 1] + (level - before) / (after - before) * (time[1] - time[0])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_seed_escape_times_follow_the_dmft_distribution(many_seeds, theory, case):
@@ -188,7 +179,9 @@ def test_seed_escape_times_follow_the_dmft_distribution(many_seeds, theory, case
     and a law with 4x the initial variance (escape earlier by log(2)/gamma) is rejected
     (p ~ 1e-50)."""
     solution = theory[case, 0]
-    seeds_tau = _seed_escape_times(many_seeds[case], solution.attrs["escape_magnetization"])
+    seeds_tau = seed_escape_times(many_seeds[case].magnetization,
+                                  solution.attrs["escape_magnetization"])
+    assert np.isfinite(seeds_tau).all(), "a seed has not escaped by t_max"
     assert stats.kstest(seeds_tau, lambda t: dmft.escape_time_cdf(solution, t)).pvalue > 1e-3
     wrong = dmft.solve(CASES[case].replace(R=4 * CASES[case].R), d=D)
     assert stats.kstest(seeds_tau, lambda t: dmft.escape_time_cdf(wrong, t)).pvalue < 1e-6
