@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from dmft.linear import linear_regime_end
+from dmft.magnetization import first_crossing
 from sims.datamodel import OBSERVABLES
 
 from .data import curve_dims, iter_points, mean_and_sem, select
@@ -137,23 +138,13 @@ def extrapolation_statement(table: pd.DataFrame, z_max: float = 3.0) -> str:
 
 # --------------------------------------------------------------------------- escape time
 def escape_time(da: xr.DataArray, threshold: float = 0.4, dim: str = "time") -> xr.DataArray:
-    """First time `da` drops below `threshold`, linearly interpolated between grid points.
+    """First time `da` drops to `threshold`, linearly interpolated between grid points
+    (`dmft.magnetization.first_crossing` of -da).
 
     NaN where it never does (within the recorded time); the first time if it starts below.
     """
     da = da.transpose(..., dim)
-    t = da[dim].values.astype(float)
-    v = np.asarray(da.values, dtype=float)
-    below = v < threshold
-    has = below.any(axis=-1)
-    k = np.argmax(below, axis=-1)
-    km = (k - 1).clip(0)
-    v1 = np.take_along_axis(v, k[..., None], -1)[..., 0]
-    v0 = np.take_along_axis(v, km[..., None], -1)[..., 0]
-    t1, t0 = t[k], t[km]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where((k > 0) & (v0 != v1), (v0 - threshold) / (v0 - v1), 1.0)
-    out = np.where(has, t0 + frac * (t1 - t0), np.nan)
+    out = first_crossing(da[dim].values, -np.asarray(da.values, dtype=float), -threshold)
     coords = {c: val for c, val in da.coords.items() if dim not in val.dims}
     return xr.DataArray(out, dims=da.dims[:-1], coords=coords, name="escape_time",
                         attrs=dict(long_name=f"first time below {threshold}",

@@ -176,19 +176,30 @@ def escape_level(magnetization: np.ndarray) -> float:
 
 
 def escape_times(time: np.ndarray, magnetization: np.ndarray, level: float) -> np.ndarray:
-    """Per curve, the first time its |m| reaches `level` (linear interpolation between
-    steps); NaN for a curve that never does. magnetization: (curves, time)."""
-    tau = np.full(len(magnetization), np.nan)
+    """Per curve, the first time its |m| reaches `level`; NaN for a curve that never does
+    (and for every curve if level is not positive). magnetization: (..., time)."""
     if not level > 0:
-        return tau
-    for j, m in enumerate(magnetization):
-        above = np.flatnonzero(m >= level)
-        if above.size and above[0] > 0:
-            k = above[0]
-            tau[j] = time[k - 1] + (level - m[k - 1]) / (m[k] - m[k - 1]) * (time[k] - time[k - 1])
-        elif above.size:
-            tau[j] = time[0]
-    return tau
+        return np.full(np.shape(magnetization)[:-1], np.nan)
+    return first_crossing(time, magnetization, level)
+
+
+def first_crossing(time: np.ndarray, values: np.ndarray, level: float) -> np.ndarray:
+    """First time each curve of `values` (..., time) is >= `level`, interpolated linearly
+    between the two records that bracket it; time[0] if it starts there, NaN if never.
+
+    The one crossing rule of the project: node escape times here, the seeds' escape
+    times and the mean curves' escape times in analysis.finite_size."""
+    values = np.asarray(values, dtype=float)
+    time = np.asarray(time, dtype=float)
+    above = values >= level
+    k = np.argmax(above, axis=-1)
+    before = np.maximum(k - 1, 0)
+    v1 = np.take_along_axis(values, k[..., None], -1)[..., 0]
+    v0 = np.take_along_axis(values, before[..., None], -1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(k > 0, (level - v0) / (v1 - v0), 0.0)
+    crossed = time[before] + fraction * (time[k] - time[before])
+    return np.where(above.any(axis=-1), crossed, np.nan)
 
 
 def node_escape_times(x: np.ndarray, time: np.ndarray, magnetization: np.ndarray):
