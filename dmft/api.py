@@ -24,13 +24,15 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
           response_dtype=DEFAULTS["response_dtype"], memory_limit=DEFAULTS["memory_limit"],
           resume_from=None, max_iterations=60, damping=0.5, tolerance=1e-4,
           target_error=None, cost_limit=None) -> xr.Dataset:
-    """Solve the DMFT of (persistent-/classical) SGD or GD up to problem.t_max.
+    """Solve the DMFT of (persistent-/classical) SGD, GD, SGD with Gaussian masks or the
+    flow of SGD's mean drift up to problem.t_max.
 
     Implements the discrete DMFT of docs/theory.md §3 (effective process §3.1, kernels
     §3.2, weight side §3.3, observables §3.4) with step eta = problem.eta, i.e. the
     process the simulations run (classical SGD: the SGD-inspired discretization, a fresh
-    Bernoulli(b) mask per step; persistent-SGD: the same clipped chain as `sims`, from
-    `SelectionChain.of`).
+    Bernoulli(b) mask per step; persistent-SGD: the same clipped chain as `sims`;
+    'gauss_sgd': fresh N(b, b(1 - b)) weights; 'flow': s = b; all from the simulator's
+    `sims.problem.Selection`, §9.2). Process 'smf' is refused (§9.4).
 
     Args:
         problem: the `sims.problem.Problem` (same as for `sims.simulate`).

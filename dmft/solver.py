@@ -16,7 +16,7 @@ import time as timer
 
 import numpy as np
 
-from sims.problem import Problem, SelectionChain, sample_loss, sample_loss_prime, \
+from sims.problem import Problem, Selection, sample_loss, sample_loss_prime, \
     sample_loss_second, correct
 from . import magnetization, response, sampling
 from .history import Histories
@@ -128,7 +128,7 @@ class Solver:
         self.rule_size = len(m0)
         self.node_subset = _node_subset(node_subset, self.rule_size)
         self.m0, self.node_weights = m0[self.node_subset], weights[self.node_subset]
-        _resolve_counts(settings, self.rule_size, self.grid.process == "gd")
+        _resolve_counts(settings, self.rule_size, self.grid.process in ("gd", "flow"))
         n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
         response_samples = settings["response_samples"]
         if n_replicas < 2:
@@ -139,7 +139,7 @@ class Solver:
                                      n_replicas, "response_samples / n_replicas")
         self.n_response = min(self.n_response, self.n)
         self.response_index = sampling.response_subset(self.n, self.n_response)
-        self.chain = SelectionChain.of(self.grid)
+        self.selection = Selection([self.grid])  # the simulator's law of s (§1, §9.2)
         self.given = kernels
         self.k = 0
         self.failure = None  # (step, message) once the pass stopped at a non-finite step
@@ -154,10 +154,10 @@ class Solver:
                     else sampling.NodeStreams(seed, self.node_subset, self.settings["n_replicas"]))
         self._draw_inputs()
         self.h = math.sqrt(p.R) * self._initial_fields()
-        if self._every_sample_selected():
-            self.s = np.ones((self.groups, self.n), dtype=bool)
+        if self.selection.fixed:  # gd: s = 1, flow: s = b; the uniforms are not read
+            self.s = self.selection.initial(np.zeros((self.groups, self.n)))
         else:
-            self.s = self.chain.initial(self._shared(
+            self.s = self.selection.initial(self._shared(
                 lambda shape: sampling.stratified_uniforms(self.rng, shape)))
         self.z_next = self._noise_draws()
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
@@ -282,8 +282,8 @@ class Solver:
         p = self.grid
         ad = p.alpha * p.delta
         r, r_w, h = self._preactivations(k)
-        self.g = np.where(self.s, sample_loss_prime(p.model, self.y, r, p.L, p.loss), 0.0)
-        self.q = np.where(self.s, sample_loss_second(p.model, self.y, r, p.L, p.loss), 0.0)
+        self.g = self.s * sample_loss_prime(p.model, self.y, r, p.L, p.loss)  # real s, §9.2
+        self.q = self.s * sample_loss_second(p.model, self.y, r, p.L, p.loss)
         self.loss[k] = sample_loss(p.model, self.y, r_w, p.L, p.loss).mean(axis=1)
         self.acc[k] = correct(p.model, self.y, r_w, p.L).mean(axis=1)
         self.active[k] = self.s.mean(axis=1)
@@ -321,16 +321,16 @@ class Solver:
                            p.delta * q, eta)
         self._next_selection(k)
 
-    def _every_sample_selected(self) -> bool:
-        """GD: the chain keeps s = 1 (p01 = 1, p10 = 0), so it draws no uniforms."""
-        return bool(np.all(self.chain.p01 == 1) and np.all(self.chain.p10 == 0))
-
     def _next_selection(self, k: int):
-        """Selection chain and noise normals of step k + 1; the pass is now at k + 1."""
+        """Selection weights and noise normals of step k + 1; the pass is now at k + 1.
+
+        Chain masks stratify their uniforms by the current state; Gaussian weights are fresh
+        each step, so all their samples form one stratum (§5.1, §9.2)."""
         nb = sampling.draws_per_group(self.grid.model, self.n)
-        if not self._every_sample_selected():
-            self.s = self.chain.step(self.s, self._shared(
-                lambda shape: sampling.stratified_uniforms(self.rng, shape, self.s[:, :nb])))
+        if not self.selection.fixed:
+            strata = self.s[:, :nb] != 0 if self.selection.binary else None
+            self.s = self.selection.step(self.s, self._shared(
+                lambda shape: sampling.stratified_uniforms(self.rng, shape, strata)))
         self.histories.record(k + 1, z=self._noise_draws())
         self.k = k + 1
 
@@ -392,13 +392,19 @@ def _check_window(window) -> None:
 
 def _grid_problem(problem: Problem, time_step) -> Problem:
     """The problem on the solver's grid: eta -> time_step for the continuous-time limit (§4)."""
+    if problem.process == "smf":
+        raise ValueError(
+            "Problem.process = 'smf' has no DMFT solver: the DMFT of the stochastic modified "
+            "flow is the time_step -> 0 limit of Gaussian masks of variance "
+            "b (1 - b) eta / time_step (docs/theory.md §9.4), not implemented; "
+            "'gauss_sgd' (its Euler-Maruyama scheme at dt = eta) and 'flow' are solved")
     if time_step is None or time_step == problem.eta:
         return problem
-    if problem.process == "sgd":
+    if problem.process in ("sgd", "gauss_sgd"):
         raise ValueError(
             "time_step refines the grid towards the continuous-time limit, which classical "
-            "SGD does not have (its noise vanishes as eta -> 0, docs/theory.md §1); "
-            "leave time_step=None for process 'sgd'")
+            f"SGD and its Gaussian-mask form do not have (their noise vanishes as eta -> 0, "
+            f"docs/theory.md §1, §9); leave time_step=None for process '{problem.process}'")
     if not time_step > 0:
         raise ValueError(f"time_step = {time_step!r} must be > 0")
     return problem.replace(eta=time_step)

@@ -613,8 +613,8 @@ class SelectionChain:
         if problem.process not in CHAIN_PROCESSES:
             raise ValueError(
                 f"Problem.process = {problem.process!r} has no two-state selection chain (only "
-                f"{CHAIN_PROCESSES} do): its masks are real weights (`Selection`), which the "
-                "discrete DMFT does not solve yet (issue 22)")
+                f"{CHAIN_PROCESSES} do): its weights are real (`Selection`, the law that the "
+                "simulator and the DMFT both draw from, docs/theory.md §9.2)")
         return cls(problem.activation_probability, problem.deactivation_probability)
 
     @property
@@ -636,7 +636,7 @@ _UNIFORM_OFFSET = 2.0 ** -54  # half the spacing of Generator.random(): u + offs
 class Selection:
     """The selection weights s_mu(k) of a batch of problems, one per problem and sample.
 
-    (theory §1; for flow and gauss_sgd the shared docs/smf.md §2, issue 22.)
+    (theory §1, §9; for flow and gauss_sgd the shared docs/smf.md §2, issue 22.)
 
     Chain processes (gd, sgd, persistent) have s in {0, 1} from their `SelectionChain`;
     "flow" and "smf" have s = b (the drift; the engine adds the SMF's noise); "gauss_sgd"
@@ -644,6 +644,10 @@ class Selection:
     i.i.d. per sample and step. All are driven by the same one uniform u per sample and
     step, so every process consumes the random stream alike: a problem's weights do not
     depend on the batch, and processes of the same seed share their uniforms.
+
+    The simulator passes uniforms of shape (n,) and gets weights (P, n); the DMFT builds
+    `Selection([problem])` and passes uniforms (groups, n) of its effective samples (the
+    (1, 1) parameters broadcast): both draw s from this one law (theory §9.2).
     """
 
     def __init__(self, problems: list[Problem]):
@@ -654,6 +658,18 @@ class Selection:
         self.b = column([float(p.b) for p in problems])
         self.gaussian = column([p.process == "gauss_sgd" for p in problems])
         self.constant = column([p.process in ("flow", "smf") for p in problems])
+
+    @property
+    def fixed(self) -> bool:
+        """True if every weight is fixed in time (gd: s = 1, flow and smf: s = b), whatever
+        the uniforms: there is nothing to draw."""
+        gd_chain = (self.chain.p01 == 1) & (self.chain.p10 == 0)
+        return bool(np.all(self.constant | (gd_chain & ~self.gaussian)))
+
+    @property
+    def binary(self) -> bool:
+        """True if every weight is a chain mask in {0, 1} (no flow, smf or gauss_sgd)."""
+        return not bool(np.any(self.constant | self.gaussian))
 
     def _real(self, chain_masks: np.ndarray, u: np.ndarray) -> np.ndarray:
         """float weights: the chain's masks, b (flow) or N(b, b(1 - b)) from u (gauss_sgd)."""

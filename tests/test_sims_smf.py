@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import dmft
 from sims import Problem, simulate, simulate_batch, training_data
 from sims.problem import sample_loss_prime
 
@@ -97,12 +96,6 @@ def test_bad_surrogate_options_name_the_field(fields, words):
         Problem(**fields)
     for word in words:
         assert word in str(error.value)
-
-
-@pytest.mark.parametrize("process", ["flow", "gauss_sgd", "smf"])
-def test_dmft_refuses_the_surrogates_by_name(process):
-    with pytest.raises(ValueError, match=f"'{process}'.*DMFT"):
-        dmft.solve(Problem(process=process, b=B, t_max=0.4))
 
 
 SMF_D, SMF_SEEDS = 200, 10
