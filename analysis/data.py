@@ -18,7 +18,8 @@ import numpy as np
 import xarray as xr
 
 from sims.problem import Covariance, Problem, reference_error
-from workflow.config import COVARIANCE_FIELDS, problem_fields
+from workflow.config import COVARIANCE_FIELDS, ExperimentSpec, problem_fields
+from workflow.models import model_of
 
 from .store import open_experiment
 
@@ -53,6 +54,15 @@ def experiment_config(ds: xr.Dataset) -> dict:
         except json.JSONDecodeError:
             return {}
     return raw if isinstance(raw, dict) else {}
+
+
+def experiment_model(ds: xr.Dataset):
+    """The model family of a store (workflow/models.py), from its stored experiment config
+    (the mixture for a store without one)."""
+    config = experiment_config(ds)
+    if not config:
+        return model_of(None)
+    return ExperimentSpec.from_dict(config).model
 
 
 def at_seeds_kind(dmft: xr.Dataset | dict | None) -> str:

@@ -15,7 +15,7 @@ import os
 import pandas as pd
 
 from .agreement import agreement_table, by_d_line, disagreement_note, verdict_marker
-from .data import at_seeds_kind, load_experiment
+from .data import at_seeds_kind, experiment_model, load_experiment
 from .early_stopping import early_stopping
 from .finite_size import (agreement_statement, auto_threshold, escape_distribution_statement,
                           escape_distribution_table, escape_table, extrapolation_statement,
@@ -23,7 +23,9 @@ from .finite_size import (agreement_statement, auto_threshold, escape_distributi
 from .fss_plots import plot_escape, plot_finite_size
 from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
-from .spec import check_analysis
+from .spec import check_analysis, uses
+from .style import style
+from .two_layer import DRAW as TWO_LAYER_DRAW
 
 
 def save(fig, out_base: str) -> list[str]:
@@ -68,21 +70,40 @@ def make(experiment: str, results: str = "results", section: dict | None = None,
     if not stores:
         raise FileNotFoundError(f"no sims.zarr or dmft.zarr under {results}/{experiment}")
     base = stores.get("dmft", stores.get("sims"))
+    model = experiment_model(base)
     grid_axes = [d for d in base.dims if d not in ("case", "d", "seed", "time", "time_prime")]
-    spec = check_analysis(section, experiment, grid_axes)
+    spec = check_analysis(section, experiment, grid_axes, model)
     out = outputs(experiment, figures or os.path.join(results, "figures"),
                   tables or os.path.join(results, "tables"))
     sims, dmft = stores.get("sims"), stores.get("dmft")
-    var = spec["observable"]
+    others = {name: load_experiment(results, name) for name in uses(spec)}
     os.makedirs(os.path.dirname(out["table"]) or ".", exist_ok=True)
-    paths = MAKERS[spec["kind"]](experiment, sims, dmft, spec, out)
-    paths.append(write_table(_agreement(sims, dmft, spec), out["agreement"]))
-    return paths
+    return MAKERS[spec["kind"]](experiment, sims, dmft, spec, out, others)
 
 
 def _agreement(sims, dmft, spec) -> pd.DataFrame:
     var = spec["observable"]
     return agreement_table(load(sims, [var]), load(dmft, [var]), var, spec["z_max"])
+
+
+def _with_agreement(maker):
+    """A mixture kind's maker, followed by the agreement table of its observable."""
+    def make_with_agreement(experiment, sims, dmft, spec, out, others):
+        paths = maker(experiment, sims, dmft, spec, out)
+        return paths + [write_table(_agreement(sims, dmft, spec), out["agreement"])]
+    return make_with_agreement
+
+
+def _drawn(draw):
+    """A kind whose `draw(sims, dmft, spec, others)` returns (figure, table, agreement
+    table) (analysis/two_layer.py)."""
+    def make_drawn(experiment, sims, dmft, spec, out, others):
+        with style():
+            fig, table, agreement = draw(sims, dmft,
+                                         {**spec, "title": spec["title"] or experiment}, others)
+            return save(fig, out["figure"]) + [write_table(table, out["table"]),
+                                           write_table(agreement, out["agreement"])]
+    return make_drawn
 
 
 def _curves(experiment, sims, dmft, spec, out) -> list[str]:
@@ -151,4 +172,6 @@ def _with_distribution(table: pd.DataFrame, distribution: pd.DataFrame) -> pd.Da
     return table.merge(extra, on=keys, how="left")
 
 
-MAKERS = {"curves": _curves, "map": _map, "finite_size": _finite_size}
+MAKERS = {"curves": _with_agreement(_curves), "map": _with_agreement(_map),
+          "finite_size": _with_agreement(_finite_size),
+          **{kind: _drawn(draw) for kind, draw in TWO_LAYER_DRAW.items()}}

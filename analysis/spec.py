@@ -7,8 +7,8 @@ Every experiment declares its kind (README "Figures and analysis"):
     analysis: {kind: finite_size, measure: escape_time, threshold: auto}
 
 Fields of every kind: `title` (figure title; default the experiment name), `observable`
-(the learning curve drawn and compared, one of CURVE_OBSERVABLES: sims.datamodel.OBSERVABLES
-and norm2_sigma; default gen_error), `z_max` (simulations and DMFT disagree where |z|
+(the learning curve drawn and compared, one of the model's observables: for the mixture
+CURVE_OBSERVABLES, sims.datamodel.OBSERVABLES and norm2_sigma; default its first, gen_error), `z_max` (simulations and DMFT disagree where |z|
 exceeds it; default 3), `category` (the section of the Snakemake report that holds the
 figure and its table; default the kind's: Learning curves, Early stopping, Finite-size
 scaling).
@@ -24,6 +24,20 @@ scaling).
   drops below `threshold`: a number in (0, 1) or `auto`, halfway between 1/2 and the
   plateau, analysis.finite_size.auto_threshold).
 
+Two-layer networks (model two_layer, paper 001; analysis/two_layer.py), observable risk:
+
+    analysis: {kind: risk_curves}        # Figs. 3, 7, 9: sims per d over the ODEs
+    analysis: {kind: regions}            # Fig. 2: one limit-ODE curve per region
+    analysis: {kind: learning_rates}     # Fig. 6: against steps / d
+    analysis: {kind: floors, last: 2}    # Figs. 4a/b, 5a/b: finite-d floors against d
+    analysis: {kind: phase_diagram, ode_experiment: phase_diagram_ode}
+
+* risk_curves, regions, learning_rates: `t_min` (left end of the time axis, default the
+  first recorded time); risk_curves: `limit` (draw the limit ODE, default true).
+* floors: `last` (the floor is the mean of the last `last` records).
+* phase_diagram: `ode_experiment` (the experiment whose dmft store holds the limit ODE
+  at every point; default this experiment's).
+
 `check_analysis` validates and fills in the defaults; every error names the experiment,
 the field, the value and the allowed values.
 """
@@ -32,20 +46,27 @@ from __future__ import annotations
 
 import math
 
-from sims.datamodel import OBSERVABLES
+from workflow.models import family_named
 
+MIXTURE = family_named("mixture")
 # what a curve, an inset or a map can show: the observables with dims (..., time), among
 # them C_Sigma (sims.datamodel.COVARIANCE_OBSERVABLES; |w|^2/d for the identity)
-CURVE_OBSERVABLES = (*OBSERVABLES, "norm2_sigma")
+CURVE_OBSERVABLES = MIXTURE.observables
 
-KINDS = ("curves", "map", "finite_size")
+KINDS = MIXTURE.analysis_kinds  # of the default family; a family's own: model.analysis_kinds
 MEASURES = ("extrapolation", "escape_time")
-COMMON = dict(title=None, observable="gen_error", z_max=3.0, category=None)
+COMMON = dict(title=None, observable=None, z_max=3.0, category=None)  # observable: the model's first
 DEFAULTS = {
     "curves": dict(inset=None, logx=True, ylim=None, facet=None),
     "map": dict(x=None, y=None),
     "finite_size": dict(measure="extrapolation", threshold="auto", times=None,
                         observables=None),
+    # two-layer networks (paper 001, analysis/two_layer.py): the paper's figure kinds
+    "risk_curves": dict(t_min=None, limit=True),
+    "regions": dict(t_min=None),
+    "learning_rates": dict(t_min=None),
+    "floors": dict(last=2),
+    "phase_diagram": dict(ode_experiment=None),
 }
 
 def _bad(experiment: str, field: str, value, allowed: str) -> ValueError:
@@ -58,41 +79,46 @@ def _number(value) -> bool:
         and math.isfinite(value)
 
 
-def _observable(experiment, field, value, *, none_ok=False):
+def _observable(experiment, field, value, *, none_ok=False, observables=CURVE_OBSERVABLES):
     if value is None and none_ok:
         return None
-    if value not in CURVE_OBSERVABLES:
-        raise _bad(experiment, field, value, f"one of {list(CURVE_OBSERVABLES)}"
+    if value not in observables:
+        raise _bad(experiment, field, value, f"one of {list(observables)}"
                    + (" or null" if none_ok else ""))
     return value
 
 
 def check_analysis(section: dict | None, experiment: str,
-                   grid_axes: list[str] | None = None) -> dict:
+                   grid_axes: list[str] | None = None, model=MIXTURE) -> dict:
     """The normalised `analysis:` section of `experiment` (all fields of its kind filled in).
 
-    section: the config's mapping, or None for the default (learning curves).
+    section: the config's mapping, or None for the default (the model's first kind:
+    learning curves for the Gaussian mixture).
     grid_axes: the experiment's grid axes, if known: map axes must be among them.
+    model: the experiment's model family (workflow/models.py): its kinds and observables.
     Raises ValueError naming the experiment, the field, the value and the allowed values.
     """
+    kinds = model.analysis_kinds
     if section is None:
         section = {}
     if not isinstance(section, dict):
         raise ValueError(f"experiment '{experiment}', field 'analysis': {section!r} is not "
-                         f"allowed: a mapping such as {{kind: curves}} (kinds {list(KINDS)})")
-    kind = section.get("kind", "curves")
-    if kind not in KINDS:
-        raise _bad(experiment, "kind", kind, f"one of {list(KINDS)}")
+                         f"allowed: a mapping such as {{kind: {kinds[0]}}} (kinds {list(kinds)})")
+    kind = section.get("kind", kinds[0])
+    if kind not in kinds:
+        raise _bad(experiment, "kind", kind, f"one of {list(kinds)} (model family "
+                   f"'{model.name}')")
     allowed = {"kind", *COMMON, *DEFAULTS[kind]}
     for field in section:
         if field not in allowed:
             raise _bad(experiment, field, section[field],
                        f"unknown field for kind '{kind}'; its fields are {sorted(allowed)}")
     out = {"kind": kind, **COMMON, **DEFAULTS[kind], **section}
+    out["observable"] = out["observable"] or model.observables[0]
     for field in ("title", "category"):
         if out[field] is not None and not isinstance(out[field], str):
             raise _bad(experiment, field, out[field], "a string or null")
-    _observable(experiment, "observable", out["observable"])
+    _observable(experiment, "observable", out["observable"], observables=model.observables)
     if not _number(out["z_max"]) or out["z_max"] <= 0:
         raise _bad(experiment, "z_max", out["z_max"], "a number > 0")
     out["z_max"] = float(out["z_max"])
@@ -150,4 +176,36 @@ def _check_finite_size(out, experiment, grid_axes):
             _observable(experiment, "observables", value)
 
 
-_check_kind = {"curves": _check_curves, "map": _check_map, "finite_size": _check_finite_size}
+def _check_t_min(out, experiment, grid_axes):
+    if out["t_min"] is not None and (not _number(out["t_min"]) or out["t_min"] <= 0):
+        raise _bad(experiment, "t_min", out["t_min"], "null or a number > 0")
+
+
+def _check_risk_curves(out, experiment, grid_axes):
+    _check_t_min(out, experiment, grid_axes)
+    if not isinstance(out["limit"], bool):
+        raise _bad(experiment, "limit", out["limit"], "true or false")
+
+
+def _check_floors(out, experiment, grid_axes):
+    last = out["last"]
+    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+        raise _bad(experiment, "last", last, "an integer >= 1 (records averaged for the floor)")
+
+
+def _check_phase_diagram(out, experiment, grid_axes):
+    name = out["ode_experiment"]
+    if name is not None and not isinstance(name, str):
+        raise _bad(experiment, "ode_experiment", name, "null or the name of an experiment "
+                   "of the config (whose dmft store holds the limit ODE)")
+
+
+def uses(section: dict) -> list[str]:
+    """The other experiments whose stores the analysis of `section` reads."""
+    return [section["ode_experiment"]] if section.get("ode_experiment") else []
+
+
+_check_kind = {"curves": _check_curves, "map": _check_map, "finite_size": _check_finite_size,
+               "risk_curves": _check_risk_curves, "regions": _check_t_min,
+               "learning_rates": _check_t_min, "floors": _check_floors,
+               "phase_diagram": _check_phase_diagram}

@@ -1,55 +1,91 @@
 """Figures of paper 001 (two-layer networks under online SGD, docs/theory.md §8) and the
-numerical phase diagram, computed directly (no pipeline store yet).
+numerical phase diagram, drawn from the pipeline's stores (model two_layer,
+workflow/two_layer.py; experiments in config/two_layer.yaml).
 
-    python -m analysis.two_layer [figure ...] --out docs/gallery
+Analysis kinds (analysis/spec.py), each `draw(sims, dmft, spec, others)` returning the
+figure, its table and the agreement table (analysis.output writes them):
 
-Figures (default all): regions (Fig. 2), blue_line (Fig. 9), noises (Fig. 3), orange
-(Fig. 7), learning_rates (Fig. 6), floors (Figs. 4, 5), phase_diagram.
+* risk_curves (Figs. 3, 7, 9): risk against time per point and d, simulations (markers,
+  seed mean +- sem), the finite-d ODE from the same seeds' starts (lines, seed mean) and the
+  limit ODE from seed 0's start at the largest d (dotted);
+* regions (Fig. 2): one limit-ODE curve per point, coloured by its region;
+* learning_rates (Fig. 6): like risk_curves against steps / d, one d;
+* floors (Figs. 4a/4b, 5a/5b): per learning-rate exponent, the simulations per d against
+  the limit ODE, and the final risk against d with power-law fits compared with -theta;
+* phase_diagram: the (kappa, delta) plane, each point classified from the limit ODE
+  (`classify_ode`) and from the simulations at several d (`classify_sims`).
 
-The parameters are those of config/two_layer.yaml (`figures:`, one section per figure).
-Each figure's data are computed by `sims.simulate` / `dmft.solve` and cached as netCDF in
-<cache>/<figure>-<hash of its config section>/ (a changed section computes afresh).
-Parameters not legible in the paper's figure files are named in the titles.
+Stores hold the times of all points (NaN where a point has no record): every curve is cut
+to its own recorded times (`risk_of`).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import math
-import os
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-import dmft
-import sims
-from sims.two_layer import TwoLayerProblem, regime
-from workflow.config import read_yaml
+from sims.two_layer import regime
 
-from .style import COLORS, MARKERS, new_figure, style
+from .data import iter_points, select
+from .style import COLORS, MARKERS, new_figure
 
-CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "config", "two_layer.yaml")
 REGION_COLORS = {"green": "#2ca02c", "blue": "#1f77b4", "orange": "#ff7f0e", "red": "#d62728"}
+SAMPLE_DIMS = ("d", "ode", "seed", "time")
+OK, DIVERGED = 0, 1  # workflow.store status flags
+AGREEMENT_COLUMNS = ["observable", "point", "d", "n_seeds", "max_abs_diff", "max_abs_z",
+                     "time_max_abs_z", "diff_at_max_abs_z"]
 
 
-def _cached(cache: str, name: str, compute) -> xr.Dataset:
-    path = os.path.join(cache, name + ".nc")
-    if os.path.exists(path):
-        return xr.load_dataset(path)
-    ds = compute()
-    os.makedirs(cache, exist_ok=True)
-    ds.attrs = {k: (str(v) if v is None or isinstance(v, bool) else v)
-                for k, v in ds.attrs.items()}
-    ds.to_netcdf(path)
-    return ds
+# --- reading the stores ----------------------------------------------------------------------
+
+def risk_of(ds: xr.Dataset, **where) -> xr.DataArray:
+    """ds.risk at `where` (dims of ds only), on the point's own recorded times (the store's
+    time axis is the union over points)."""
+    risk = select(ds, where).risk
+    return risk.dropna("time", how="all")
 
 
-def _seed_mean(ds: xr.Dataset):
-    risk = ds.risk
-    return risk.mean("seed"), risk.std("seed") / math.sqrt(risk.sizes["seed"])
+def point_dims(ds: xr.Dataset) -> list[str]:
+    """The dims of the experiment's points (case, grid axes)."""
+    return [d for d in ds.risk.dims if d not in SAMPLE_DIMS]
+
+
+def points(ds: xr.Dataset) -> list[dict]:
+    return list(iter_points(ds, point_dims(ds)))
+
+
+def describe_point(point: dict) -> str:
+    names = {"lr_exponent": "δ", "width_exponent": "κ", "noise": "Δ", "case": ""}
+    return ", ".join(f"{names.get(k, k)} = {v:g}" if isinstance(v, float) else f"{v}"
+                     for k, v in point.items())
+
+
+def _field(ds: xr.Dataset, name: str, point: dict | None = None):
+    """A problem field at a point: its coordinate there, else the store attribute."""
+    sub = select(ds, point or {})
+    if name in sub.coords and sub[name].ndim == 0:
+        return sub[name].item()
+    return ds.attrs.get(name)
+
+
+def _describe(ds: xr.Dataset, names=("p", "k", "noise", "gamma0")) -> str:
+    """The problem fields shared by every point of a store (its attributes)."""
+    labels = {"width_exponent": "κ", "lr_exponent": "δ", "noise": "Δ", "gamma0": "γ0"}
+    return ", ".join(f"{labels.get(name, name)} = {ds.attrs[name]:g}" for name in names
+                     if isinstance(ds.attrs.get(name), (int, float)))
+
+
+def _time_label(ds: xr.Dataset) -> str:
+    thetas = set(np.ravel(ds.theta.values).tolist())
+    return f"t = steps / d^{1 + thetas.pop():g}" if len(thetas) == 1 else "t = steps / d^(1+ϑ)"
+
+
+def _seed_mean(risk: xr.DataArray):
+    n = risk.count("seed")
+    return risk.mean("seed"), risk.std("seed", ddof=1) / np.sqrt(n.where(n > 1))
 
 
 def _loglog(ax, xlabel="t", ylabel="population risk ε"):
@@ -59,175 +95,213 @@ def _loglog(ax, xlabel="t", ylabel="population risk ε"):
     ax.set_ylabel(ylabel)
 
 
-# --- Fig. 2: one limit-ODE curve per region ------------------------------------------------
-
-def _describe(problem: TwoLayerProblem) -> str:
-    return (f"p = {problem.p}, k = {problem.k}, Δ = {problem.noise:g}, "
-            f"γ0 = {problem.gamma0:g}")
+def _has(ds: xr.Dataset | None, ode: str) -> bool:
+    return ds is not None and "ode" in ds.dims and ode in ds.ode.values.tolist()
 
 
-def regions_figure(section: dict, cache: str):
-    """Limit ODE at one kappa for one delta per region, from one sampled start (paper's
-    Fig. 2: delta = 1/2 - kappa, -kappa, -1/2)."""
-    base = TwoLayerProblem(**section["problem"]).replace(
-        width_exponent=section["width_exponent"])
-    start = sims.initial_overlaps(base, section["start_d"], [0])
+# --- simulations against the seed-paired ODE -------------------------------------------------
+
+def agreement(sims: xr.Dataset | None, dmft: xr.Dataset | None) -> pd.DataFrame:
+    """Per point and d: the simulations against the finite-d ODE started from the same
+    seeds (paired differences sims_s(t) - ode_s(t) over the seeds both hold): the largest
+    |mean difference| and the largest |z| = |mean| / sem of the differences, with where it
+    is. Near an escape from a plateau single seeds leave early or late (SGD noise, two-layer
+    doc §9), so z is large there by nature: a diagnostic, not a test."""
+    rows = []
+    if sims is None or not _has(dmft, "finite_d"):
+        return pd.DataFrame(columns=AGREEMENT_COLUMNS)
+    for point in points(sims):
+        for d in sims.d.values.tolist():
+            if d not in dmft.d.values.tolist():
+                continue
+            sim = risk_of(sims, **point, d=d)
+            ode = risk_of(dmft, **point, d=d, ode="finite_d")
+            seeds = sorted(set(sim.seed.values.tolist()) & set(ode.seed.values.tolist()))
+            diff = (sim.sel(seed=seeds) - ode.sel(seed=seeds)).isel(time=slice(1, None))
+            mean, sem = _seed_mean(diff)
+            z = (mean / sem).fillna(0.0)
+            worst = int(np.argmax(np.abs(z.values)))
+            rows.append(dict(observable="risk", point=describe_point(point), d=d,
+                             n_seeds=len(seeds), max_abs_diff=float(np.abs(mean).max()),
+                             max_abs_z=float(np.abs(z)[worst]),
+                             time_max_abs_z=float(mean.time[worst]),
+                             diff_at_max_abs_z=float(mean[worst])))
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+
+
+# --- Figs. 3, 7, 9: sims and seed-paired ODEs per point and d ---------------------------------
+
+def draw_risk_curves(sims, dmft, spec, others=None):
+    """Risk against time per (point, d): simulations (markers, seed mean +- sem), the
+    finite-d ODE from the same seeds' starts (lines, seed mean) and, with spec["limit"],
+    the limit ODE from seed 0's start at the largest d (dotted)."""
+    fig = new_figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    base = sims if sims is not None else dmft
+    d_values = base.d.values.tolist()
+    rows = []
+    curves = [(point, d) for point in points(base) for d in d_values]
+    for i, (point, d) in enumerate(curves):
+        label = ", ".join(filter(None, [describe_point(point), f"d = {d}"]))
+        row = dict(point=describe_point(point), d=d)
+        if sims is not None:
+            mean, sem = _seed_mean(risk_of(sims, **point, d=d))
+            ax.errorbar(mean.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8],
+                        ms=3.5, color=COLORS[i % 10], label=f"sims {label}")
+            row.update(sims_final=float(mean[-1]), sims_final_sem=float(sem[-1]))
+        if _has(dmft, "finite_d") and d in dmft.d.values.tolist():
+            ode = risk_of(dmft, **point, d=d, ode="finite_d").mean("seed")
+            ax.plot(ode.time[1:], ode[1:], color=COLORS[i % 10], lw=1.2)
+            row.update(ode_final=float(ode[-1]))
+        if spec["limit"] and _has(dmft, "limit") and d == max(dmft.d.values.tolist()):
+            limit = risk_of(dmft, **point, d=d, ode="limit").isel(seed=0)
+            ax.plot(limit.time[1:], limit[1:], ":", color=COLORS[i % 10], lw=1.2)
+            row.update(limit_final=float(limit[-1]))
+        rows.append(row)
+    if spec["limit"] and _has(dmft, "limit"):
+        ax.plot([], [], "k:", label=f"limit ODE (d = {max(dmft.d.values.tolist())} start, "
+                                     "seed 0)")
+    ax.set_xlim(spec["t_min"] or float(base.time[1]), float(base.time[-1]))
+    _loglog(ax, _time_label(base))
+    ax.legend(fontsize=7)
+    fixed = _describe(base, ("width_exponent", "lr_exponent", "p", "k", "noise", "gamma0"))
+    ax.set_title(f"{spec['title']}: {fixed}, {base.sizes.get('seed', 0)} seeds\nlines: "
+                 "finite-d ODE from the same seeds' starts (seed mean)", fontsize=9)
+    return fig, pd.DataFrame(rows), agreement(sims, dmft)
+
+
+# --- Fig. 2: one limit-ODE curve per region ---------------------------------------------------
+
+def draw_regions(sims, dmft, spec, others=None):
+    """The limit ODE of each point from seed 0's start at the (first) d, coloured by its
+    region (paper's Fig. 2: delta = 1/2 - kappa, -kappa, -1/2 at one kappa)."""
     fig = new_figure(figsize=(6, 4.2))
     ax = fig.add_subplot()
-    for name, delta in section["lr_exponents"].items():
-        problem = base.replace(lr_exponent=delta)
-        if problem.regime != name:
-            raise ValueError(f"regions: lr_exponent {delta} at width_exponent "
-                             f"{base.width_exponent} is {problem.regime}, not {name}")
-        ode = _cached(cache, f"regions_{delta}", lambda: dmft.solve(
-            problem, initial=start, limit=True, n_times=161))
-        ax.plot(ode.time[1:], ode.risk[0, 1:], color=REGION_COLORS[name],
-                label=f"δ = {delta:g} ({name}, ϑ = {problem.theta:g})")
-    ax.set_xlim(1e-2, problem.t_max)
+    ode = "limit" if _has(dmft, "limit") else dmft.ode.values[0]
+    d = int(dmft.d.values[0])
+    rows = []
+    for point in points(dmft):
+        risk = risk_of(dmft, **point, d=d, ode=ode).isel(seed=0)
+        region, theta = _field(dmft, "regime", point), _field(dmft, "theta", point)
+        ax.plot(risk.time[1:], risk[1:], color=REGION_COLORS[region],
+                label=f"{describe_point(point)} ({region}, ϑ = {theta:g})")
+        rows.append(dict(point=describe_point(point), regime=region, theta=theta,
+                         risk_start=float(risk[0]), risk_final=float(risk[-1]),
+                         risk_max=float(risk.max())))
+    ax.set_xlim(spec["t_min"] or float(dmft.time[1]), float(dmft.time[-1]))
     _loglog(ax, "t = steps / d^(1+ϑ)")
     ax.legend()
-    ax.set_title(f"Limit ODE per region (Fig. 2), κ = {base.width_exponent:g}, "
-                 f"{_describe(base)}\nstart: one sampled d = {section['start_d']} init "
-                 "(κ, p, k, Δ chosen: not legible in Fig. 2)", fontsize=9)
-    return fig
+    ax.set_title(f"{spec['title']}: {ode} ODE, "
+                 f"{_describe(dmft, ('width_exponent', 'p', 'k', 'noise', 'gamma0'))}\nstart: seed 0 at d = {d} (κ, p, k, Δ chosen: not "
+                 "legible in the paper's Fig. 2)", fontsize=9)
+    return fig, pd.DataFrame(rows), agreement(sims, dmft)
 
 
-# --- Figs. 3, 7, 9: sims and seed-paired ODEs per d and Delta ------------------------------
+# --- Fig. 6: learning-rate exponents against steps / d ----------------------------------------
 
-def curves_figure(section: dict, cache: str):
-    """Risk against time per (Delta, d): gram sims (markers, seed mean +- sem), the finite-d
-    ODE from the same seeds' starts (lines, seed mean) and the limit ODE from seed 0's start
-    at the largest d (dotted); the paper's Figs. 3 (noises), 7 (orange) and 9 (blue line)."""
-    base, seeds = TwoLayerProblem(**section["problem"]), section["seeds"]
-    largest = max(section["d"])
+def draw_learning_rates(sims, dmft, spec, others=None):
+    """kappa = 0, gamma = gamma0 d^-delta for several delta at one d, against steps / d =
+    t d^theta (paper's Fig. 6): simulations (markers) and the seed-paired finite-d ODE."""
     fig = new_figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    curves = [(noise, d) for noise in section.get("noises", [base.noise]) for d in section["d"]]
-    for i, (noise, d) in enumerate(curves):
-        problem = base.replace(noise=noise)
-        sim = _cached(cache, f"sims_{noise}_{d}", lambda: sims.simulate(
-            problem, d, seeds, n_times=section["n_times"]))
-        ode = _cached(cache, f"ode_{noise}_{d}", lambda: dmft.solve(
-            problem, initial=sims.initial_overlaps(problem, d, seeds), times=sim.time.values))
-        mean, sem = _seed_mean(sim)
-        label = (f"Δ = {noise:g}, " if "noises" in section else "") + f"d = {d}"
-        ax.errorbar(sim.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8], ms=3.5,
-                    color=COLORS[i], label=f"sims {label}")
-        ax.plot(ode.time[1:], ode.risk.mean("seed")[1:], color=COLORS[i], lw=1.2)
-        if d == largest:
-            limit = _cached(cache, f"limit_{noise}", lambda: dmft.solve(
-                problem, d=largest, limit=True, n_times=section["n_times"]))
-            ax.plot(limit.time[1:], limit.risk[0, 1:], ":", color="k" if len(curves) ==
-                    len(section["d"]) else COLORS[i], lw=1.2)
-    ax.plot([], [], "k:", label=f"limit ODE (d = {largest} start, seed 0)")
-    ax.set_xlim(section.get("t_min", 1e-1), base.t_max)
-    _loglog(ax, f"t = steps / d^{1 + base.theta:g}")
-    ax.legend(fontsize=7)
-    ax.set_title(f"{section['title']}: κ = {base.width_exponent:g}, δ = {base.lr_exponent:g}, "
-                 f"{_describe(base)}, {seeds} seeds\nlines: finite-d ODE from the same seeds' "
-                 "starts (seed mean)", fontsize=9)
-    return fig
-
-
-def learning_rates_figure(section: dict, cache: str):
-    """kappa = 0, gamma = gamma0 d^-delta for several delta at one d, against steps / d (the
-    paper's Fig. 6): sims (markers) and the seed-paired finite-d ODE (lines). Each run goes
-    to steps / d = t_max of the section's problem."""
-    base, seeds, d = TwoLayerProblem(**section["problem"]), section["seeds"], section["d"]
-    fig = new_figure(figsize=(6.5, 4.5))
-    ax = fig.add_subplot()
-    for i, delta in enumerate(section["lr_exponents"]):
-        theta = base.replace(lr_exponent=delta).theta
-        problem = base.replace(lr_exponent=delta, t_max=base.t_max / d ** theta)
-        sim = _cached(cache, f"sims_{delta}", lambda: sims.simulate(
-            problem, d, seeds, n_times=section["n_times"]))
-        ode = _cached(cache, f"ode_{delta}", lambda: dmft.solve(
-            problem, initial=sims.initial_overlaps(problem, d, seeds), times=sim.time.values))
-        mean, sem = _seed_mean(sim)
-        steps_per_d = sim.time.values * d ** theta
-        ax.errorbar(steps_per_d[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i], ms=3.5,
-                    color=COLORS[i], label=f"sims δ = {delta:g}")
-        ax.plot(steps_per_d[1:], ode.risk.mean("seed")[1:], color=COLORS[i], lw=1.2)
-    ax.set_xlim(section.get("t_min", 1.0), base.t_max)
+    d = int(sims.d.values[0])
+    rows = []
+    for i, point in enumerate(points(sims)):
+        theta = _field(sims, "theta", point)
+        mean, sem = _seed_mean(risk_of(sims, **point, d=d))
+        steps_per_d = mean.time.values * d ** theta
+        delta = _field(sims, "lr_exponent", point)
+        ax.errorbar(steps_per_d[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8],
+                    ms=3.5, color=COLORS[i % 10], label=f"sims δ = {delta:g}")
+        row = dict(point=describe_point(point), lr_exponent=delta,
+                   sims_final=float(mean[-1]), sims_final_sem=float(sem[-1]))
+        if _has(dmft, "finite_d"):
+            ode = risk_of(dmft, **point, d=d, ode="finite_d").mean("seed")
+            ax.plot(ode.time.values[1:] * d ** theta, ode[1:], color=COLORS[i % 10], lw=1.2)
+            row["ode_final"] = float(ode[-1])
+        rows.append(row)
+    ax.set_xlim(spec["t_min"] or 1.0, None)
     _loglog(ax, "steps / d")
     ax.legend(fontsize=7)
-    ax.set_title(f"{section['title']}: κ = 0, d = {d}, {_describe(base)}, {seeds} seeds\n"
-                 "lines: finite-d ODE from the same seeds' starts (seed mean)", fontsize=9)
-    return fig
+    ax.set_title(f"{spec['title']}: κ = 0, d = {d}, {_describe(sims)}, "
+                 f"{sims.sizes['seed']} seeds\nlines: finite-d ODE from the same seeds' starts "
+                 "(seed mean)", fontsize=9)
+    return fig, pd.DataFrame(rows), agreement(sims, dmft)
 
 
-# --- Figs. 4 and 5: green region, finite-d floors ------------------------------------------
+# --- Figs. 4 and 5: green region, finite-d floors ---------------------------------------------
 
-def _floor_runs(section, cache, delta, noise):
-    problem = TwoLayerProblem(**section["problem"]).replace(lr_exponent=delta, noise=noise)
-    runs = {}
-    for d in section["d"]:
-        runs[d] = (_cached(cache, f"floor_sims_{delta}_{noise}_{d}", lambda: sims.simulate(
-            problem, d, section["seeds"], n_times=section["n_times"])),
-            _cached(cache, f"floor_ode_{delta}_{noise}_{d}", lambda: dmft.solve(
-                problem, d=d, n_times=section["n_times"])))
-    return problem, runs
+def final_risk(risk: xr.DataArray, last: int = 2):
+    """Final risk of runs (seed, time): the mean over seeds of the mean of the last `last`
+    records, and its sem over seeds."""
+    values = risk.isel(time=slice(-last, None)).mean("time")
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.sizes["seed"]))
 
 
-def _floor(ds: xr.Dataset, last: int = 2):
-    """Final risk: the mean over seeds and the last `last` records, and its sem over seeds."""
-    values = ds.risk.isel(time=slice(-last, None)).mean("time")
-    return float(values.mean()), float(values.std() / math.sqrt(values.sizes["seed"]))
-
-
-def floors_figure(section: dict, cache: str):
-    """Green region kappa = 0: (a) the first lr_exponent, sims per d against the limit ODE;
-    (b, c) final risk against d per lr_exponent and Delta, power-law fits against -theta
-    (paper's Figs. 4a/4b, 5b); the finite-d ODE's final risk as lines."""
-    dims = np.array(section["d"])
-    first, middle_noise = section["lr_exponents"][0], section["noises"][1]
-    problem, runs = _floor_runs(section, cache, first, middle_noise)
-    t_max = problem.t_max
-    fig = new_figure(figsize=(13, 4.2))
-    ax = fig.add_subplot(1, 3, 1)
-    for i, (d, (sim, _)) in enumerate(runs.items()):
-        mean, sem = _seed_mean(sim)
-        ax.errorbar(sim.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i], ms=3.5,
-                    color=COLORS[i], label=f"sims d = {d}")
-    start = sims.initial_overlaps(problem, int(dims.max()), [0])
-    limit = _cached(cache, "floor_limit", lambda: dmft.solve(
-        problem.replace(t_max=1e4), initial=start, limit=True, n_times=81))
-    ax.plot(limit.time[1:], limit.risk[0, 1:], "k-", lw=1.2,
-            label=f"limit ODE (d = {dims.max()} start)")
-    ax.set_xlim(1e-1, 1e4)
-    ax.set_ylim(1e-9, 0.1)
-    _loglog(ax, f"t = steps / d^{1 + problem.theta:g}")
-    ax.legend(fontsize=7)
-    ax.set_title(f"(a) green, κ = 0, δ = {first:g} (ϑ = {problem.theta:g}), "
-                 f"Δ = {middle_noise:g}", fontsize=9)
-    for j, delta in enumerate(section["lr_exponents"][:2]):
-        ax = fig.add_subplot(1, 3, 2 + j)
-        for i, noise in enumerate(section["noises"]):
-            problem, runs = _floor_runs(section, cache, delta, noise)
-            floors = np.array([_floor(sim) for sim, _ in runs.values()])
-            ode_floors = [float(ode.risk[0, -1]) for _, ode in runs.values()]
+def draw_floors(sims, dmft, spec, others=None):
+    """Green region, one column per learning-rate exponent delta (grid axis lr_exponent;
+    grid axis noise: Delta): (top, Figs. 4a/5a) simulations per d at the middle Delta
+    against the limit ODE from seed 0's start at the largest d; (bottom, Figs. 4b/5b) the
+    final risk against d per Delta with power-law fits, whose slopes are compared with
+    -theta, and the finite-d ODE's final risk (seed 0) as lines."""
+    deltas = sims.lr_exponent.values.tolist()
+    noises = sims.noise.values.tolist()
+    dims = np.array(sims.d.values.tolist())
+    middle = noises[len(noises) // 2]
+    fig = new_figure(figsize=(6.2 * len(deltas), 8.4))
+    rows = []
+    for j, delta in enumerate(deltas):
+        theta = _field(sims, "theta", {"lr_exponent": delta})
+        ax = fig.add_subplot(2, len(deltas), 1 + j)
+        for i, d in enumerate(dims):
+            mean, sem = _seed_mean(risk_of(sims, lr_exponent=delta, noise=middle, d=d))
+            ax.errorbar(mean.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8],
+                        ms=3.5, color=COLORS[i % 10], label=f"sims d = {d}")
+        if _has(dmft, "limit"):
+            limit = risk_of(dmft, lr_exponent=delta, noise=middle, d=int(dims.max()),
+                            ode="limit").isel(seed=0)
+            ax.plot(limit.time[1:], limit[1:], "k-", lw=1.2,
+                    label=f"limit ODE (d = {dims.max()} start)")
+        ax.set_ylim(1e-9, 0.1)
+        _loglog(ax, f"t = steps / d^{1 + theta:g}")
+        ax.legend(fontsize=7)
+        ax.set_title(f"({'ab'[j]}) κ = 0, δ = {delta:g} (ϑ = {theta:g}), Δ = {middle:g} "
+                     f"(Fig. {4 + j}a)", fontsize=9)
+        ax = fig.add_subplot(2, len(deltas), 1 + len(deltas) + j)
+        for i, noise in enumerate(noises):
+            floors = np.array([final_risk(risk_of(sims, lr_exponent=delta, noise=noise, d=d),
+                                          spec["last"]) for d in dims])
             slope, intercept = np.polyfit(np.log(dims), np.log(floors[:, 0]), 1)
-            ax.errorbar(dims, floors[:, 0], floors[:, 1], ls="none", marker=MARKERS[i],
-                        color=COLORS[i], label=f"Δ = {noise:g}: sims, fit slope {slope:.2f}")
-            ax.plot(dims, np.exp(intercept) * dims ** slope, ":", color=COLORS[i], lw=1)
-            ax.plot(dims, ode_floors, "-", color=COLORS[i], lw=1, alpha=0.7)
-        _loglog(ax, "d", f"risk at t = {t_max:g}")
-        ax.legend(fontsize=7, title=f"lines: finite-d ODE (seed 0); −ϑ = {-problem.theta:g}",
+            ax.errorbar(dims, floors[:, 0], floors[:, 1], ls="none", marker=MARKERS[i % 8],
+                        color=COLORS[i % 10], label=f"Δ = {noise:g}: sims, fit slope "
+                                                    f"{slope:.2f}")
+            ax.plot(dims, np.exp(intercept) * dims ** slope, ":", color=COLORS[i % 10], lw=1)
+            ode_floors = None
+            if _has(dmft, "finite_d"):
+                ode_floors = [float(risk_of(dmft, lr_exponent=delta, noise=noise, d=d,
+                                            ode="finite_d").isel(seed=0)[-1]) for d in dims]
+                ax.plot(dims, ode_floors, "-", color=COLORS[i % 10], lw=1, alpha=0.7)
+            rows += [dict(lr_exponent=delta, noise=noise, d=int(d), theta=theta,
+                          sims_floor=floor, sims_floor_sem=sem, fitted_slope=slope,
+                          ode_floor=ode_floors[n] if ode_floors else math.nan)
+                     for n, (d, (floor, sem)) in enumerate(zip(dims, floors))]
+        _loglog(ax, "d", f"final risk (mean of the last {spec['last']} records)")
+        ax.legend(fontsize=7, title=f"lines: finite-d ODE (seed 0); −ϑ = {-theta:g}",
                   title_fontsize=7)
-        ax.set_title(f"({'bc'[j]}) floors, κ = 0, δ = {delta:g} (Fig. {'45'[j]}b)",
-                     fontsize=9)
-    fig.suptitle(f"Green region: p = {problem.p}, k = {problem.k}, γ0 = {problem.gamma0:g}, "
-                 f"{section['seeds']} seeds, sims to t = {t_max:g} (the paper: 1e4); floor = "
-                 "mean of the last two records (t ≥ 0.64 t_max)", fontsize=9)
-    return fig
+        ax.set_title(f"({'cd'[j]}) floors, κ = 0, δ = {delta:g} (Fig. {4 + j}b)", fontsize=9)
+    fig.suptitle(f"{spec['title']}: {_describe(sims)}, {sims.sizes['seed']} seeds, "
+                 f"t_max = {float(sims.time[-1]):g} (chosen; the paper: 1e4)", fontsize=9)
+    return fig, pd.DataFrame(rows), agreement(sims, dmft)
 
 
-# --- the numerical phase diagram -----------------------------------------------------------
+# --- the numerical phase diagram --------------------------------------------------------------
 
 def classify_ode(ode: xr.Dataset) -> str:
-    """Region read off a limit-ODE curve: red if it stopped or Q > 1e3; orange if M did not
-    move and the risk rose; green if the final risk < 1e-7; blue if it learned to a floor."""
-    risk = ode.risk.values[0]
+    """Region read off a limit-ODE curve (seed 0): red if it stopped or Q > 1e3; orange if M
+    did not move and the risk rose; green if the final risk < 1e-7; blue if it learned to a
+    floor."""
+    ode = ode.isel(seed=0).dropna("time", how="all")
+    risk = ode.risk.values
     moved = float(np.abs(ode.M.isel(time=-1) - ode.M.isel(time=0)).max()) > 1e-3
     if not np.isfinite(risk).all() or float(ode.Q.max()) > 1e3:
         return "red"
@@ -239,54 +313,59 @@ def classify_ode(ode: xr.Dataset) -> str:
 
 
 def classify_sims(runs: dict) -> tuple[str, float]:
-    """Region read off the final risk at several d, by its fitted exponent in d: red if a seed
-    diverged; orange if the risk did not fall below half its start at the largest d, or if
-    the final risk grows with d (exponent > 0.15: finite-d learning that fades as d grows,
-    towards the limit ODE that does not learn); green if it falls with d (exponent < -0.15,
-    a floor ~ d^-theta); else blue (a d-independent floor)."""
-    if any(np.isfinite(ds.diverged_at).any() for ds in runs.values()):
+    """Region read off the final risk at several d ({d: runs with risk (seed, time) and
+    status (seed,)}), by its fitted exponent in d: red if a seed diverged; orange if the
+    risk did not fall below half its start at the largest d, or if the final risk grows
+    with d (exponent > 0.15: finite-d learning that fades as d grows, towards the limit
+    ODE that does not learn); green if it falls with d (exponent < -0.15, a floor ~
+    d^-theta); else blue (a d-independent floor)."""
+    if any((ds.status == DIVERGED).any() for ds in runs.values()):
         return "red", math.nan
     dims = np.array(list(runs))
-    finals = np.array([_floor(ds, last=3)[0] for ds in runs.values()])
-    starts = np.array([float(ds.risk.isel(time=0).mean()) for ds in runs.values()])
+    risks = [ds.risk.dropna("time", how="all") for ds in runs.values()]
+    finals = np.array([final_risk(risk, last=3)[0] for risk in risks])
+    starts = np.array([float(risk.isel(time=0).mean()) for risk in risks])
     exponent = float(np.polyfit(np.log(dims), np.log(finals), 1)[0])
     if finals[-1] > 0.5 * starts[-1] or exponent > 0.15:
         return "orange", exponent
     return ("green" if exponent < -0.15 else "blue"), exponent
 
 
-def phase_diagram_data(section: dict, cache: str) -> pd.DataFrame:
-    """One row per (kappa, delta): the paper's region, the limit ODE's class, the sims' class
-    and the fitted exponent of the sims' final risk in d ("none" where not computed)."""
-    base, setting = TwoLayerProblem(**section["problem"]), section["sims"]
-    start = sims.initial_overlaps(base, section["start_d"], [0])
-    rows = []
-    for kappa in section["width_exponents"]:
-        for delta in section["lr_exponents"]:
-            row = dict(kappa=kappa, delta=delta, theory=regime(kappa, delta), ode="none",
-                       sims="none", exponent=math.nan)
-            rows.append(row)
-            if -delta >= kappa + 0.5:  # refused: O(1) jumps per step, no time scale
-                continue
-            problem = base.replace(width_exponent=kappa, lr_exponent=delta)
-            ode = _cached(cache, f"map_ode_{kappa}_{delta}", lambda: dmft.solve(
-                problem, initial=start, limit=True, n_times=41))
-            row["ode"] = classify_ode(ode)
-            short = problem.replace(t_max=setting["t_max"])
-            if short.t_max * short.steps_per_time(max(setting["d"])) > setting["step_budget"]:
-                continue
-            runs = {d: _cached(cache, f"map_sims_{kappa}_{delta}_{d}", lambda: sims.simulate(
-                short, d, setting["seeds"], n_times=41)) for d in setting["d"]}
-            row["sims"], row["exponent"] = classify_sims(runs)
-    return pd.DataFrame(rows)
+def _exponents(ds: xr.Dataset, point: dict) -> tuple[float, float]:
+    return (float(_field(ds, "width_exponent", point)), float(_field(ds, "lr_exponent", point)))
 
 
-def phase_diagram_figure(section: dict, cache: str):
-    """(delta, kappa) plane: theory regions (background and boundaries), the limit-ODE class
-    (inner dot) and the simulations' class at several d (outer ring); a black plus where the
-    simulations disagree with the paper's region."""
-    table = phase_diagram_data(section, cache)
-    setting = section["sims"]
+def phase_diagram_table(sims, odes) -> pd.DataFrame:
+    """One row per (kappa, delta) of the ODE store and the simulation store: the paper's
+    region, the limit ODE's class, the simulations' class and the fitted exponent of their
+    final risk in d ("none" where not computed)."""
+    rows = {}
+    if odes is not None:
+        ode_name = "limit" if _has(odes, "limit") else odes.ode.values[0]
+        d = int(odes.d.values[0])
+        for point in points(odes):
+            kappa, delta = _exponents(odes, point)
+            ode = select(odes, {**point, "d": d, "ode": ode_name})
+            rows[(kappa, delta)] = dict(kappa=kappa, delta=delta, theory=regime(kappa, delta),
+                                        ode=classify_ode(ode), sims="none", exponent=math.nan)
+    for point in points(sims) if sims is not None else []:
+        kappa, delta = _exponents(sims, point)
+        row = rows.setdefault((kappa, delta), dict(kappa=kappa, delta=delta, ode="none",
+                                                   theory=regime(kappa, delta)))
+        runs = {int(d): select(sims, {**point, "d": d}) for d in sims.d.values}
+        row["sims"], row["exponent"] = classify_sims(runs)
+    return pd.DataFrame(sorted(rows.values(), key=lambda r: (r["kappa"], r["delta"])))
+
+
+def draw_phase_diagram(sims, dmft, spec, others=None):
+    """(delta, kappa) plane: theory regions (background and boundaries), the limit-ODE
+    class (inner dot; the ODE store is spec["ode_experiment"]'s, else this experiment's),
+    the simulations' class at several d (outer ring, with the fitted exponent of the final
+    risk in d); a black plus where the simulations disagree with the paper's region, a
+    cross where -delta >= kappa + 1/2 (no time scale)."""
+    odes = (others or {}).get(spec["ode_experiment"], {}).get("dmft") if spec[
+        "ode_experiment"] else dmft
+    table = phase_diagram_table(sims, odes)
     fig = new_figure(figsize=(8, 5.6))
     ax = fig.add_subplot()
     delta = np.linspace(-1.6, 1.1, 200)
@@ -301,12 +380,15 @@ def phase_diagram_figure(section: dict, cache: str):
     ax.plot(delta, -2 * delta - 1, color=REGION_COLORS["red"], lw=1.2,
             label="paper's red boundary −δ = (1+κ)/2")
     ax.plot(delta, -delta - 0.5, "k--", lw=1, label="O(1) steps: −δ = κ + ½")
+    kappas, deltas = sorted(set(table.kappa)), sorted(set(table.delta))
+    for kappa in kappas:
+        for value in deltas:
+            if -value >= kappa + 0.5:
+                ax.plot(value, kappa, "x", ms=5, color="0.4")
     for row in table.itertuples():
-        if row.ode == "none":
-            ax.plot(row.delta, row.kappa, "x", ms=5, color="0.4")
-            continue
-        ax.plot(row.delta, row.kappa, "o", ms=6, color=REGION_COLORS[row.ode], mec="k",
-                mew=0.4)
+        if row.ode != "none":
+            ax.plot(row.delta, row.kappa, "o", ms=6, color=REGION_COLORS[row.ode], mec="k",
+                    mew=0.4)
         if row.sims != "none":
             ax.plot(row.delta, row.kappa, "o", ms=13, mfc="none",
                     mec=REGION_COLORS[row.sims], mew=2)
@@ -319,46 +401,20 @@ def phase_diagram_figure(section: dict, cache: str):
     ax.set_xlabel("δ (learning rate γ ∝ d^−δ)")
     ax.set_ylabel("κ (width exponent, p ∝ d^κ)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=7)
-    base = TwoLayerProblem(**section["problem"])
-    ax.set_title(f"Numerical phase diagram ({_describe(base)}): dot = limit ODE "
-                 f"(t = {base.t_max:g}), ring = sims\nat d = {setting['d']} "
-                 f"(t = {setting['t_max']:g}, {setting['seeds']} seeds), number = exponent of "
-                 "the sims' final risk in d;\n+ = sims disagree with the paper's region; "
-                 "x = no time scale; no ring = sims beyond the step budget", fontsize=8)
-    return fig
+    base = odes if odes is not None else sims
+    words = [f"{spec['title']} ({_describe(base)})"]
+    if odes is not None:
+        words.append(f"dot = limit ODE (t = {float(odes.time[-1]):g}, start d = "
+                     f"{int(odes.d.values[0])})")
+    if sims is not None:
+        words.append(f"ring = sims at d = {sims.d.values.tolist()} (t = "
+                     f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds), number = exponent "
+                     "of the sims' final risk in d")
+    ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
+                 "time scale; no ring = not simulated", fontsize=8)
+    return fig, table, agreement(sims, dmft)
 
 
-def section_cache(cache: str, name: str, section: dict) -> str:
-    """The cache directory of one figure: its name and the hash of its config section."""
-    digest = hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()[:12]
-    return os.path.join(cache, f"{name}-{digest}")
-
-
-FIGURES = {"regions": regions_figure, "blue_line": curves_figure, "noises": curves_figure,
-           "orange": curves_figure, "learning_rates": learning_rates_figure, "floors": floors_figure, "phase_diagram": phase_diagram_figure}
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.two_layer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("figures", nargs="*", help=f"some of {list(FIGURES)}; default: all")
-    parser.add_argument("--out", default="docs/gallery")
-    parser.add_argument("--config", default=CONFIG)
-    parser.add_argument("--cache", default="results/two_layer_cache")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.figures) - set(FIGURES))
-    if unknown:
-        parser.error(f"figures {unknown} are not allowed: figures must be some of {list(FIGURES)}")
-    sections = read_yaml(args.config)["figures"]
-    os.makedirs(args.out, exist_ok=True)
-    for name in args.figures or list(FIGURES):
-        with style():
-            fig = FIGURES[name](sections[name], section_cache(args.cache, name, sections[name]))
-            path = os.path.join(args.out, f"two_layer_{name}.png")
-            fig.savefig(path, dpi=110)
-            print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+DRAW = {"risk_curves": draw_risk_curves, "regions": draw_regions,
+        "learning_rates": draw_learning_rates, "floors": draw_floors,
+        "phase_diagram": draw_phase_diagram}

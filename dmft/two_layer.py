@@ -22,8 +22,8 @@ import numba
 import numpy as np
 import xarray as xr
 
-from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, curves_dataset, i3, i4,
-                            initial_overlaps, j2, time_grid)
+from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, check_times, curves_dataset,
+                            i3, i4, initial_overlaps, j2, time_grid)
 
 RTOL, ATOL = 1e-9, 1e-12  # default local error tolerances of the integrator
 _MAX_STEPS = 50_000_000
@@ -176,7 +176,7 @@ def solve(problem: TwoLayerProblem, d=None, initial: xr.Dataset | None = None,
         initial = (initial_overlaps(problem, d, [0]) if d is not None
                    else _identity_start(problem))
     _check_initial(problem, initial)
-    times = time_grid(problem, d, n_times) if times is None else _check_times(times)
+    times = time_grid(problem, d, n_times) if times is None else check_times(times)
     a1, a2 = (problem.a1_limit, problem.a2_limit) if limit else (problem.a1(d), problem.a2(d))
     curves, diverged_at = [], []
     for seed in initial.seed.values:
@@ -205,14 +205,6 @@ def _check_initial(problem, initial):
             raise ValueError(f"initial = {initial!r} is not allowed: initial must hold {name} "
                              f"of shape (seed, {shape[0]}, {shape[1]}) for p = {problem.p}, "
                              f"k = {problem.k} (sims.initial_overlaps)")
-
-
-def _check_times(times) -> np.ndarray:
-    times = np.asarray(times, dtype=float)
-    if times.ndim != 1 or len(times) < 2 or times[0] != 0 or np.any(np.diff(times) < 0):
-        raise ValueError(f"times = {times!r} is not allowed: times must be a 1-d ascending "
-                         "array from 0 of length >= 2")
-    return times
 
 
 def _dataset(problem, initial, curves, diverged_at, times, d, limit, a1, a2, rtol, atol):

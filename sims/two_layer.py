@@ -287,6 +287,15 @@ def time_grid(problem: TwoLayerProblem, d=None, n_times: int = 121) -> np.ndarra
     return np.concatenate([[0.0], np.geomspace(first, problem.t_max, n_times - 1)])
 
 
+def check_times(times) -> np.ndarray:
+    """Recorded times as a float array: 1-d, ascending from 0, at least two (ValueError)."""
+    times = np.asarray(times, dtype=float)
+    if times.ndim != 1 or len(times) < 2 or times[0] != 0 or np.any(np.diff(times) < 0):
+        raise ValueError(f"times = {times!r} is not allowed: times must be a 1-d ascending "
+                         "array from 0 of length >= 2")
+    return times
+
+
 def initial_weights(problem: TwoLayerProblem, d: int, rng: np.random.Generator):
     """Student rows W0 (p, d) and teacher rows W* (k, d), each of norm sqrt d; the teacher's
     orthonormalised for teacher = "orthonormal" (§8.5)."""
@@ -437,7 +446,7 @@ def _advance_full(problem, weights, streams, steps, d, eta) -> int:
 # --- the simulator ------------------------------------------------------------------------
 
 def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_times: int = 121,
-             entropy: int = 0) -> xr.Dataset:
+             times=None, entropy: int = 0) -> xr.Dataset:
     """Online SGD of `problem` at dimension d (an int, or several: a `d` dim) for many seeds.
 
     Args:
@@ -447,6 +456,8 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
         method: "gram" (the Gram-matrix chain, exact in law, O((p+k)^3) per step whatever d)
             or "full" (the d-dimensional update (2.1), the check).
         n_times: number of recorded times (0 and log-spaced up to t_max, `time_grid`).
+        times: the recorded times instead (ascending from 0, `check_times`); each is
+            reached at the nearest step.
         entropy: extra entropy of the streams SeedSequence([entropy, d, seed, 2]); seed s at d
             gives the same numbers whatever the other seeds, d or the chunking.
 
@@ -465,7 +476,7 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
     for value in dims:
         problem.check_dimension(value)
     seeds = _seed_list(seeds)
-    times = time_grid(problem, dims, n_times)
+    times = time_grid(problem, dims, n_times) if times is None else check_times(times)
     per_d = [_simulate_one_d(problem, value, seeds, method, times, entropy) for value in dims]
     if _is_count(d):
         return per_d[0]

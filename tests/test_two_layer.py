@@ -233,9 +233,12 @@ def test_time_grid_and_dispatch():
 
 def test_phase_diagram_reads_the_region_off_the_limit_ode():
     """analysis.two_layer.classify_ode names the region of limit-ODE curves at points of
-    known region (p = k = 2); the figure config builds valid problems of the named regions."""
-    from analysis.two_layer import CONFIG, classify_ode
-    from workflow.config import read_yaml
+    known region (p = k = 2); the Fig. 2 experiment of config/two_layer.yaml has one point
+    per region."""
+    from analysis.two_layer import classify_ode
+    from conftest import ROOT
+    from workflow.config import load_config, read_yaml
+    from workflow.store import Layout
     base = TwoLayerProblem(p=2, k=2, noise=1e-3, gamma0=2.0, t_max=1e4)
     start = sims.initial_overlaps(base, 1000, [0])
     for kappa, delta, expected in [(0.0, 0.5, "green"), (0.25, -0.25, "blue"),
@@ -244,8 +247,6 @@ def test_phase_diagram_reads_the_region_off_the_limit_ode():
         assert problem.regime == expected
         ode = dmft.solve(problem, initial=start, limit=True, n_times=21)
         assert classify_ode(ode) == expected, (kappa, delta)
-    regions = read_yaml(CONFIG)["figures"]["regions"]
-    for name, delta in regions["lr_exponents"].items():
-        problem = TwoLayerProblem(**regions["problem"]).replace(
-            width_exponent=regions["width_exponent"], lr_exponent=delta)
-        assert problem.regime == name
+    regions = load_config(read_yaml(ROOT / "config" / "two_layer.yaml"))["regions"]
+    assert sorted(p.regime for p in Layout(regions, "dmft").problems.values()) == [
+        "blue", "green", "orange"]

@@ -4,34 +4,32 @@ A config (README "Config") maps experiment names to a base problem, grid axes (t
 product), optional cases (a leading string dim), and the solvers to run. `load_config`
 checks it completely before anything runs and returns one normalised `ExperimentSpec` per
 experiment; a bad config raises `ConfigError` naming the experiment, the field, the value
-and what is allowed.
+and what is allowed. What depends on the model (its problem, its `sims:` and `dmft:`
+settings) is the model family's (workflow/models.py, `ExperimentSpec.model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import itertools
 import json
 import math
-import warnings
 from pathlib import Path
 
 import jsonschema
 import numpy as np
 import yaml
 
-from sims.problem import Covariance, Problem
+from sims.problem import Covariance
+
+from .models import model_of, model_values
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.json"
-PROBLEM_FIELDS = tuple(f.name for f in dataclasses.fields(Problem))
 # Scalar stand-ins for a two-level input covariance (a grid axis or case field takes numbers,
 # Problem.covariance takes levels): {config field: argument of Covariance.two_levels}.
 COVARIANCE_FIELDS = {"cov_fraction": "fraction", "cov_variance": "variance"}
 SOLVERS = ("sims", "dmft")
-SIMS_DEFAULTS = dict(seeds=1, record_every=1, dtype="float64", seeds_per_task=1,
-                     points_per_task=None)
 # Above these a run stops before computing anything, saying what it would cost and how to
 # allow it (config `budget:`): grid points per experiment, planned CPU-hours of the config.
 BUDGET = dict(points=100_000, cpu_hours=24.0)
@@ -179,6 +177,11 @@ class ExperimentSpec:
     dmft: dict | None
 
     @property
+    def model(self):
+        """The model family of the experiment's points (workflow/models.py)."""
+        return model_of(model_values(self.problem, self.cases, self.grid)[0])
+
+    @property
     def entropy(self) -> int:
         return experiment_entropy(self.name, self.seed)
 
@@ -290,92 +293,11 @@ def problem_fields(fields: dict) -> dict:
     return out
 
 
-def checked_problem(fields: dict) -> tuple[Problem, list[str]]:
-    """The Problem of a grid point (config fields, `problem_fields`) and the warnings its
-    construction raised (e.g. the clipped persistent chain), returned so the caller can
-    name the point in its log."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        problem = Problem(**problem_fields(fields))
-    return problem, [str(w.message) for w in caught]
-
-
-def _positive_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def _positive_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
-
-
-def _memory(v):
-    from dmft.solver import parse_bytes
-    try:
-        return parse_bytes(v) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-# Allowed values of the dmft.solve keywords a config may set (docs: dmft.solve docstring).
-# A keyword of dmft.solve missing here is checked by the type of its default value.
-DMFT_RULES = {
-    "method": (lambda v: v in ("causal", "iterative"), "one of ['causal', 'iterative']"),
-    "n_samples": (lambda v: v is None or _positive_int(v), "null or an integer >= 1"),
-    "n_replicas": (lambda v: v is None or (_positive_int(v) and v >= 2),
-                   "null or an integer >= 2"),
-    "response_samples": (lambda v: v is None or v == "auto" or _positive_int(v),
-                         "'auto', null or an integer >= 1"),
-    "response_window": (lambda v: v is None or (_positive_int(v) and v >= 2),
-                        "null or an integer >= 2"),
-    "magnetization_nodes": (_positive_int, "an integer >= 1"),
-    "magnetization_rule": (lambda v: v in ("escape", "gauss"), "one of ['escape', 'gauss']"),
-    "time_step": (lambda v: v is None or _positive_number(v), "null or a number > 0"),
-    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
-             "an integer in [0, 2**32)"),
-    "backend": (lambda v: v in ("numba", "numpy"), "one of ['numba', 'numpy']"),
-    "response_dtype": (lambda v: v in ("float32", "float64"), "one of ['float32', 'float64']"),
-    "memory_limit": (_memory, "a number of bytes > 0 or a string like '8GB'"),
-    "max_iterations": (_positive_int, "an integer >= 1"),
-    "damping": (lambda v: _positive_number(v) and v <= 1, "a number in (0, 1]"),
-    "tolerance": (_positive_number, "a number > 0"),
-}
-NOT_IN_CONFIG = ("problem", "d", "resume_from", "initial_magnetizations")
-
-
-def dmft_keywords() -> dict:
-    """{keyword: default} of dmft.solve (of a mixture problem, dmft.api.solve) that a config
-    may set."""
-    from dmft.api import solve
-    params = inspect.signature(solve).parameters
-    return {n: p.default for n, p in params.items() if n not in NOT_IN_CONFIG
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-
-
-def _rule(name: str, default):
-    if name in DMFT_RULES:
-        return DMFT_RULES[name]
-    if isinstance(default, bool):
-        return (lambda v: isinstance(v, bool)), "true or false"
-    if isinstance(default, int):
-        return (lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"
-    if isinstance(default, float):
-        return _positive_number, "a number > 0"
-    if isinstance(default, str):
-        return (lambda v: isinstance(v, str)), "a string"
-    return (lambda v: v is None or _positive_number(v)), "null or a number > 0"
-
-
-def check_dmft_settings(where: str, settings: dict) -> None:
-    """Every setting is a keyword of dmft.solve with an allowed value."""
-    allowed = dmft_keywords()
-    for name, value in settings.items():
-        if name not in allowed:
-            raise ConfigError(f"{where}, field 'dmft.{name}': unknown setting {name!r}: "
-                              f"allowed are the keywords of dmft.solve {sorted(allowed)} and d")
-        check, text = _rule(name, allowed[name])
-        if not check(value):
-            raise ConfigError(f"{where}, field 'dmft.{name}': {value!r} is not allowed: "
-                              f"{name} must be {text}")
+def checked_problem(fields: dict):
+    """The problem of a grid point (config fields; built by its model family,
+    workflow/models.py) and the warnings its construction raised (e.g. the clipped
+    persistent chain), returned so the caller can name the point in its log."""
+    return model_of(fields.get("model")).checked(fields)
 
 
 SCHEDULERS = ("local", "sync", "slurm")
@@ -389,13 +311,13 @@ def check_scheduler(field: str, value) -> None:
                       "or the address of a running scheduler such as tcp://host:8786")
 
 
-def check_analysis_section(name: str, raw: dict, grid_axes: list) -> None:
+def check_analysis_section(name: str, raw: dict, grid_axes: list, model) -> None:
     """The experiment's `analysis:` section, checked by analysis.spec (owned by the analysis)."""
     if "analysis" not in raw:
         return
     from analysis.spec import check_analysis
     try:
-        check_analysis(raw["analysis"], name, grid_axes)
+        check_analysis(raw["analysis"], name, grid_axes, model)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -406,8 +328,9 @@ def normalise_experiment(name: str, raw: dict, default_seed: int,
     _check_size(where, raw, max_points)
     grid = {axis: axis_values(values, f"{where}, field 'grid.{axis}'")
             for axis, values in (raw.get("grid") or {}).items()}
-    check_analysis_section(name, raw, [a for a in grid if a != "d"])
     cases = raw.get("cases") or None
+    model = _experiment_model(where, raw["problem"], cases, grid)
+    check_analysis_section(name, raw, [a for a in grid if a != "d"], model)
     sims = dict(raw["sims"]) if raw.get("sims") is not None else None
     dmft = dict(raw["dmft"]) if raw.get("dmft") is not None else None
     if sims is None and dmft is None:
@@ -418,7 +341,8 @@ def normalise_experiment(name: str, raw: dict, default_seed: int,
                               "as grid.d (with a 'sims' section) or as sims.d, not both")
         sims["d"] = grid.pop("d")
     if sims is not None:
-        sims = {**SIMS_DEFAULTS, **sims}
+        model.check_sims(where, sims)
+        sims = {**model.sims_defaults, **sims}
         sims["d"] = _as_list(sims.get("d"))
         if not sims["d"]:
             raise ConfigError(f"{where}, field 'sims.d': missing: the simulations need d "
@@ -438,43 +362,33 @@ def normalise_experiment(name: str, raw: dict, default_seed: int,
     spec = ExperimentSpec(name=name, seed=int(raw.get("seed", default_seed)),
                           problem=dict(raw["problem"]), cases=cases, grid=grid, sims=sims,
                           dmft=None)
-    models = set()
+    model.check_experiment(where, spec)
+    problems = []
     for point, fields in points_to_check(spec):
         try:
-            problem, _ = checked_problem(fields)
+            problem, _ = model.checked(fields)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}, {point}: {err}") from None
-        models.add(problem.model)
-        if sims is not None:
-            for d in sims["d"]:
-                if round(problem.alpha * d) < 1:
-                    raise ConfigError(f"{where}, field 'sims.d': d = {d} gives n = alpha*d < 1 "
-                                      f"samples at alpha = {problem.alpha}")
-                if min(np.diff(problem.level_bounds(d))) < 1:
-                    raise ConfigError(f"{where}, field 'sims.d': d = {d} is not allowed at "
-                                      f"{point}: the covariance levels "
-                                      f"{problem.level_fractions} get "
-                                      f"{np.diff(problem.level_bounds(d)).tolist()} coordinates;"
-                                      " d must give every level at least one")
+        problems.append(problem)
+        model.check_point(where, point, problem, sims)
     if dmft is not None:
-        d = _as_list(dmft.pop("d", None))
-        if "three_cluster" in models:
-            d = d or (sims["d"] if sims else None)
-            if not d:
-                raise ConfigError(f"{where}, field 'dmft.d': missing: three-cluster DMFT needs d "
-                                  "(initial magnetization): give dmft.d or sims.d")
-        elif d is not None:
-            raise ConfigError(f"{where}, field 'dmft.d': {d!r} is not allowed: d is only used by "
-                              "three_cluster DMFT (model here: two_cluster); remove it")
-        seed_mode = dmft.pop("seed_magnetizations", False)
-        at_seeds = _seed_magnetizations(where, seed_mode, models, sims, d)
-        check_dmft_settings(where, dmft)
-        spec.dmft = {"d": d, "settings": dmft}
-        if at_seeds:  # absent when off: the specs (and stores) of other experiments unchanged
-            spec.dmft["seed_magnetizations"] = at_seeds
-            if seed_mode == "effective":
-                spec.dmft["seed_magnetizations_at"] = "effective"
+        spec.dmft = model.normalise_dmft(where, dmft, problems, sims)
     return spec
+
+
+def _experiment_model(where: str, problem: dict, cases, grid: dict):
+    """The one model family of an experiment's points (ConfigError if they mix families:
+    the solvers and the store layout are the family's)."""
+    values = model_values(problem, cases, grid)
+    try:
+        families = {value: model_of(value) for value in values}
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    if len({family.name for family in families.values()}) > 1:
+        raise ConfigError(f"{where}, field 'model': {values!r} is not allowed: the points of "
+                          "one experiment must be of one model family (two_cluster and "
+                          "three_cluster; or two_layer): make one experiment per family")
+    return families[values[0]]
 
 
 def _check_size(where: str, raw: dict, max_points: int) -> None:
@@ -515,25 +429,6 @@ def reject_non_finite(value, path=()) -> None:
             reject_non_finite(item, (*path, i))
 
 
-def _seed_magnetizations(where: str, value, models: set, sims: dict | None, d) -> int:
-    """dmft.seed_magnetizations: true (their m(0)) or "effective" (their m(t_lin)/G(t_lin))
-    -> the number of simulation seeds whose initial magnetizations the DMFT also averages
-    over (docs/theory.md §6.6; part of the DMFT spec), false -> 0."""
-    field = f"{where}, field 'dmft.seed_magnetizations'"  # a boolean or "effective" (schema)
-    if not value:
-        return 0
-    if models != {"three_cluster"}:
-        raise ConfigError(f"{field}: the initial magnetization matters for model "
-                          f"'three_cluster' only (models here: {sorted(models)}); remove it")
-    if sims is None:
-        raise ConfigError(f"{field}: needs a 'sims' section (the seeds whose m(0) are used)")
-    missing = sorted(set(d) - set(sims["d"]))
-    if missing:
-        raise ConfigError(f"{field}: dmft.d {missing} are not simulated (sims.d = "
-                          f"{sims['d']}); the seeds' m(0) exist at sims.d only")
-    return int(sims["seeds"])
-
-
 def load_config(config: dict) -> dict[str, ExperimentSpec]:
     """Check a config completely and return {experiment name: ExperimentSpec}."""
     config = json.loads(json.dumps(config))  # plain JSON types (snakemake passes its own)
@@ -545,8 +440,23 @@ def load_config(config: dict) -> dict[str, ExperimentSpec]:
             check_scheduler(field, value)
     seed = int(config.get("seed", 0))
     points = budget(config)["points"]
-    return {name: normalise_experiment(name, raw, seed, points)
-            for name, raw in config["experiments"].items()}
+    specs = {name: normalise_experiment(name, raw, seed, points)
+             for name, raw in config["experiments"].items()}
+    _check_analysis_uses(config["experiments"], specs)
+    return specs
+
+
+def _check_analysis_uses(experiments: dict, specs: dict) -> None:
+    """The experiments an analysis reads besides its own (analysis.spec.uses) exist."""
+    from analysis.spec import check_analysis, uses
+    for name, raw in experiments.items():
+        if "analysis" not in raw:
+            continue
+        for other in uses(check_analysis(raw["analysis"], name, None, specs[name].model)):
+            if other not in specs:
+                raise ConfigError(f"experiment '{name}', field 'analysis': it reads the stores "
+                                  f"of experiment {other!r}, which is not in the config "
+                                  f"(experiments: {list(specs)})")
 
 
 def spec_text(spec: ExperimentSpec, solver: str) -> str:

@@ -9,7 +9,6 @@ dask_jobqueue.SLURMCluster) and logs done/total with an ETA every few seconds.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import resource
@@ -18,7 +17,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 import warnings
 
@@ -28,7 +26,8 @@ import numpy as np
 import xarray as xr
 
 from .config import ExperimentSpec
-from .store import (DIVERGED, ERROR, OK, STATUS_FLAGS, TASKS_DIR, Layout, StoreError, Task,
+from .models import Outcome
+from .store import (OK, STATUS_FLAGS, TASKS_DIR, Layout, StoreError, Task,
                     check_writable, completed, create_store, finalize, forget_task,
                     mark_done, markers, read_attrs, store_matches, write_point)
 from .verify import (copy_runs, damaged_tasks, describe_damage, forget_manifest,
@@ -39,163 +38,11 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 
 # ----------------------------------------------------------------------- solvers
-@dataclasses.dataclass
-class Outcome:
-    """One point of a task: the solver's dataset (None if it raised), the status and
-    failure time of each run (per seed for sims), and the reason if some run failed."""
-
-    index: tuple
-    result: xr.Dataset | None
-    status: np.ndarray
-    failure_time: np.ndarray
-    reason: str | None = None
-
-
 def solve_points(layout: Layout, task: Task, *, probe: bool = False) -> list[Outcome]:
-    """Run the solver for one task. A failing solve is an outcome (status DIVERGED or
-    ERROR with its reason), not an exception: the rest of the sweep goes on."""
-    problems = [layout.problems[i] for i in task.points]
-    if probe:  # a short run: variable names, dims, dtypes and attributes
-        problems = [p.replace(t_max=min(p.t_max, 2 * p.eta)) for p in problems[:1]]
-    if layout.solver == "sims":
-        d = _probe_d(problems[0], task.d) if probe else task.d
-        seeds = [0] if probe else list(task.seeds)
-        return _solve_sims(layout, task.points, problems, d, seeds)
-    return [_solve_dmft(layout, index, p, task.d) for index, p in zip(task.points, problems)]
-
-
-def _probe_d(problem, d: int) -> int:
-    """The probe's dimension: the smallest d' >= 8 that gives every covariance level a
-    coordinate, at most the task's d."""
-    probe = min(d, 8)
-    while probe < d and min(np.diff(problem.level_bounds(probe))) < 1:
-        probe += 1
-    return probe
-
-
-def _solve_sims(layout: Layout, points, problems, d: int, seeds) -> list[Outcome]:
-    import sims
-    n = len(seeds)
-    try:
-        results = sims.simulate_batch(problems, d, seeds,
-                                      record_every=int(layout.spec.sims["record_every"]),
-                                      dtype=layout.spec.sims["dtype"],
-                                      entropy=layout.spec.entropy)
-    except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
-        reason = _reason(err)
-        return [Outcome(i, None, np.full(n, ERROR, np.int8), np.full(n, np.nan), reason)
-                for i in points]
-    outcomes = []
-    for index, ds in zip(points, results):
-        at = ds["diverged_at"].values.astype(float)  # NaN: did not diverge
-        bad = np.isfinite(at)
-        reason = (f"diverged (|w|^2/d not finite or too large) at t = {at[bad].tolist()} "
-                  f"for seeds {[seeds[j] for j in np.flatnonzero(bad)]}") if bad.any() else None
-        outcomes.append(Outcome(index, ds, np.where(bad, DIVERGED, OK).astype(np.int8), at,
-                                reason))
-    return outcomes
-
-
-def _solve_dmft(layout: Layout, index, problem, d) -> Outcome:
-    """dmft.solve reports divergence in its attrs (status, message, failure_time; theory
-    §5.6): status DIVERGED, with the values before the failure kept."""
-    import dmft
-    settings = {"seed": dmft_seed(layout.spec), **layout.spec.dmft["settings"]}
-    kw = {"d": d} if problem.model == "three_cluster" else {}
-    n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
-    effective = layout.spec.dmft.get("seed_magnetizations_at") == "effective"
-    try:
-        ds = dmft.solve(problem, **kw, **settings)
-        at_seeds = (_solve_at_seeds(layout, problem, d, n_seeds, settings, ds, effective)
-                    if n_seeds else None)
-    except Exception as err:  # recorded as status ERROR with this reason, job exits non-zero
-        return Outcome(index, None, np.int8(ERROR), np.float64(np.nan), _reason(err))
-    failures = []
-    if ds.attrs["status"] != "success":
-        failures.append((ds.attrs["failure_time"], ds.attrs["message"], ""))
-    if at_seeds is not None:
-        if at_seeds.attrs["status"] != "success":
-            which = "effective m" if effective else "m(0)"
-            failures.append((at_seeds.attrs["failure_time"], at_seeds.attrs["message"],
-                             f" (at the {which} of simulation seeds 0..{n_seeds - 1})"))
-        ds = ds.merge(_seed_variables(at_seeds, n_seeds, effective))
-    ds = _escape_variables(ds)
-    if not failures:
-        return Outcome(index, ds, np.int8(OK), np.float64(np.nan))
-    time, message, where = min(failures)
-    return Outcome(index, ds, np.int8(DIVERGED), np.float64(time), f"diverged{where}: {message}")
-
-
-ESCAPE_ATTRS = ("node_x", "node_escape_times", "escape_magnetization")
-
-
-def _escape_variables(ds: xr.Dataset) -> xr.Dataset:
-    """The escape rule's node escape times (attrs of dmft.solve, docs/theory.md §5.8) as
-    variables (dim `escape_node`), so that every point and d keeps its own in the store
-    (the store attrs keep only what all tasks share); analysis.finite_size reads them."""
-    if "node_escape_times" not in ds.attrs:
-        return ds
-    out = ds.assign(
-        node_x=("escape_node", np.asarray(ds.attrs["node_x"], float),
-                {"long_name": "|x| of the m0 nodes, m0 = sqrt(R/d) x"}),
-        node_escape_times=("escape_node", np.asarray(ds.attrs["node_escape_times"], float),
-                           {"long_name": "first time the node's |m| reaches "
-                                         "escape_magnetization", "units": "eta * steps"}),
-        escape_magnetization=((), float(ds.attrs["escape_magnetization"]),
-                              {"long_name": "|m| level at which a node has escaped"}))
-    out.attrs = {k: v for k, v in ds.attrs.items() if k not in ESCAPE_ATTRS}
-    return out
-
-
-AT_SEEDS = ("gen_error", "train_loss", "train_acc", "norm2", "magnetization")
-
-
-def _solve_at_seeds(layout: Layout, problem, d: int, n_seeds: int, settings: dict, law,
-                    effective: bool):
-    """The DMFT averaged over the initial magnetizations of simulation seeds 0..n_seeds-1 at
-    d (docs/theory.md §6.6): their m(0), drawn as the simulations draw them
-    (`sims.initial_magnetizations`), or, with `seed_magnetizations: effective`, their
-    effective m_eff = m(t_lin) / G(t_lin) measured in the linear regime of the law's
-    solve `law` (`effective`; the runs to t_lin use the simulations' own random streams)."""
-    import dmft
-    import sims
-    entropy = layout.spec.entropy
-    if effective:
-        t_lin, growth = dmft.linear_growth(law, problem.R, d)
-        runs = sims.simulate(problem.replace(t_max=t_lin), d, n_seeds, entropy=entropy)
-        m0 = runs.magnetization.isel(time=-1).values / growth
-    else:
-        m0 = sims.initial_magnetizations(problem, d, n_seeds, entropy=entropy)
-    return dmft.solve(problem, initial_magnetizations=m0, **settings)
-
-
-def _seed_variables(ds: xr.Dataset, n_seeds: int, effective: bool) -> xr.Dataset:
-    """`<observable>_at_seeds` (and its `_mc_error`) for the observables of AT_SEEDS."""
-    which = "effective m = m(t_lin)/G(t_lin)" if effective else "m(0)"
-    out = {}
-    for name in AT_SEEDS:
-        for var in (name, f"{name}_mc_error"):
-            attrs = dict(ds[var].attrs)
-            attrs["long_name"] = f"{attrs.get('long_name', var)}, at the seeds' {which}"
-            attrs["description"] = (
-                f"DMFT averaged over the initial magnetizations ({which}) of simulation "
-                f"seeds 0..{n_seeds - 1} at this d (equal weights) instead of the law of m0, "
-                "docs/theory.md §6.6")
-            out[f"{name}_at_seeds{var[len(name):]}"] = ds[var].copy()
-            out[f"{name}_at_seeds{var[len(name):]}"].attrs = attrs
-    return xr.Dataset(out)
-
-
-def _reason(err: Exception) -> str:
-    """The error and where it was raised (the last frames of its traceback), for the marker
-    and the log: a bug recorded as a failed point must still be findable."""
-    frames = traceback.format_tb(err.__traceback__)[-3:]
-    return f"{type(err).__name__}: {err}\n" + "".join(frames)
-
-
-def dmft_seed(spec: ExperimentSpec) -> int:
-    """The DMFT sampling seed: the experiment entropy (the same at every point, as the sims)."""
-    return int(spec.entropy % (2**32))
+    """Run the solver of the store's model family for one task (workflow/models.py). A
+    failing solve is an outcome (status DIVERGED or ERROR with its reason), not an
+    exception: the rest of the sweep goes on."""
+    return layout.model.solve(layout, task, probe=probe)
 
 
 def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:

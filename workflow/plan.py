@@ -13,6 +13,10 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
   (n d values of the dtype) + SIMS_BASE_MB.
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
   benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
+* two-layer networks (model two_layer): workflow/two_layer.py TwoLayerModel.task_cost,
+  constants TL_*.
+
+Each model family computes its tasks' costs (workflow/models.py Model.task_cost).
 
 The Snakemake rule `store` asks for mem_mb = peak per task x workers + JOB_BASE_MB and
 runtime = total CPU / workers (x RUNTIME_SAFETY, + STARTUP_MIN), in minutes, so that
@@ -43,6 +47,15 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
+    # two-layer networks (workflow/two_layer.py), one thread of the loaded 2-core machine:
+    # gram 0.20 us per step and seed at p + k = 4, 0.82 us at p + k = 12; full 52 us at
+    # d = 1000 (benchmarks/bench_two_layer.py); an ODE to t = 1e4: 0.7 s at p = 8, k = 4
+    # (9216 noise-term integrals per right-hand side), 0.01 s at p = k = 2
+    TL_GRAM_S_STEP0=1.2e-7,    # s per step and seed
+    TL_GRAM_S_STEP=4.8e-9,     # s per step, seed and (p + k)^2
+    TL_FULL_S_STEP_D=5.2e-8,   # s per step, seed and input dimension
+    TL_ODE_S_TERM=1e-4,        # s per solve and noise-term integral p^2 (p + k)^2
+    TL_OVERHEAD_S=1.0,         # s per task (store write, dispatch)
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
     STARTUP_MIN=5,
@@ -50,37 +63,9 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
 
 
 def task_costs(layout: Layout) -> list[tuple[float, float]]:
-    """[(CPU seconds, peak MB)] of every task of a store."""
-    out = []
-    if layout.solver == "sims":
-        item = np.dtype(layout.spec.sims["dtype"]).itemsize
-        for task in layout.batches(layout.units()):
-            problems = [layout.problems[i] for i in task.points]
-            out.append((COST["SIMS_OVERHEAD_S"] + len(task.seeds) * sims_seed_cost(problems, task.d),
-                        problems[0].alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"]))
-        return out
-    from dmft.cost import estimate_cost
-    settings = dict(layout.spec.dmft["settings"])
-    for task in layout.batches(layout.units()):
-        p = layout.problems[task.points[0]]
-        d = {"d": task.d} if p.model == "three_cluster" else {}
-        costs = [estimate_cost(p, **d, **settings)]
-        n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
-        if n_seeds:  # and the solve at the seeds' m(0), one node per seed (theory §6.6)
-            costs.append(estimate_cost(p, initial_magnetizations=np.ones(n_seeds), **settings))
-        out.append((sum(c["seconds"] for c in costs) + COST["DMFT_OVERHEAD_S"],
-                    max(c["bytes"] for c in costs) / 1e6))
-    return out
-
-
-def sims_seed_cost(problems, d: int) -> float:
-    """CPU seconds of one seed of configurations that share the data (module docstring);
-    each configuration stops at its own horizon (its n_steps)."""
-    n = round(problems[0].alpha * d)
-    steps = max(p.n_steps for p in problems)
-    per_config = COST["SIMS_S_CONFIG_STEP"] + COST["SIMS_S_CONFIG_SAMPLE"] * n
-    return (COST["SIMS_S_GEN"] * n * d + steps * COST["SIMS_S_PASS"] * n * d
-            + sum(p.n_steps for p in problems) * per_config)
+    """[(CPU seconds, peak MB)] of every task of a store, by its model family's cost model
+    (workflow/models.py Model.task_cost, with the constants in COST)."""
+    return [layout.model.task_cost(layout, task) for task in layout.batches(layout.units())]
 
 
 def workers(dask_cfg: dict, cores: int) -> int:

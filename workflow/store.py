@@ -14,8 +14,9 @@ write/open that consolidated metadata is not in its spec and that fixed-width un
 
 Per run (every dim but time): `done` (the run's task completed), `status` (STATUS_FLAGS:
 0 ok, 1 diverged, 2 error, -1 not computed) and `failure_time` (NaN if it did not fail).
-Per grid point: the coordinate `effective_active_fraction` (Problem.active_fraction, which
-differs from b where the persistent chain is clipped).
+Per grid point: the model family's coordinates (workflow/models.py; the mixture's
+`effective_active_fraction`, Problem.active_fraction, which differs from b where the
+persistent chain is clipped; the two-layer model's `regime` and `theta`).
 
 Completion is tracked per unit (one point x one d x one seed batch: one chunk of every
 variable): a task (a batch of units run together) writes each unit's region, then its
@@ -41,10 +42,9 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from sims.datamodel import TIME_ATTRS, package_version
-from sims.engine import recorded_steps
+from sims.datamodel import package_version
 
-from .config import COVARIANCE_FIELDS, PROBLEM_FIELDS, ExperimentSpec, checked_problem, stable_hash
+from .config import ExperimentSpec, stable_hash
 
 TASKS_DIR = ".tasks"
 ZARR_FORMAT = 2
@@ -89,18 +89,15 @@ class Layout:
 
     def __post_init__(self):
         spec = self.spec
+        self.model = spec.model  # the model family: problems, times, solvers (models.py)
         self.version = self.version or package_version()
         self.point_fields = dict(spec.points())
         self.problems, self.warnings = {}, {}
         for index, fields in self.point_fields.items():
-            self.problems[index], self.warnings[index] = checked_problem(fields)
+            self.problems[index], self.warnings[index] = self.model.checked(fields)
         self.point_dims = (["case"] if spec.cases else []) + list(spec.grid)
-        if self.solver == "sims":
-            self.d_values = list(spec.sims["d"])
-            self.n_seeds = int(spec.sims["seeds"])
-        else:
-            self.d_values = spec.dmft["d"]
-            self.n_seeds = None
+        self.d_values = self.model.solver_d(spec, self.solver)
+        self.n_seeds = self.model.solver_seeds(spec, self.solver)
         self.lead_dims = self.point_dims + (["d"] if self.d_values else [])
         self.sample_dims = ["seed"] if self.n_seeds else []
         self.times = self._time_axis()
@@ -108,11 +105,12 @@ class Layout:
 
     # ------------------------------------------------------------------ coordinates
     def point_times(self, problem) -> np.ndarray:
-        if self.solver == "sims":
-            steps = recorded_steps(problem.n_steps, int(self.spec.sims["record_every"]))
-            return steps * problem.eta
-        dt = self.spec.dmft["settings"].get("time_step") or problem.eta
-        return np.arange(int(round(problem.t_max / dt)) + 1) * dt
+        return self.model.point_times(self.spec, self.solver, problem)
+
+    def point_shape(self) -> list[int]:
+        """Sizes of the point dims (case, grid axes)."""
+        return ([len(self.spec.cases)] if self.spec.cases else []) + [
+            len(values) for values in self.spec.grid.values()]
 
     def _time_axis(self) -> np.ndarray:
         times = np.unique(np.concatenate([self.point_times(p) for p in self.problems.values()]))
@@ -135,31 +133,24 @@ class Layout:
             for field in sorted({k for c in spec.cases.values() for k in c}):
                 values = [{**spec.problem, **c}.get(field) for c in spec.cases.values()]
                 coords[field] = (("case",), _coord_values(values),
-                                 {"description": f"{_describe_field(field)} of each case"})
+                                 {"description": f"{self.model.describe_field(field)} of each case"})
         for axis, values in spec.grid.items():
-            coords[axis] = ((axis,), _coord_values(values), {"description": _describe_field(axis)})
-        shape = [len(coords[dim][1]) for dim in self.point_dims]
-        fraction = np.full(shape, np.nan)
-        for index, problem in self.problems.items():
-            fraction[index] = problem.active_fraction
-        coords["effective_active_fraction"] = (tuple(self.point_dims), fraction, {
-            "long_name": "stationary active fraction of the training process",
-            "description": "Problem.active_fraction: b, except where the persistent chain's "
-                           "deactivation probability (1-b) eta/(b tau) > 1 is clipped at 1"})
+            coords[axis] = ((axis,), _coord_values(values), {"description": self.model.describe_field(axis)})
+        coords.update(self.model.point_coords(self))
         if self.d_values:
             coords["d"] = (("d",), np.array(self.d_values, dtype=np.int64),
                            {"long_name": "input dimension d"})
         if self.n_seeds:
             coords["seed"] = (("seed",), np.arange(self.n_seeds, dtype=np.int64),
                               {"long_name": "seed of SeedSequence([entropy, d, seed])"})
-        coords["time"] = (("time",), self.times, dict(TIME_ATTRS))
+        coords["time"] = (("time",), self.times, dict(self.model.time_attrs))
         return coords
 
     def base_attrs(self) -> dict:
         """Problem fields shared by every point ('none' for None), and the run's identity."""
         attrs = {}
-        points = [p.to_attrs() for p in self.problems.values()]  # JSON values (covariance levels)
-        for field in PROBLEM_FIELDS:
+        points = [self.model.attrs(p) for p in self.problems.values()]  # JSON values
+        for field in self.model.fields:
             if len({json.dumps(p[field], sort_keys=True) for p in points}) == 1:
                 attrs[field] = points[0][field]
         attrs.update(experiment=self.spec.name, solver=self.solver,
@@ -174,7 +165,7 @@ class Layout:
         variable), each with its own marker. Keys contain the spec hash."""
         d_list = list(enumerate(self.d_values)) if self.d_values else [(None, None)]
         if self.n_seeds:
-            per = int(self.spec.sims["seeds_per_task"])
+            per = self.model.seeds_per_task(self.spec, self.solver)
             seed_batches = [tuple(range(s, min(s + per, self.n_seeds)))
                             for s in range(0, self.n_seeds, per)]
         else:
@@ -191,14 +182,14 @@ class Layout:
 
     def batches(self, units: list[Task]) -> list[Task]:
         """Dask tasks: units of one d and seed batch whose points share the training data
-        (Problem.data_key) run together (common random numbers, one data matrix), at most
-        sims.points_per_task of them; DMFT: one unit per task."""
+        (the model's data_key, e.g. Problem.data_key) run together (common random numbers,
+        one data matrix), at most sims.points_per_task of them; DMFT: one unit per task."""
         if self.solver != "sims":
             return list(units)
         groups: dict = {}
         for unit in units:
-            point = unit.points[0]
-            groups.setdefault((self.problems[point].data_key, unit.d, unit.seeds), []).append(unit)
+            key = self.model.data_key(self.problems[unit.points[0]])
+            groups.setdefault((key, unit.d, unit.seeds), []).append(unit)
         size = self.spec.sims.get("points_per_task")
         out = []
         for (_, d, seeds), group in groups.items():
@@ -213,7 +204,7 @@ class Layout:
         return out
 
     def seed_chunk(self) -> int:
-        return int(self.spec.sims["seeds_per_task"]) if self.n_seeds else 0
+        return self.model.seeds_per_task(self.spec, self.solver) if self.n_seeds else 0
 
     def region(self, task: Task, index: tuple) -> dict:
         """{dim: slice} of one point of a task in the store (lead dims and seeds)."""
@@ -238,23 +229,9 @@ class Layout:
         settings that change numbers, the entropy and the package version. Equal identities
         in two stores mean bit-identical results (used when a store grows)."""
         spec = self.spec
-        if self.solver == "sims":
-            settings = {k: spec.sims[k] for k in ("record_every", "dtype")}
-        else:  # memory_limit only sets how many nodes are solved at once (theory §5.7)
-            settings = {k: v for k, v in spec.dmft["settings"].items() if k != "memory_limit"}
-            for key in ("seed_magnetizations", "seed_magnetizations_at"):
-                if key in spec.dmft:
-                    settings[key] = spec.dmft[key]
-        return stable_hash([self.solver, self.problems[index].to_dict(), d, seed, settings,
-                            spec.entropy, self.version])
-
-
-def _describe_field(field: str) -> str:
-    """A coordinate's description: the Problem field, or the config scalar it stands for."""
-    if field in COVARIANCE_FIELDS:
-        return (f"{field}: two-level input covariance scalar, Covariance.two_levels("
-                f"{COVARIANCE_FIELDS[field]}=...) (workflow.config.COVARIANCE_FIELDS)")
-    return f"Problem.{field}"
+        settings = self.model.run_settings(spec, self.solver)
+        return stable_hash([self.solver, self.model.identity(self.problems[index]), d, seed,
+                            settings, spec.entropy, self.version])
 
 
 def _coord_values(values) -> np.ndarray:
@@ -273,7 +250,7 @@ def template(layout: Layout, probe: xr.Dataset) -> xr.Dataset:
     """
     coords = layout.coords()
     if any("time_prime" in var.dims for var in probe.data_vars.values()):
-        coords["time_prime"] = (("time_prime",), layout.times, dict(TIME_ATTRS))
+        coords["time_prime"] = (("time_prime",), layout.times, dict(layout.model.time_attrs))
     for dim in probe.dims:  # a solver's own dims (e.g. covariance levels): as in the probe
         if dim not in coords and dim not in ("seed", "time"):
             values = probe[dim].values if dim in probe.coords else np.arange(probe.sizes[dim])
@@ -460,7 +437,7 @@ def finalize(path, layout: Layout) -> dict:
         attrs = {k: json.dumps(v, sort_keys=True) for k, v in record.get("attrs", {}).items()}
         common = attrs if common is None else {k: v for k, v in common.items()
                                                if attrs.get(k) == v}
-    skip = set(PROBLEM_FIELDS) | {"d", "n", "wall_time", "package_version", "seed",
+    skip = set(layout.model.fields) | {"d", "n", "wall_time", "package_version", "seed",
                                   "diverged_runs", "status", "message", "failure_time"}
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))

@@ -14,6 +14,7 @@ import yaml
 
 from workflow.config import (ConfigError, budget, load_config, resolve_config,
                              spec_text, stable_hash)
+from workflow.models import family_named
 from workflow.plan import check_budget, plan_store
 from workflow.store import stale_stores
 from workflow.verify import changed_files
@@ -141,7 +142,7 @@ def analysis_targets_or_none():
 # ------------------------------------------------------------------ analysis (analysis.smk)
 import json as _json
 
-from analysis.spec import check_analysis
+from analysis.spec import check_analysis, uses
 
 if isinstance(config.get("analysis"), dict) and config["analysis"]:
     raise WorkflowError(
@@ -149,7 +150,8 @@ if isinstance(config.get("analysis"), dict) and config["analysis"]:
         "level; the analysis settings (e.g. threshold) go in each experiment's "
         "'analysis:' section (analysis/spec.py)")
 try:
-    ANALYSIS = {name: check_analysis(raw.get("analysis"), name, list(EXPERIMENTS[name].grid))
+    ANALYSIS = {name: check_analysis(raw.get("analysis"), name, list(EXPERIMENTS[name].grid),
+                                     EXPERIMENTS[name].model)
                 for name, raw in config["experiments"].items()}
 except ValueError as err:
     raise WorkflowError(str(err)) from None
@@ -158,8 +160,17 @@ except ValueError as err:
 REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
 
 
-def _of_kind(kind):
-    return "|".join(n for n, s in ANALYSIS.items() if s["kind"] == kind) or "NO_EXPERIMENT"
+def _of_kind(*kinds):
+    return "|".join(n for n, s in ANALYSIS.items() if s["kind"] in kinds) or "NO_EXPERIMENT"
+
+
+def analysis_inputs(experiment):
+    """The completion files of the stores an experiment's analysis reads: its own
+    ({solver: file}) and those of the experiments it uses ({<experiment>_<solver>: file})."""
+    out = store_inputs(experiment)
+    for other in uses(ANALYSIS[experiment]):
+        out.update({f"{other}_{s}": path for s, path in store_inputs(other).items()})
+    return out
 
 
 def analysis_targets(config):
