@@ -20,7 +20,12 @@ a batch cost before, when it stepped everyone to 120 steps); the configuration-s
 both are printed too. An odd number of live configurations costs one more (the kernel
 takes pairs).
 
-Usage: python benchmarks/bench_sims.py [d ...]
+And the cost of the stochastic modified flow (issue 22, theory §9.1) per unit time against
+SGD on the same data (two-cluster, b = 0.3, eta = 0.2, one configuration each, runs
+interleaved): 10 Ito-Heun substeps, two reads of the data each. Target <= 12x SGD.
+
+Usage: python benchmarks/bench_sims.py [d ...]      (everything)
+       python benchmarks/bench_sims.py --smf [d ...] (the SMF's cost only)
 """
 
 import sys
@@ -117,6 +122,24 @@ def main(dims):
             own, longest, steps, paid = horizon_saving(d, clock)
             print(f"{d:>6} {label:>5} {steps:>13} {paid:>11} {1 - steps / paid:>6.0%} "
                   f"{own:>15.3f} {longest:>13.3f} {own / longest:>11.2f}")
+    smf_cost(dims)
+
+
+def smf_cost(dims, substeps=(10, 5)) -> None:
+    """SMF and SGD time per unit time on the same data (same seed and eta, so per step),
+    and their ratio; wall and CPU clocks (theory §9.1)."""
+    sgd = Problem(process="sgd", b=0.3, eta=0.2, t_max=STEPS * 0.2)
+    batches = {"sgd": [sgd], **{f"smf {k}": [sgd.replace(process="smf", smf_substeps=k)]
+                                for k in substeps}}
+    print(f"\n{'d':>6} {'clock':>5} {'sgd ms/t':>9} " + " ".join(
+        f"{name + ' ms/t':>12} {'/sgd':>6}" for name in list(batches)[1:]))
+    for d in dims:
+        for label, clock in [("wall", time.perf_counter), ("cpu", time.process_time)]:
+            times = interleaved_per_step(batches, d, clock)
+            per_time = {name: t / sgd.eta for name, t in times.items()}
+            print(f"{d:>6} {label:>5} {1e3 * per_time['sgd']:>9.2f} " + " ".join(
+                f"{1e3 * per_time[name]:>12.2f} {per_time[name] / per_time['sgd']:>6.2f}"
+                for name in list(batches)[1:]))
 
 
 def horizon_saving(d: int, clock=time.perf_counter):
@@ -145,4 +168,9 @@ def horizon_saving(d: int, clock=time.perf_counter):
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [2000, 10000])
+    arguments = [a for a in sys.argv[1:] if a != "--smf"]
+    dimensions = [int(a) for a in arguments] or [2000, 10000]
+    if "--smf" in sys.argv[1:]:
+        smf_cost([int(a) for a in arguments] or [500, 1000])
+    else:
+        main(dimensions)

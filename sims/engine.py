@@ -15,7 +15,9 @@ rows of A (`_forward_backward`): the pre-activation A[mu] . p and the gradient c
 of that row are computed while the row is in cache, for all P configurations. The data
 matrix (n d numbers) is the only O(n d) array; momentum keeps w_{k-1} (one more d-vector per
 configuration) and Nesterov the gradient points (one more). The SMF's step (`_smf_updates`)
-starts from that pass (weights s = b) and adds `smf_substeps` Heun substeps of its SDE.
+starts from that pass (weights s = b) and adds `smf_substeps` Heun substeps of its SDE,
+each reading the data twice (`_smf_pass`, one configuration at a time, the Brownian
+increment folded into the first read).
 """
 
 from __future__ import annotations
@@ -417,17 +419,47 @@ def _run_seed(problems: list[Problem], A: np.ndarray, streams: _Streams, record_
     return steps, records, diverged_at_step
 
 
-def _gradients(A, W, y_padded, n, b, L, door, loss):
-    """(A W, b A^T Lambda'(y, A W)) of the rows of W (R, d) by the one-pass kernel, every
-    sample with weight b (R, 1): the pre-activations (R, n) and the data part of grad Phi."""
-    rows = _even(np.arange(W.shape[0]))
+@numba.njit(fastmath=True, cache=True)
+def _smf_pass(A, w, y, b, xi, L, door, kind, H, drift, noise):
+    """One pass over the n data rows for one SMF configuration (theory §9.1, smf.md §3):
+    H[mu] = A[mu] . w and, while the row is in cache, drift = b A^T Lambda'(y, H) and (if xi
+    has n entries; an empty xi skips it) noise = A^T (xi * Lambda'(y, H)), the Brownian part
+    folded into the same pass. Single-threaded like `_transpose_times` (a substep is too
+    short for a parallel region to pay, and the numbers are the same in any batch)."""
+    with_noise = xi.size > 0
+    drift[:] = 0
+    if with_noise:
+        noise[:] = 0
+    for mu in range(y.size):
+        a = A[mu]
+        h = a[0] * 0
+        for j in range(a.size):
+            h += a[j] * w[j]
+        H[mu] = h
+        factor = gradient_factor(y[mu], h, L, door, kind)
+        f_drift = b * factor
+        if with_noise:
+            f_noise = xi[mu] * factor
+            for j in range(a.size):
+                drift[j] += f_drift * a[j]
+                noise[j] += f_noise * a[j]
+        else:
+            for j in range(a.size):
+                drift[j] += f_drift * a[j]
+
+
+def _gradients(A, W, y, b, L, door, loss, xi=None):
+    """(A W, b A^T Lambda'(y, A W), A^T (xi * Lambda'(y, A W)) or None) of the rows of W
+    (R, d), one `_smf_pass` per row: the pre-activations (R, n), the data part of grad Phi
+    and, with xi (n,), the Brownian sum of the SMF's noise in the same pass."""
     dtype = W.dtype.type
-    weights = np.zeros((rows.size, A.shape[0]), dtype)
-    weights[:, :n] = b[rows]
-    H = np.empty((rows.size, A.shape[0]), dtype)
-    chunks = np.empty((_ROW_CHUNKS, rows.size, W.shape[1]), dtype)
-    _forward_backward(A, W[rows], y_padded, weights, L[rows], door, loss[rows], H, chunks)
-    return H[:W.shape[0], :n], chunks.sum(axis=0)[:W.shape[0]]
+    H = np.empty((W.shape[0], y.size), dtype)
+    drift = np.empty_like(W)
+    noise = None if xi is None else np.empty_like(W)
+    for r in range(W.shape[0]):
+        _smf_pass(A, W[r], y, b[r, 0], np.empty(0, dtype) if xi is None else xi, L[r], door,
+                  loss[r], H[r], drift[r], drift[r] if xi is None else noise[r])
+    return H, drift, noise
 
 
 @numba.njit(fastmath=True, cache=True)
@@ -489,37 +521,44 @@ class _SMFRows:
             gradient[r] = v + self.eta[r] / 2 * hessian_v
         return gradient
 
-    def noise(self, H, xi, A, n):
-        """Delta N = a sqrt(dt) sum_mu xi_mu G_mu = a sqrt(dt) (Lambda' * xi) A, a = sqrt(eta
-        b (1 - b)), Ito-evaluated at the substep start (one product per row, batch-free)."""
+    def noise(self, brownian_sum):
+        """Delta N = a sqrt(dt) sum_mu xi_mu G_mu = a sqrt(dt) A^T (Lambda' * xi), a = sqrt(eta
+        b (1 - b)), from the Brownian sum A^T (Lambda' * xi) at the substep start (Ito)."""
+        return (self.amplitude * np.sqrt(self.dt)) * brownian_sum
+
+    def brownian_sum(self, H, xi, A, n):
+        """A^T (Lambda'(y, H) * xi) from given pre-activations (one product per row)."""
         factors = pb.sample_loss_prime(self.live.batch.model, self.y, H, self.L_column,
                                        self.loss_names) * xi
-        return (self.amplitude * np.sqrt(self.dt)) * np.stack([_transpose_times(A[:n], f)
-                                                               for f in factors])
+        return np.stack([_transpose_times(A[:n], f) for f in factors])
 
 
 def _smf_updates(live: _Live, A, y_padded, n, door, update, gradient, H, streams: _Streams):
     """Replace, in place, the update of the SMF rows by w_k - w_{k+1} of their SDE over one
-    eta (smf.md §2(b), §3): `smf_substeps` Heun substeps dt = eta / substeps,
+    eta (theory §9.1, smf.md §2(b), §3): `smf_substeps` Heun substeps dt = eta / substeps,
         W* = W - dt F(W) + Delta N,   W <- W - dt/2 (F(W) + F(W*)) + Delta N,
     with one Brownian increment per sample and substep (`_Streams.brownian`). `gradient`
-    and H hold b A^T Lambda' and A W at w_k from the step's kernel pass (s = b for SMF rows)."""
-    smf = live.batch.smf
+    and H hold b A^T Lambda' and A W at w_k from the step's kernel pass (s = b for SMF rows);
+    later substeps get F(W) and the Brownian sum of Delta N from one pass (`_smf_pass`), so
+    each substep reads the data twice."""
+    smf, y = live.batch.smf, y_padded[:n]
     for substeps in np.unique(live.batch.smf_substeps[smf]):
         rows = np.flatnonzero(smf & (live.batch.smf_substeps == substeps))
-        group = _SMFRows(rows, int(substeps), live, y_padded[:n])
+        group = _SMFRows(rows, int(substeps), live, y)
         increments = streams.brownian(int(substeps)).standard_normal((int(substeps), n))
         W = live.W[rows]
         H_now, data_gradient = H[rows], gradient[rows]
         for xi in increments.astype(W.dtype):
             if H_now is None:
-                H_now, data_gradient = _gradients(A, W, y_padded, n, group.b, group.L, door,
-                                                  group.loss)
+                H_now, data_gradient, brownian = _gradients(A, W, y, group.b, group.L, door,
+                                                            group.loss, xi)
+            else:  # first substep: A W and the drift come from the step's kernel pass
+                brownian = group.brownian_sum(H_now, xi, A, n)
             F = group.drift(W, H_now, data_gradient, A, n)
-            noise = group.noise(H_now, xi, A, n)
+            noise = group.noise(brownian)
             W_star = W - group.dt * F + noise
-            H_star, gradient_star = _gradients(A, W_star, y_padded, n, group.b, group.L, door,
-                                               group.loss)
+            H_star, gradient_star, _ = _gradients(A, W_star, y, group.b, group.L, door,
+                                                  group.loss)
             W = W - group.dt / 2 * (F + group.drift(W_star, H_star, gradient_star, A, n)) + noise
             H_now = None
         update[rows] = live.W[rows] - W

@@ -153,3 +153,13 @@ def test_one_smf_substep_is_an_ito_heun_step_with_one_brownian_increment_per_sam
     w1 = w0 - eta / 2 * (drift(w0) + drift(predictor)) + noise
     np.testing.assert_allclose(smf.norm2.isel(seed=0, time=1), w1 @ w1 / SMF_D, rtol=1e-11)
     np.testing.assert_allclose(smf.magnetization.isel(seed=0, time=1), w1.mean(), rtol=1e-9)
+
+
+def test_the_smf_gives_the_same_numbers_alone_and_in_a_batch():
+    smf = Problem(process="smf", b=B, eta=0.2, t_max=1, smf_substeps=3)
+    alone = simulate(smf, 100, [1, 2])
+    batch = [Problem(process="sgd", b=0.5, eta=0.2, t_max=1), smf.replace(smf_order=2), smf,
+             smf.replace(smf_substeps=2)]
+    batched = simulate_batch(batch, 100, [1, 2])
+    np.testing.assert_array_equal(alone.gen_error, batched[2].gen_error)
+    assert np.all(batched[1].gen_error.values[:, 1:] != alone.gen_error.values[:, 1:])
