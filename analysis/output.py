@@ -96,8 +96,11 @@ def _with_agreement(maker):
 
 def _drawn(draw):
     """A kind whose `draw(sims, dmft, spec, others)` returns (figure, table, agreement
-    table) (analysis/two_layer.py)."""
+    table) (analysis/two_layer.py); its stores are small and read whole."""
     def make_drawn(experiment, sims, dmft, spec, out, others):
+        sims, dmft = (ds.load() if ds is not None else None for ds in (sims, dmft))
+        others = {name: {solver: ds.load() for solver, ds in stores.items()}
+                  for name, stores in others.items()}
         with style():
             fig, table, agreement = draw(sims, dmft,
                                          {**spec, "title": spec["title"] or experiment}, others)

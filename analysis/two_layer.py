@@ -243,7 +243,7 @@ def draw_floors(sims, dmft, spec, others=None):
     grid axis noise: Delta): (top, Figs. 4a/5a) simulations per d at the middle Delta
     against the limit ODE from seed 0's start at the largest d; (bottom, Figs. 4b/5b) the
     final risk against d per Delta with power-law fits, whose slopes are compared with
-    -theta, and the finite-d ODE's final risk (seed 0) as lines."""
+    -theta, and the finite-d ODE's final risk (seed 0, the same records) as lines."""
     deltas = sims.lr_exponent.values.tolist()
     noises = sims.noise.values.tolist()
     dims = np.array(sims.d.values.tolist())
@@ -251,7 +251,7 @@ def draw_floors(sims, dmft, spec, others=None):
     fig = new_figure(figsize=(6.2 * len(deltas), 8.4))
     rows = []
     for j, delta in enumerate(deltas):
-        theta = _field(sims, "theta", {"lr_exponent": delta})
+        theta = _field(sims, "theta", {"lr_exponent": delta, "noise": middle})
         ax = fig.add_subplot(2, len(deltas), 1 + j)
         for i, d in enumerate(dims):
             mean, sem = _seed_mean(risk_of(sims, lr_exponent=delta, noise=middle, d=d))
@@ -278,8 +278,9 @@ def draw_floors(sims, dmft, spec, others=None):
             ax.plot(dims, np.exp(intercept) * dims ** slope, ":", color=COLORS[i % 10], lw=1)
             ode_floors = None
             if _has(dmft, "finite_d"):
-                ode_floors = [float(risk_of(dmft, lr_exponent=delta, noise=noise, d=d,
-                                            ode="finite_d").isel(seed=0)[-1]) for d in dims]
+                ode_floors = [final_risk(risk_of(dmft, lr_exponent=delta, noise=noise, d=d,
+                                                 ode="finite_d").isel(seed=[0]),
+                                         spec["last"])[0] for d in dims]
                 ax.plot(dims, ode_floors, "-", color=COLORS[i % 10], lw=1, alpha=0.7)
             rows += [dict(lr_exponent=delta, noise=noise, d=int(d), theta=theta,
                           sims_floor=floor, sims_floor_sem=sem, fitted_slope=slope,
