@@ -36,11 +36,14 @@ CASE_NAMES = {"gd": "GD", "sgd": "SGD", "persistent": "p-SGD", "psgd": "p-SGD",
 
 
 # ------------------------------------------------------------------------------- stores
-def load_experiment(results: str | os.PathLike, experiment: str) -> dict[str, xr.Dataset]:
-    """Open results/<experiment>/{sims,dmft}.zarr lazily (`analysis.store.open_experiment`);
+def load_experiment(results: str | os.PathLike, experiment: str,
+                    outdated: str = "refuse") -> dict[str, xr.Dataset]:
+    """Open results/<experiment>/{sims,dmft}.zarr lazily (`analysis.store.open_experiment`,
+    which refuses, or with outdated="flag" flags, a store of another solver revision);
     keys only for the stores that exist ({} if there are none)."""
     try:
-        return open_experiment(os.path.join(os.fspath(results), experiment))
+        return open_experiment(os.path.join(os.fspath(results), experiment),
+                               outdated=outdated)
     except FileNotFoundError:
         return {}
 

@@ -5,7 +5,9 @@
 writes <out>/gallery/<experiment>.png (at most 1000 px wide) and <out>/gallery.md: per
 experiment its title, the figure, the Problem parameters, the grid, the simulations' d and
 seeds, the DMFT settings (from the store's `config` attribute) and one line of measured
-agreement (from results/tables/<experiment>_agreement.csv, analysis.agreement).
+agreement (from results/tables/<experiment>_agreement.csv, analysis.agreement). A store
+solved by another solver revision than the installed one (analysis.store.solver_note) is
+shown, flagged in bold under its figure.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
             "Regenerate after a run: `python -m analysis.gallery results --out docs "
             "--config <the run's config>`.", ""]
     for name in experiments:
-        stores = load_experiment(results, name)
+        stores = load_experiment(results, name, outdated="flag")
         config = {}  # each store's config has its own solver's section only
         for solver, ds in stores.items():
             config = {**experiment_config(ds), **config, solver: experiment_config(ds)[solver]}
@@ -99,6 +101,8 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
         image.save(os.path.join(out, "gallery", f"{name}.png"), optimize=True)
         page += [f"## {name}" + (f": {spec['title']}" if spec["title"] else ""), "",
                  f"![{name}](gallery/{name}.png)", ""]
+        page += [f"* **Solver ({solver} store): {ds.attrs['solver_note']}.**"
+                 for solver, ds in stores.items() if "solver_note" in ds.attrs]
         page += [f"* {line}" for line in describe(config)]
         table = os.path.join(results, "tables", f"{name}_agreement.csv")
         if os.path.exists(table):

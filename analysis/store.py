@@ -8,6 +8,13 @@ Dims: (case) x grid axes x (d) x (seed) x time (x time_prime for two-time DMFT v
 attrs: the Problem fields shared by all points (the others are coordinates), the
 experiment config (JSON string `config`), `package_version`, `entropy`, solver settings.
 Points whose task has not completed are NaN (`done` is False there).
+
+Each store records the solver version whose numbers it holds (`solver_version`: the
+package version and the solver's revision, workflow/models.py `Model.solver_version`). A
+store solved by another revision than the installed one is refused (`OutdatedSolver`:
+rerun the pipeline, whose store job rebuilds it), or, with `outdated="flag"`, opened with
+the difference in its attribute `solver_note`; a store from before revisions were recorded
+is always opened, flagged.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import os
 
 import xarray as xr
 
+from workflow.config import ExperimentSpec
 from workflow.store import open_store
 
 SOLVERS = ("sims", "dmft")
@@ -29,8 +37,33 @@ class StoresDisagree(ValueError):
     """The stores of one experiment were made for different problems (one is stale)."""
 
 
-def open_experiment(path: str | os.PathLike, solvers=SOLVERS) -> dict[str, xr.Dataset]:
+class OutdatedSolver(ValueError):
+    """A store was solved by another solver revision than the installed one."""
+
+
+def solver_note(ds: xr.Dataset, solver: str) -> tuple[str | None, bool]:
+    """(what is known of the solver of a store against the installed one, whether it is
+    another revision): (None, False) if it is the installed solver's."""
+    installed = ExperimentSpec.from_dict(json.loads(ds.attrs["config"])).model.solver_version(
+        solver)
+    recorded = ds.attrs.get("solver_version")
+    if recorded is None:
+        return (f"solver revision not recorded (a store from before revisions, package "
+                f"{ds.attrs.get('package_version')}); the installed solver is {installed}",
+                False)
+    if recorded != installed:
+        return (f"solved by solver {recorded}, not by the installed {installed}: its numbers "
+                "may differ from what the installed solver gives", True)
+    return None, False
+
+
+def open_experiment(path: str | os.PathLike, solvers=SOLVERS,
+                    outdated: str = "refuse") -> dict[str, xr.Dataset]:
     """Open results/<experiment>/{sims,dmft}.zarr lazily; keys only for stores that exist.
+
+    A store solved by another solver revision than the installed one (`solver_note`) is
+    refused (OutdatedSolver, naming both versions and what to do), or, with
+    outdated="flag", returned with the difference in attrs["solver_note"].
 
     Stores that disagree on the problem (seed, base problem, cases or grid of the
     experiment config stored in each) are never returned together: StoresDisagree names
@@ -41,12 +74,25 @@ def open_experiment(path: str | os.PathLike, solvers=SOLVERS) -> dict[str, xr.Da
     for solver in solvers:
         store = os.path.join(os.fspath(path), f"{solver}.zarr")
         if os.path.isdir(store):
-            out[solver] = open_store(store)
+            out[solver] = _checked_solver(open_store(store), solver, store, outdated)
     if not out:
         raise FileNotFoundError(f"no {' or '.join(f'{s}.zarr' for s in solvers)} in "
                                 f"{os.fspath(path)!r}")
     _check_same_problem(path, out)
     return out
+
+
+def _checked_solver(ds: xr.Dataset, solver: str, store: str, outdated: str) -> xr.Dataset:
+    if not isinstance(ds.attrs.get("config"), str):
+        return ds  # not a pipeline store: nothing recorded to check
+    note, other = solver_note(ds, solver)
+    if other and outdated == "refuse":
+        raise OutdatedSolver(f"{store}: {note}. Rerun the pipeline (its store job rebuilds "
+                             "the store), or open it with open_experiment(..., "
+                             "outdated='flag')")
+    if note:
+        ds.attrs["solver_note"] = note
+    return ds
 
 
 def _check_same_problem(path, stores: dict[str, xr.Dataset]) -> None:

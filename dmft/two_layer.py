@@ -25,6 +25,7 @@ import xarray as xr
 from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, check_times, curves_dataset,
                             i3, i4, initial_overlaps, j2, time_grid)
 
+REVISION = 1  # raise when a change of these ODEs' solver changes its numbers (stores record it)
 RTOL, ATOL = 1e-9, 1e-12  # default local error tolerances of the integrator
 _MAX_STEPS = 50_000_000
 

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+REVISION = 1  # raise when a change of this simulator changes its numbers (stores record it)
 REGIMES = ("green", "blue", "orange", "red")
 TEACHERS = ("orthonormal", "gaussian")
 METHODS = ("gram", "full")

@@ -114,7 +114,7 @@ def _verify(args) -> int:
     """Check a store, reading only; exit 1 naming the damage. --repair repairs it (as its
     store job does)."""
     from .execute import failure_lines
-    from .store import Layout, StoreError, TASKS_DIR, read_attrs
+    from .store import Layout, StoreError, TASKS_DIR, read_attrs, stored_version
     from .verify import damaged_tasks, describe_damage, manifest_damage, metadata_damage
     store = args.store
     if not os.path.isdir(store):
@@ -136,7 +136,7 @@ def _verify(args) -> int:
         raise StoreError(f"{store}: not a store of this pipeline (no experiment config in "
                          "its metadata)")
     layout = Layout(ExperimentSpec.from_dict(json.loads(attrs["config"])), attrs["solver"],
-                    version=attrs.get("package_version"))
+                    version=stored_version(attrs))
     changed = manifest_damage(store)
     if changed is None:
         print(f"{store}: no manifest (its last store job did not finish, or the store is "

@@ -460,4 +460,9 @@ def _check_analysis_uses(experiments: dict, specs: dict) -> None:
 
 
 def spec_text(spec: ExperimentSpec, solver: str) -> str:
-    return json.dumps(spec.solver_spec(solver), indent=1, sort_keys=True) + "\n"
+    """The content of a store's spec file: the solver's spec and the installed solver
+    version (a new solver revision changes the file, so Snakemake reruns the store job,
+    which rebuilds the store)."""
+    return json.dumps({**spec.solver_spec(solver),
+                       "solver_version": spec.model.solver_version(solver)},
+                      indent=1, sort_keys=True) + "\n"

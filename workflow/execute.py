@@ -204,7 +204,7 @@ def prepare_store(spec: ExperimentSpec, solver: str, store_path, run_id: str,
         broken = _repair_metadata(layout, store_path, log)
         if broken is None and store_matches(store_path, layout):
             return layout
-        why = broken or "the experiment's spec (or the package version) changed"
+        why = broken or "the experiment's spec (or the package or solver version) changed"
         log(f"[{label}] rebuilding store {store_path}: {why}")
     else:
         log(f"[{label}] creating store {store_path}")

@@ -66,6 +66,9 @@ class Model:
             default first.
         sims_defaults: the defaults of an experiment's `sims:` section.
         time_attrs: attributes of the stores' time coordinate.
+        solver_revisions: {solver: revision}, raised whenever a change of the solver's code
+            changes its numbers: stores of another revision are rebuilt by their store job
+            and refused by the analysis (`solver_version`).
 
     Config (workflow/config.py): `checked(fields)` builds a point's problem,
     `check_experiment`, `check_sims` and `check_point` check the rest of an experiment,
@@ -81,6 +84,13 @@ class Model:
     analysis_kinds: tuple = ()
     sims_defaults: dict = {}
     time_attrs: dict = {}
+    solver_revisions: dict = {}
+
+    def solver_version(self, solver: str) -> str:
+        """The version of a solver's numbers, recorded in its stores: the package version
+        and the solver's revision, e.g. "0.1.0+two_layer.sims.r1"."""
+        from sims.datamodel import package_version
+        return f"{package_version()}+{self.name}.{solver}.r{self.solver_revisions[solver]}"
 
     # --------------------------------------------------------------------- config
     def build(self, fields: dict):

@@ -71,16 +71,26 @@ class Task:
 
 
 def spec_hash(spec: ExperimentSpec, solver: str, version: str | None = None) -> str:
-    """What identifies a store: its solver's spec and the package version (default: the
-    installed one) whose numbers it holds."""
-    return f"{stable_hash([spec.solver_spec(solver), version or package_version()]):016x}"
+    """What identifies a store: its solver's spec and the package version (of `version`,
+    a solver version, default the installed one) whose numbers it holds. The solver's
+    revision is checked beside it (`store_matches`), so that stores made before revisions
+    were recorded keep their hash."""
+    version = (version or package_version()).split("+")[0]
+    return f"{stable_hash([spec.solver_spec(solver), version]):016x}"
+
+
+def stored_version(attrs: dict) -> str | None:
+    """The solver version whose numbers a store holds (`solver_version`; a store from
+    before solver revisions has only its `package_version`)."""
+    return attrs.get("solver_version") or attrs.get("package_version")
 
 
 @dataclasses.dataclass
 class Layout:
     """Dims, coordinates and tasks of one (experiment, solver) store.
 
-    `version` is the package version whose numbers the store holds (default: installed).
+    `version` is the solver version whose numbers the store holds (default: the installed
+    one, `Model.solver_version`: the package version and the solver's revision).
     """
 
     spec: ExperimentSpec
@@ -90,7 +100,7 @@ class Layout:
     def __post_init__(self):
         spec = self.spec
         self.model = spec.model  # the model family: problems, times, solvers (models.py)
-        self.version = self.version or package_version()
+        self.version = self.version or self.model.solver_version(self.solver)
         self.point_fields = dict(spec.points())
         self.problems, self.warnings = {}, {}
         for index, fields in self.point_fields.items():
@@ -156,7 +166,8 @@ class Layout:
         attrs.update(experiment=self.spec.name, solver=self.solver,
                      config=json.dumps(self.spec.solver_spec(self.solver), sort_keys=True),
                      spec_hash=self.spec_hash, entropy=self.spec.entropy,
-                     experiment_seed=self.spec.seed, package_version=self.version)
+                     experiment_seed=self.spec.seed, solver_version=self.version,
+                     package_version=self.version.split("+")[0])
         return attrs
 
     # ----------------------------------------------------------------------- tasks
@@ -321,9 +332,12 @@ def check_writable(path) -> None:
 
 
 def store_matches(path, layout: Layout) -> bool:
-    """The store was made for this spec and package version (its attrs say so)."""
+    """The store was made for this spec and package version, by this solver revision (its
+    attrs say so; a store from before solver revisions were recorded has the numbers of
+    the first revision)."""
     attrs = read_attrs(path)
-    return attrs is not None and attrs.get("spec_hash") == layout.spec_hash
+    return (attrs is not None and attrs.get("spec_hash") == layout.spec_hash
+            and attrs.get("solver_version", layout.version) == layout.version)
 
 
 def stale_stores(results, specs: dict) -> list[str]:
@@ -346,6 +360,11 @@ def stale_stores(results, specs: dict) -> list[str]:
         if attrs is not None and attrs.get("spec_hash") != spec_hash(spec, solver):
             out.append(f"{store} (made for an earlier spec of the experiment): its store "
                        "job rebuilds it")
+            continue
+        installed = spec.model.solver_version(solver)
+        if attrs is not None and attrs.get("solver_version", installed) != installed:
+            out.append(f"{store} (solved by solver {attrs['solver_version']}, installed "
+                       f"{installed}): its store job rebuilds it")
     return out
 
 
@@ -437,7 +456,8 @@ def finalize(path, layout: Layout) -> dict:
         attrs = {k: json.dumps(v, sort_keys=True) for k, v in record.get("attrs", {}).items()}
         common = attrs if common is None else {k: v for k, v in common.items()
                                                if attrs.get(k) == v}
-    skip = set(layout.model.fields) | {"d", "n", "wall_time", "package_version", "seed",
+    skip = set(layout.model.fields) | {"d", "n", "wall_time", "package_version",
+                                       "solver_version", "seed",
                                   "diverged_runs", "status", "message", "failure_time"}
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from dmft.two_layer import REVISION as DMFT_REVISION
+from sims.two_layer import REVISION as SIMS_REVISION
 from sims.two_layer import TwoLayerProblem, time_grid
 
 from .config import ConfigError
@@ -62,6 +64,7 @@ class TwoLayerModel(Model):
     sims_defaults = dict(seeds=1, seeds_per_task=1, method="gram", n_times=61)
     time_attrs = dict(long_name="training time t = steps / d^(1 + theta)",
                       units="steps / d^(1 + theta)")
+    solver_revisions = {"sims": SIMS_REVISION, "dmft": DMFT_REVISION}
 
     # --------------------------------------------------------------------- config
     def build(self, fields: dict) -> TwoLayerProblem:

@@ -31,8 +31,8 @@ import xarray as xr
 
 from .config import ExperimentSpec
 from .store import (NOT_COMPUTED, RUN_VARIABLES, TASKS_DIR, ZARR_FORMAT, Layout, StoreError,
-                    Task, mark_done, markers, read_attrs, read_marker, reconsolidate, template,
-                    write_point)
+                    Task, mark_done, markers, read_attrs, read_marker, reconsolidate,
+                    stored_version, template, write_point)
 
 MANIFEST = ".manifest.json"
 ROOT_METADATA = (".zgroup", ".zattrs")
@@ -313,7 +313,7 @@ def copy_runs(old_path, new_path, layout: Layout, run_id: str) -> list[str]:
     if metadata_damage(old_path):
         return []
     old = Layout(ExperimentSpec.from_dict(json.loads(attrs["config"])), layout.solver,
-                 version=attrs.get("package_version"))
+                 version=stored_version(attrs))
     records, _ = damaged_tasks(old_path, old, full=True)
     cells, reasons = {}, {}
     for task in old.units():
