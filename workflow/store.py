@@ -123,13 +123,15 @@ class Layout:
             len(values) for values in self.spec.grid.values()]
 
     def _time_axis(self) -> np.ndarray:
+        """The union of the points' times; times equal up to rounding (relative 1e-9, the
+        tolerance of `time_index`) once."""
         times = np.unique(np.concatenate([self.point_times(p) for p in self.problems.values()]))
-        keep = np.concatenate([[True], np.diff(times) > 1e-9 * max(1.0, times[-1])])
+        keep = np.concatenate([[True], np.diff(times) > 1e-9 * times[1:]])
         return times[keep]
 
     def time_index(self, times) -> np.ndarray:
         times = np.asarray(times, dtype=float)
-        index = np.clip(np.searchsorted(self.times, times - 1e-9), 0, self.times.size - 1)
+        index = np.clip(np.searchsorted(self.times, times * (1 - 1e-9)), 0, self.times.size - 1)
         if not np.allclose(self.times[index], times, rtol=1e-9, atol=1e-12):
             raise ValueError(f"{self.solver} result times {times[:5]}... are not on the store's "
                              f"time axis {self.times[:5]}...: the solver's time grid changed")
