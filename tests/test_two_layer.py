@@ -247,6 +247,6 @@ def test_phase_diagram_reads_the_region_off_the_limit_ode():
         assert problem.regime == expected
         ode = dmft.solve(problem, initial=start, limit=True, n_times=21)
         assert classify_ode(ode) == expected, (kappa, delta)
-    regions = load_config(read_yaml(ROOT / "config" / "two_layer.yaml"))["regions"]
+    regions = load_config(read_yaml(ROOT / "config" / "two_layer.yaml"))["two_layer_regions"]
     assert sorted(p.regime for p in Layout(regions, "dmft").problems.values()) == [
         "blue", "green", "orange"]
