@@ -21,7 +21,7 @@ from PIL import Image
 
 from workflow.config import read_yaml
 
-from .data import at_seeds_kind, experiment_config, load_experiment
+from .data import at_seeds_kind, experiment_config, experiment_model, load_experiment
 from .spec import check_analysis
 
 WIDTH = 1000
@@ -94,7 +94,8 @@ def write_gallery(results: str, out: str, experiments: list[str] | None = None,
         config = {}  # each store's config has its own solver's section only
         for solver, ds in stores.items():
             config = {**experiment_config(ds), **config, solver: experiment_config(ds)[solver]}
-        spec = check_analysis((sections or {}).get(name), name)
+        spec = check_analysis((sections or {}).get(name), name, None,
+                              experiment_model(next(iter(stores.values()))))
         image = Image.open(os.path.join(results, "figures", f"{name}.png"))
         image.thumbnail((WIDTH, WIDTH * 4))
         image = image.convert("RGB").quantize(colors=128)  # a palette PNG: a few 100 kB less
