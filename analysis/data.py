@@ -73,7 +73,7 @@ def at_seeds_kind(dmft: xr.Dataset | dict | None) -> str:
     experiment config (the store, or the config dict; docs/theory.md §6.6): "effective m"
     (each simulation seed's m(t_lin)/G(t_lin)) or "m(0)" (each seed's initial magnetization)."""
     config = experiment_config(dmft) if isinstance(dmft, xr.Dataset) else dmft or {}
-    effective = config.get("dmft", {}).get("seed_magnetizations_at") == "effective"
+    effective = (config.get("dmft") or {}).get("seed_magnetizations_at") == "effective"
     return "effective m" if effective else "m(0)"
 
 
