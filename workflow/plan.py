@@ -155,7 +155,8 @@ def plan_table(specs: dict, dask_cfg: dict, cores: int, results: str | None = No
     """The plan of a config as text: one line per store, then the totals. With `results`:
     the measured CPU time (sum over tasks), wall time and worker peak RSS of each store's
     last run, and the estimated CPU over the measured one."""
-    lines = [f"{'experiment':<18}{'solver':<7}{'tasks':>6}{'CPU/task':>10}{'MB/task':>9}"
+    width = max([18, *(len(name) + 1 for name in specs)])
+    lines = [f"{'experiment':<{width}}{'solver':<7}{'tasks':>6}{'CPU/task':>10}{'MB/task':>9}"
              f"{'CPU total':>11}{'wall':>8}"
              + (f"{'CPU run':>10}{'wall run':>9}{'RSS MB':>8}{'est/run':>8}" if results else "")
              + f"  (on {cores} cores)"]
@@ -166,7 +167,7 @@ def plan_table(specs: dict, dask_cfg: dict, cores: int, results: str | None = No
             if getattr(spec, solver) is None:
                 continue
             p = plan_store(spec, solver, dask_cfg, cores)
-            lines.append(f"{name:<18}{solver:<7}{p['tasks']:>6}{_fmt_s(p['cpu_per_task_s']):>10}"
+            lines.append(f"{name:<{width}}{solver:<7}{p['tasks']:>6}{_fmt_s(p['cpu_per_task_s']):>10}"
                          f"{p['peak_mb_per_task']:>9.0f}{_fmt_s(p['cpu_total_s']):>11}"
                          f"{_fmt_s(p['wall_s']):>8}"
                          + (_measured_columns(measured(results, name, solver), p)
