@@ -223,12 +223,14 @@ def test_agreement_z_combines_the_two_standard_errors():
                         dims=("seed", "time"), coords={"time": t})  # mean a, s.e. delta
     dmft = xr.DataArray(a + np.array([0, 1, -4, 2]) * delta, dims="time", coords={"time": t})
     err = xr.full_like(dmft, 0.0)
+    resolution = 1e-4  # added in quadrature (analysis.agreement.RESOLUTION)
     out = compare(sims, dmft, err)
-    assert out["max_abs_z"] == pytest.approx(4.0) and out["time_max_abs_z"] == 2.0
+    assert out["max_abs_z"] == pytest.approx(4 * delta / np.hypot(delta, resolution))
+    assert out["time_max_abs_z"] == 2.0
     assert out["diff_at_max_abs_z"] == pytest.approx(-4 * delta)
     assert out["max_abs_diff"] == pytest.approx(4 * delta)
     out = compare(sims, dmft, xr.full_like(dmft, np.sqrt(3) * delta))  # combined: 2 delta
-    assert out["max_abs_z"] == pytest.approx(2.0)
+    assert out["max_abs_z"] == pytest.approx(4 * delta / np.hypot(2 * delta, resolution))
 
 
 def _panel_stores(offset):
