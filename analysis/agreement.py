@@ -45,8 +45,10 @@ def compare(sims_curve: xr.DataArray, dmft_curve: xr.DataArray,
     a huge |z| over a tiny difference is a small bias measured very precisely, e.g. at the
     three-cluster symmetric point) of one simulated curve (seed, time) against one DMFT
     curve (time,), on the simulated times inside the DMFT's time range (DMFT interpolated
-    linearly in t) where both are finite."""
+    linearly in t between its finite records) where both are finite."""
     mean, sem = mean_and_sem(sims_curve)
+    recorded = np.isfinite(dmft_curve)  # a store's common time axis: NaN between the records
+    dmft_curve, dmft_err = dmft_curve[recorded], dmft_err[recorded]  # of a larger eta
     inside = ((mean.time >= dmft_curve.time.min() - 1e-9)
               & (mean.time <= dmft_curve.time.max() + 1e-9))
     mean, sem = mean.where(inside, drop=True), sem.where(inside, drop=True)

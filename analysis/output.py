@@ -25,6 +25,7 @@ from .maps import early_stopping_maps, map_table, plot_maps
 from .panels import load, plot_panel
 from .spec import check_analysis, uses
 from .style import style
+from .smf import DRAW as SURROGATE_DRAW
 from .two_layer import DRAW as TWO_LAYER_DRAW
 
 
@@ -96,7 +97,7 @@ def _with_agreement(maker):
 
 def _drawn(draw):
     """A kind whose `draw(sims, dmft, spec, others)` returns (figure, table, agreement
-    table) (analysis/two_layer.py); its stores are small and read whole."""
+    table) (analysis/two_layer.py, analysis/smf.py); its stores are small and read whole."""
     def make_drawn(experiment, sims, dmft, spec, out, others):
         sims, dmft = (ds.load() if ds is not None else None for ds in (sims, dmft))
         others = {name: {solver: ds.load() for solver, ds in stores.items()}
@@ -177,4 +178,4 @@ def _with_distribution(table: pd.DataFrame, distribution: pd.DataFrame) -> pd.Da
 
 MAKERS = {"curves": _with_agreement(_curves), "map": _with_agreement(_map),
           "finite_size": _with_agreement(_finite_size),
-          **{kind: _drawn(draw) for kind, draw in TWO_LAYER_DRAW.items()}}
+          **{kind: _drawn(draw) for kind, draw in {**SURROGATE_DRAW, **TWO_LAYER_DRAW}.items()}}

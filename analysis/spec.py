@@ -38,6 +38,21 @@ Two-layer networks (model two_layer, paper 001; analysis/two_layer.py), observab
 * phase_diagram: `ode_experiment` (the experiment whose dmft store holds the limit ODE
   at every point; default this experiment's).
 
+SGD against its surrogates (issue 22, docs/theory.md §9.5; analysis/smf.py), for
+experiments whose cases are SGD and its surrogates on the same data (paired by seed):
+
+    analysis: {kind: paired_curves, dmft_experiment: smf_two_cluster_dmft}
+    analysis: {kind: surrogates, curve_experiments: [smf_two_cluster, smf_three_cluster]}
+
+* paired_curves: one column per value of the grid axis `x` (default eta): top, the seed
+  means of every case with the DMFT of `dmft_experiment` (an experiment whose dmft store
+  solves some of the same cases; null: none); bottom, each case minus the `reference`
+  case (default sgd), paired by seed. Table: the paired discrepancies.
+* surrogates: the `surrogate` case's (default smf) paired error against `reference` over
+  this experiment's (`x`, `y`) grid (default eta, b) as a map, and, per experiment of
+  `curve_experiments`, every case's paired error against `x`; `escape_error` (default
+  0.3): the level that dates a three-cluster escape from eps = 1/2.
+
 `check_analysis` validates and fills in the defaults; every error names the experiment,
 the field, the value and the allowed values.
 """
@@ -67,6 +82,10 @@ DEFAULTS = {
     "learning_rates": dict(t_min=None),
     "floors": dict(last=2),
     "phase_diagram": dict(ode_experiment=None),
+    # SGD against its surrogates (paper 004, analysis/smf.py)
+    "paired_curves": dict(reference="sgd", x="eta", dmft_experiment=None),
+    "surrogates": dict(reference="sgd", surrogate="smf", x="eta", y="b",
+                       curve_experiments=[], escape_error=0.3),
 }
 
 def _bad(experiment: str, field: str, value, allowed: str) -> ValueError:
@@ -200,12 +219,49 @@ def _check_phase_diagram(out, experiment, grid_axes):
                    "of the config (whose dmft store holds the limit ODE)")
 
 
+def _check_paired_curves(out, experiment, grid_axes):
+    _case_name(out, "reference", experiment)
+    _grid_axis(out, "x", experiment, grid_axes)
+    _experiment_name(out, "dmft_experiment", experiment, none_ok=True)
+
+
+def _check_surrogates(out, experiment, grid_axes):
+    for field in ("reference", "surrogate"):
+        _case_name(out, field, experiment)
+    _check_map(out, experiment, grid_axes)
+    for field in ("x", "y"):
+        if out[field] is None:
+            raise _bad(experiment, field, None, "a grid axis of the experiment")
+    names = out["curve_experiments"]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise _bad(experiment, "curve_experiments", names,
+                   "a list of experiment names of the config (possibly empty)")
+    level = out["escape_error"]
+    if not _number(level) or not 0 < level < 0.5:
+        raise _bad(experiment, "escape_error", level, "a number in (0, 0.5)")
+
+
+def _case_name(out, field, experiment):
+    if not isinstance(out[field], str) or not out[field]:
+        raise _bad(experiment, field, out[field], "the name of one of the experiment's cases")
+
+
+def _experiment_name(out, field, experiment, none_ok=False):
+    name = out[field]
+    if not (isinstance(name, str) and name) and not (none_ok and name is None):
+        raise _bad(experiment, field, name, ("null or " if none_ok else "")
+                   + "the name of an experiment of the config")
+
+
 def uses(section: dict) -> list[str]:
     """The other experiments whose stores the analysis of `section` reads."""
-    return [section["ode_experiment"]] if section.get("ode_experiment") else []
+    named = [section.get("ode_experiment"), section.get("dmft_experiment"),
+             *section.get("curve_experiments", [])]
+    return [name for name in named if name]
 
 
 _check_kind = {"curves": _check_curves, "map": _check_map, "finite_size": _check_finite_size,
                "risk_curves": _check_risk_curves, "regions": _check_t_min,
                "learning_rates": _check_t_min, "floors": _check_floors,
-               "phase_diagram": _check_phase_diagram}
+               "phase_diagram": _check_phase_diagram, "paired_curves": _check_paired_curves,
+               "surrogates": _check_surrogates}

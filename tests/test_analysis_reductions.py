@@ -233,6 +233,21 @@ def test_agreement_z_combines_the_two_standard_errors():
     assert out["max_abs_z"] == pytest.approx(4 * delta / np.hypot(2 * delta, resolution))
 
 
+def test_agreement_reads_a_larger_eta_between_the_nan_of_the_common_time_axis():
+    """A store's time axis is shared by its grid points: at eta = 0.4 on a 0.1 grid the
+    curves are NaN between records, and the comparison is made on the records."""
+    t = np.round(np.arange(0, 2.01, 0.1), 10)
+    recorded = np.isclose(t / 0.4, np.round(t / 0.4))
+    curve = np.where(recorded, 0.3 - 0.1 * t, np.nan)
+    sims = xr.DataArray(np.stack([curve + 0.01, curve - 0.01]), dims=("seed", "time"),
+                        coords={"time": t})
+    dmft = xr.DataArray(curve + 0.02 * (t == 0.8), dims="time", coords={"time": t})
+    out = compare(sims, dmft, xr.full_like(dmft, 0.0))
+    assert out["n_times"] == recorded.sum() == 6
+    assert out["time_max_abs_diff"] == pytest.approx(0.8)
+    assert out["max_abs_diff"] == pytest.approx(0.02)
+
+
 def _panel_stores(offset):
     t = np.linspace(0, 4, 21)
     rng = np.random.default_rng(3)

@@ -447,16 +447,26 @@ def load_config(config: dict) -> dict[str, ExperimentSpec]:
 
 
 def _check_analysis_uses(experiments: dict, specs: dict) -> None:
-    """The experiments an analysis reads besides its own (analysis.spec.uses) exist."""
+    """The experiments an analysis reads besides its own (analysis.spec.uses) exist, and
+    the cases it names (`reference`, `surrogate`) are cases of the experiments it reads."""
     from analysis.spec import check_analysis, uses
     for name, raw in experiments.items():
         if "analysis" not in raw:
             continue
-        for other in uses(check_analysis(raw["analysis"], name, None, specs[name].model)):
+        section = check_analysis(raw["analysis"], name, None, specs[name].model)
+        for other in uses(section):
             if other not in specs:
                 raise ConfigError(f"experiment '{name}', field 'analysis': it reads the stores "
                                   f"of experiment {other!r}, which is not in the config "
                                   f"(experiments: {list(specs)})")
+        paired = [name, *section.get("curve_experiments", [])]
+        for field in ("reference", "surrogate"):
+            for where in paired[:1] if field == "surrogate" else paired:
+                cases = list(specs[where].cases or {})
+                if field in section and section[field] not in cases:
+                    raise ConfigError(f"experiment '{name}', field 'analysis.{field}': "
+                                      f"{section[field]!r} is not a case of experiment "
+                                      f"'{where}' (its cases: {cases})")
 
 
 def spec_text(spec: ExperimentSpec, solver: str) -> str:

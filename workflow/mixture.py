@@ -273,7 +273,7 @@ class MixtureModel(Model):
     models = ("two_cluster", "three_cluster")
     fields = tuple(f for f in Problem.__dataclass_fields__)
     observables = (*OBSERVABLES, "norm2_sigma")  # norm2_sigma: |w|^2/d in C_Sigma's metric
-    analysis_kinds = ("curves", "map", "finite_size")
+    analysis_kinds = ("curves", "map", "finite_size", "paired_curves", "surrogates")
     sims_defaults = dict(seeds=1, record_every=1, dtype="float64", seeds_per_task=1,
                          points_per_task=None)
     time_attrs = dict(TIME_ATTRS)

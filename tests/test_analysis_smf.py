@@ -1,0 +1,113 @@
+"""SGD against its surrogates drawn from real stores (issue 22, analysis/smf.py): the
+`paired_curves` and `surrogates` analysis kinds on stores made by the pipeline in process,
+their config checks, and their Snakemake rule."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, TINY_DMFT
+from helpers_analysis import build_experiment
+
+from analysis import load_experiment, make
+from workflow.config import ConfigError, load_config
+
+TWO = {"model": "two_cluster", "alpha": 2, "delta": 0.5, "lam": 0, "R": 0.01, "b": 0.3,
+       "t_max": 4.0}
+SURROGATES = {"sgd": {"process": "sgd"}, "smf": {"process": "smf", "smf_substeps": 4},
+              "flow": {"process": "flow"}}
+EXPERIMENTS = {
+    "paired": {"problem": TWO, "cases": SURROGATES, "grid": {"eta": [0.1, 0.4]},
+               "sims": {"d": [200], "seeds": 12, "seeds_per_task": 5},
+               "analysis": {"kind": "paired_curves", "dmft_experiment": "theory"}},
+    "theory": {"problem": TWO, "cases": {"sgd": {"process": "sgd"}, "flow": {"process": "flow"}},
+               "grid": {"eta": [0.1, 0.4]}, "sims": {"d": [200], "seeds": 4},
+               "dmft": dict(TINY_DMFT, n_samples=2000)},
+    "surrogate_map": {"problem": {**TWO, "t_max": 2.0},
+                      "cases": {"sgd": {"process": "sgd"}, "smf": {"process": "smf",
+                                                                    "smf_substeps": 2}},
+                      "grid": {"eta": [0.1, 0.4], "b": [0.3, 0.7]},
+                      "sims": {"d": [100], "seeds": 6},
+                      "analysis": {"kind": "surrogates", "curve_experiments": ["paired"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    for name, experiment in EXPERIMENTS.items():
+        build_experiment(root, name, {k: v for k, v in experiment.items() if k != "analysis"})
+    return root
+
+
+def _make(results, name):
+    return make(name, str(results), EXPERIMENTS[name]["analysis"])
+
+
+def test_paired_curves_pair_the_seeds_and_the_flow_misses_sgd_by_more_at_larger_eta(results):
+    paths = _make(results, "paired")
+    assert {p.rsplit(".", 1)[-1] for p in paths} == {"png", "pdf", "csv"}
+    table = pd.read_csv(results / "tables" / "paired.csv")
+    assert sorted(table.case.unique()) == ["flow", "smf"]  # the reference is not a row
+    assert (table.seeds == 12).all()
+    flow = table[table.case == "flow"].set_index("eta")
+    # the flow's deterministic bias grows with eta and is resolved in paired sems
+    assert flow.max_abs[0.4] > 2 * flow.max_abs[0.1]
+    assert (flow.in_paired_sems > 3).all()
+    # pairing: on shared data, w(0) and masks the difference is far sharper than one curve
+    smf = table[table.case == "smf"].set_index("eta")
+    assert (smf.paired_sem < smf.sgd_sem).all()
+    # the table's largest difference is the store's own seed-mean difference
+    eps = load_experiment(str(results), "paired")["sims"].gen_error.isel(d=0)
+    diff = (eps.sel(case="flow") - eps.sel(case="sgd")).mean("seed").sel(time=slice(1, None))
+    expected = np.abs(diff).max("time")
+    np.testing.assert_allclose(flow.max_abs.loc[expected.eta.values], expected.values)
+
+
+def test_paired_curves_judge_the_companion_dmft_on_the_cases_it_solves(results):
+    _make(results, "paired")
+    agreement = pd.read_csv(results / "tables" / "paired_agreement.csv")
+    assert sorted(set(agreement.case)) == ["flow", "sgd"]
+    assert len(agreement) == 4  # 2 cases x 2 eta, law of m(0) rows only
+    assert (agreement.max_abs_z < 4).all(), agreement
+
+
+def test_surrogates_map_every_cell_and_draw_the_curve_experiments(results):
+    _make(results, "surrogate_map")
+    table = pd.read_csv(results / "tables" / "surrogate_map.csv")
+    cells = table[table.experiment == "surrogate_map"]
+    assert set(zip(cells.eta, cells.b)) == {(0.1, 0.3), (0.1, 0.7), (0.4, 0.3), (0.4, 0.7)}
+    assert set(cells.case) == {"smf"}
+    curves = table[table.experiment == "paired"]
+    assert set(curves.case) == {"smf", "flow"} and set(curves.eta) == {0.1, 0.4}
+    assert pd.read_csv(results / "tables" / "surrogate_map_agreement.csv").empty
+    assert (results / "figures" / "surrogate_map.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("section, words", [
+    ({"kind": "surrogates", "curve_experiments": ["paired"], "reference": "gd"},
+     ["analysis.reference", "'gd'", "not a case", "'surrogate_map'"]),
+    ({"kind": "surrogates", "curve_experiments": ["missing"]}, ["'missing'", "not in the config"]),
+    ({"kind": "surrogates", "curve_experiments": "paired"}, ["analysis.curve_experiments",
+                                                             "a list"]),
+    ({"kind": "surrogates", "x": "eta", "y": "eta"}, ["analysis.y", "other than x"]),
+    ({"kind": "surrogates", "escape_error": 0.7}, ["analysis.escape_error", "(0, 0.5)"]),
+    ({"kind": "surrogates", "surrogate": "flow"}, ["analysis.surrogate", "'flow'"]),
+])
+def test_bad_surrogate_sections_name_the_field_before_any_compute(section, words):
+    experiments = {name: dict(e) for name, e in EXPERIMENTS.items()}
+    experiments["surrogate_map"]["analysis"] = section
+    with pytest.raises((ConfigError, ValueError)) as error:
+        load_config({"seed": 1, "experiments": experiments})
+    for word in words:
+        assert word in str(error.value), (word, str(error.value))
+
+
+def test_snakemake_plans_the_surrogate_figures_of_the_smf_config_in_the_report_rule():
+    plan = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+                           "--configfile", "config/smf.yaml", "--quiet", "rules"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    assert "surrogate_figure" in plan.stdout, plan.stdout
