@@ -16,7 +16,9 @@ figure, its table and the agreement table (analysis.output writes them):
   (`classify_ode`) and from the simulations at several d (`classify_sims`).
 
 Stores hold the times of all points (NaN where a point has no record): every curve is cut
-to its own recorded times (`risk_of`).
+to its own recorded times (`risk_of`). The student width at each point and d is the store's
+`width` coordinate (`width_of`; p at every d for width_scaling fixed, round(p d^kappa) for
+power), shown wherever it changes with d.
 """
 
 from __future__ import annotations
@@ -71,9 +73,25 @@ def _field(ds: xr.Dataset, name: str, point: dict | None = None):
     return ds.attrs.get(name)
 
 
+def width_of(ds: xr.Dataset, point: dict, d) -> int:
+    """The student width p of a point at d: the store's `width` coordinate (stores from
+    before it existed: the problem field p, the width at every d)."""
+    if "width" in ds.coords:
+        return int(select(ds, {**point, "d": d}).width)
+    return int(_field(ds, "p", point))
+
+
+def _width_words(ds: xr.Dataset, point: dict, dims) -> str:
+    """"p = 5, 6, 7" over dims if the width changes with d, else ""."""
+    widths = [width_of(ds, point, d) for d in dims]
+    return "" if len(set(widths)) == 1 else "p = " + ", ".join(map(str, widths))
+
+
 def _describe(ds: xr.Dataset, names=("p", "k", "noise", "gamma0")) -> str:
     """The problem fields shared by every point of a store (its attributes)."""
     labels = {"width_exponent": "κ", "lr_exponent": "δ", "noise": "Δ", "gamma0": "γ0"}
+    if ds.attrs.get("width_scaling") == "power":
+        labels["p"] = "p0 (p = p0 d^κ)"
     return ", ".join(f"{labels.get(name, name)} = {ds.attrs[name]:g}" for name in names
                      if isinstance(ds.attrs.get(name), (int, float)))
 
@@ -142,8 +160,11 @@ def draw_risk_curves(sims, dmft, spec, others=None):
     rows = []
     curves = [(point, d) for point in points(base) for d in d_values]
     for i, (point, d) in enumerate(curves):
-        label = ", ".join(filter(None, [describe_point(point), f"d = {d}"]))
-        row = dict(point=describe_point(point), d=d)
+        width = width_of(base, point, d)
+        varies = bool(_width_words(base, point, d_values))
+        label = ", ".join(filter(None, [describe_point(point), f"d = {d}",
+                                        f"p = {width}" if varies else ""]))
+        row = dict(point=describe_point(point), d=d, width=width)
         if sims is not None:
             mean, sem = _seed_mean(risk_of(sims, **point, d=d))
             ax.errorbar(mean.time[1:], mean[1:], sem[1:], ls="none", marker=MARKERS[i % 8],
@@ -283,6 +304,7 @@ def draw_floors(sims, dmft, spec, others=None):
                                          spec["last"])[0] for d in dims]
                 ax.plot(dims, ode_floors, "-", color=COLORS[i % 10], lw=1, alpha=0.7)
             rows += [dict(lr_exponent=delta, noise=noise, d=int(d), theta=theta,
+                          width=width_of(sims, dict(lr_exponent=delta, noise=noise), d),
                           sims_floor=floor, sims_floor_sem=sem, fitted_slope=slope,
                           ode_floor=ode_floors[n] if ode_floors else math.nan)
                      for n, (d, (floor, sem)) in enumerate(zip(dims, floors))]
@@ -338,8 +360,10 @@ def _exponents(ds: xr.Dataset, point: dict) -> tuple[float, float]:
 
 def phase_diagram_table(sims, odes) -> pd.DataFrame:
     """One row per (kappa, delta) of the ODE store and the simulation store: the paper's
-    region, the limit ODE's class, the simulations' class and the fitted exponent of their
-    final risk in d ("none" where not computed)."""
+    region, the limit ODE's class, the simulations' class, the fitted exponent of their
+    final risk in d ("none" where not computed) and the simulated widths p per d (with
+    width_scaling power, p = round(p0 d^kappa): the sims then see kappa through p, not only
+    through the step)."""
     rows = {}
     if odes is not None:
         ode_name = "limit" if _has(odes, "limit") else odes.ode.values[0]
@@ -348,13 +372,15 @@ def phase_diagram_table(sims, odes) -> pd.DataFrame:
             kappa, delta = _exponents(odes, point)
             ode = select(odes, {**point, "d": d, "ode": ode_name})
             rows[(kappa, delta)] = dict(kappa=kappa, delta=delta, theory=regime(kappa, delta),
-                                        ode=classify_ode(ode), sims="none", exponent=math.nan)
+                                        ode=classify_ode(ode), sims="none", exponent=math.nan,
+                                        widths="")
     for point in points(sims) if sims is not None else []:
         kappa, delta = _exponents(sims, point)
         row = rows.setdefault((kappa, delta), dict(kappa=kappa, delta=delta, ode="none",
                                                    theory=regime(kappa, delta)))
         runs = {int(d): select(sims, {**point, "d": d}) for d in sims.d.values}
         row["sims"], row["exponent"] = classify_sims(runs)
+        row["widths"] = " ".join(str(width_of(sims, point, d)) for d in runs)
     return pd.DataFrame(sorted(rows.values(), key=lambda r: (r["kappa"], r["delta"])))
 
 
@@ -393,8 +419,11 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
         if row.sims != "none":
             ax.plot(row.delta, row.kappa, "o", ms=13, mfc="none",
                     mec=REGION_COLORS[row.sims], mew=2)
-            ax.annotate(f"{row.exponent:+.2f}", (row.delta, row.kappa), fontsize=6,
-                        xytext=(0, -14), textcoords="offset points", ha="center")
+            words = f"{row.exponent:+.2f}"
+            if len(set(row.widths.split())) > 1:
+                words += f"\np {row.widths.split()[0]}–{row.widths.split()[-1]}"
+            ax.annotate(words, (row.delta, row.kappa), fontsize=5.5, xytext=(0, -12),
+                        textcoords="offset points", ha="center", va="top")
             if row.sims != row.theory:
                 ax.plot(row.delta, row.kappa, "+", ms=16, color="k", mew=1.2)
     ax.set_xlim(-1.6, 1.1)
@@ -408,9 +437,12 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
         words.append(f"dot = limit ODE (t = {float(odes.time[-1]):g}, start d = "
                      f"{int(odes.d.values[0])})")
     if sims is not None:
+        scaling = ("p = round(p0 d^κ), p from the smallest to the largest d under the number"
+                   if sims.attrs.get("width_scaling") == "power"
+                   else "p fixed, κ scales the step only")
         words.append(f"ring = sims at d = {sims.d.values.tolist()} (t = "
-                     f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds), number = exponent "
-                     "of the sims' final risk in d")
+                     f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds; {scaling}), "
+                     "number = exponent of the sims' final risk in d")
     ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
                  "time scale; no ring = not simulated", fontsize=8)
     return fig, table, agreement(sims, dmft)

@@ -7,7 +7,8 @@ and closes on the overlaps Q = W W^T/d, M = W W*^T/d (P = W* W*^T/d is constant)
     dQ_jl/dt = a1 sum_u c_u [I3(j, l, u) + I3(l, j, u)]
              + a2 [sum_uv c_u c_v I4(j, l, u, v) + Delta J2(j, l)]
 
-with the integrals and the readout c of `sims.two_layer` (defined there once). The finite-d
+with the integrals and the readout c of `sims.two_layer` (defined there once), for the
+p = `TwoLayerProblem.width(d)` students at the start's d. The finite-d
 ODE keeps both terms with a1 = d^theta eta, a2 = d^theta eta^2 at the actual d; the limit ODE
 (`limit=True`) uses their d -> infinity limits (`TwoLayerProblem.a1_limit`, `a2_limit`).
 Integrated by the embedded Dormand-Prince 5(4) pair with its step chosen by a local error
@@ -22,8 +23,8 @@ import numba
 import numpy as np
 import xarray as xr
 
-from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, check_times, curves_dataset,
-                            i3, i4, initial_overlaps, j2, time_grid)
+from sims.two_layer import (TwoLayerProblem, _overlaps_dataset, _width_coord, check_times,
+                            curves_dataset, i3, i4, initial_overlaps, j2, time_grid)
 
 REVISION = 1  # raise when a change of these ODEs' solver changes its numbers (stores record it)
 RTOL, ATOL = 1e-9, 1e-12  # default local error tolerances of the integrator
@@ -151,7 +152,8 @@ def solve(problem: TwoLayerProblem, d=None, initial: xr.Dataset | None = None,
     Args:
         problem: the `sims.TwoLayerProblem`.
         d: the dimension. limit=False: required (a1, a2 at this d). Without `initial`, the
-            start is seed 0's initial overlaps at this d (`sims.initial_overlaps`).
+            start is seed 0's initial overlaps at this d (`sims.initial_overlaps`). The ODEs
+            have width(d) students (p without d).
         initial: `sims.initial_overlaps(problem, d, seeds)`: one curve per seed (dim seed).
             Its d is used when d is None.
         limit: the d -> infinity ODE (a1_limit, a2_limit). With neither d nor initial it
@@ -169,14 +171,15 @@ def solve(problem: TwoLayerProblem, d=None, initial: xr.Dataset | None = None,
     if d is None and initial is not None:
         d = initial.attrs.get("d")
     if d is not None:
-        d = problem.check_dimension(d)
+        d = problem.check_dimension(d, "full")
     if not limit and d is None:
         raise ValueError("d = None is not allowed with limit=False: the finite-d ODE needs "
                          "d (give d, or initial from sims.initial_overlaps, or limit=True)")
     if initial is None:
         initial = (initial_overlaps(problem, d, [0]) if d is not None
                    else _identity_start(problem))
-    _check_initial(problem, initial)
+    width = problem.p if d is None else problem.width(d)
+    _check_initial(problem, initial, width)
     times = time_grid(problem, d, n_times) if times is None else check_times(times)
     a1, a2 = (problem.a1_limit, problem.a2_limit) if limit else (problem.a1(d), problem.a2(d))
     curves, diverged_at = [], []
@@ -184,12 +187,12 @@ def solve(problem: TwoLayerProblem, d=None, initial: xr.Dataset | None = None,
         start = initial.sel(seed=seed)
         state = np.concatenate([start.Q.values.ravel(), start.M.values.ravel()])
         P = np.ascontiguousarray(start.P.values, dtype=float)
-        out, reached = _integrate(state, P, problem.p, a1, a2, problem.noise, times, rtol,
+        out, reached = _integrate(state, P, width, a1, a2, problem.noise, times, rtol,
                                   atol, _MAX_STEPS, _A, _B5, _B4, _C)
         curves.append(out)
         diverged_at.append(times[reached] if reached < len(times) else np.nan)
     return _dataset(problem, initial, np.stack(curves), np.array(diverged_at), times, d,
-                    limit, a1, a2, rtol, atol)
+                    limit, a1, a2, rtol, atol, width)
 
 
 def _identity_start(problem: TwoLayerProblem) -> xr.Dataset:
@@ -198,21 +201,21 @@ def _identity_start(problem: TwoLayerProblem) -> xr.Dataset:
     return _overlaps_dataset(problem, omega, [0], None, 0)
 
 
-def _check_initial(problem, initial):
-    shapes = {"Q": (problem.p, problem.p), "M": (problem.p, problem.k),
-              "P": (problem.k, problem.k)}
+def _check_initial(problem, initial, width):
+    shapes = {"Q": (width, width), "M": (width, problem.k), "P": (problem.k, problem.k)}
     for name, shape in shapes.items():
         if name not in initial or initial[name].shape[1:] != shape:
             raise ValueError(f"initial = {initial!r} is not allowed: initial must hold {name} "
-                             f"of shape (seed, {shape[0]}, {shape[1]}) for p = {problem.p}, "
-                             f"k = {problem.k} (sims.initial_overlaps)")
+                             f"of shape (seed, {shape[0]}, {shape[1]}) for width p = {width}, "
+                             f"k = {problem.k} (sims.initial_overlaps at the same d)")
 
 
-def _dataset(problem, initial, curves, diverged_at, times, d, limit, a1, a2, rtol, atol):
-    p, k = problem.p, problem.k
+def _dataset(problem, initial, curves, diverged_at, times, d, limit, a1, a2, rtol, atol, p):
+    k = problem.k
     seeds = initial.seed.values
     Q = curves[..., :p * p].reshape(len(seeds), len(times), p, p)
     M = curves[..., p * p:].reshape(len(seeds), len(times), p, k)
     ds = curves_dataset(problem, Q, M, initial.P.values, diverged_at, seeds, times)
-    return ds.assign_attrs(d="inf" if d is None else d, limit=int(limit), a1=a1, a2=a2,
-                           rtol=rtol, atol=atol, solver="dmft.two_layer")
+    return ds.assign_coords(width=_width_coord(p)).assign_attrs(
+        d="inf" if d is None else d, limit=int(limit), a1=a1, a2=a2, rtol=rtol, atol=atol,
+        solver="dmft.two_layer")

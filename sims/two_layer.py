@@ -9,7 +9,11 @@ simulator below and the Saad-Solla ODEs of `dmft.two_layer`:
 - the activation g(h) = erf(h / sqrt 2) and the integrals I2, I3, I4, J2 over Gaussian
   local fields (§8.3), as numba ufuncs callable from numpy and from compiled code;
 - `population_risk(Q, M, P)` (§8.4);
-- `simulate(problem, d, seeds, method="gram" | "full")` and `initial_overlaps` (§8.5).
+- `simulate(problem, d, seeds, method="gram" | "full" | "auto")` and `initial_overlaps`
+  (§8.5).
+
+The student width is p at every d (`width_scaling="fixed"`, kappa scales the step only) or
+p d^kappa rounded (`width_scaling="power"`, p the width at d = 1), `TwoLayerProblem.width`.
 
 The label noise variance is `noise` (Delta of paper 001), not the cluster variance `delta`
 of the Gaussian-mixture `Problem`; the learning-rate exponent is `lr_exponent`.
@@ -27,7 +31,8 @@ import xarray as xr
 REVISION = 1  # raise when a change of this simulator changes its numbers (stores record it)
 REGIMES = ("green", "blue", "orange", "red")
 TEACHERS = ("orthonormal", "gaussian")
-METHODS = ("gram", "full")
+METHODS = ("gram", "full", "auto")
+WIDTH_SCALINGS = ("fixed", "power")
 EXPONENT_TOLERANCE = 1e-12  # |kappa + delta| below this is the blue line
 _CHUNK_STEPS = 8192  # random numbers are drawn per seed in chunks of this many steps
 
@@ -75,15 +80,19 @@ class TwoLayerProblem:
         noise: variance Delta >= 0 of the additive Gaussian label noise.
         gamma0: learning-rate prefactor; gamma0 / p is the d-independent per-neuron step
             (gamma0 = p is the classical Saad-Solla point, eta = 1).
-        lr_exponent: delta, learning rate gamma = gamma0 d^-delta (for kappa = 0).
-        width_exponent: kappa, the width exponent (p ~ d^kappa). The width is p; kappa
-            scales the step as if the width grew like d^kappa: eta = (gamma0/p) d^-(kappa+delta)
-            (§8.2), which is paper 001's gamma/p at kappa = 0.
+        lr_exponent: delta, learning rate gamma = gamma0 d^-delta.
+        width_exponent: kappa, the width exponent (p ~ d^kappa).
         t_max: final time, in units t = steps / d^(1 + theta).
         teacher: "orthonormal" (P = I exactly) or "gaussian" (independent Gaussian
             directions of norm sqrt d: P_rr = 1, P_rs = O(d^-1/2)).
+        width_scaling: how the student width follows d (§8.1), `width(d)`:
+            "fixed": the width is p at every d, and kappa scales the step as if the width
+            grew like d^kappa: eta = (gamma0 / p) d^-(kappa + delta);
+            "power": the width is p(d) = round(p d^kappa) (p: the width at d = 1), and
+            eta = gamma0 d^-delta / p(d), paper 001's gamma / p.
+            Both give eta = gamma0 d^-delta / (p d^kappa) when p d^kappa is an integer.
 
-    Derived: `regime`, `theta`, `outside_theorem` and, at dimension d, `eta(d)`,
+    Derived: `regime`, `theta`, `outside_theorem` and, at dimension d, `width(d)`, `eta(d)`,
     `steps_per_time(d)`, `a1(d)`, `a2(d)`; the limit-ODE coefficients `a1_limit`,
     `a2_limit`. Points with kappa + 1/2 > -delta >= (1 + kappa)/2 (red in the paper, but a
     single step still moves Q by o(1)) are flagged `outside_theorem`, not refused; points
@@ -98,6 +107,7 @@ class TwoLayerProblem:
     width_exponent: float = 0.0
     t_max: float = 1e4
     teacher: str = "orthonormal"
+    width_scaling: str = "fixed"
 
     def __post_init__(self):
         for name in ("p", "k"):
@@ -123,6 +133,9 @@ class TwoLayerProblem:
                        "scale exists (red region)")
         if self.teacher not in TEACHERS:
             raise _bad("teacher", self.teacher, f"one of {TEACHERS}")
+        if self.width_scaling not in WIDTH_SCALINGS:
+            raise _bad("width_scaling", self.width_scaling, f"one of {WIDTH_SCALINGS} "
+                       "(the width p at every d, or round(p d^width_exponent))")
         for name in ("noise", "gamma0", "lr_exponent", "width_exponent", "t_max"):
             object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("p", "k"):
@@ -147,18 +160,25 @@ class TwoLayerProblem:
         """Red by the paper's boundary -delta >= (1 + kappa)/2, yet simulable."""
         return self.regime == "red"
 
-    @property
-    def n_fields(self) -> int:
-        return self.p + self.k
+    def width(self, d) -> int:
+        """The student width at dimension d (§8.1): p ("fixed"), or round(p d^kappa) (half
+        up, at least 1; "power")."""
+        if self.width_scaling == "fixed":
+            return self.p
+        return max(1, math.floor(self.p * float(d) ** self.width_exponent + 0.5))
 
-    @property
-    def readout(self) -> np.ndarray:
-        """c_u: -1/p for the p student fields, +1/k for the k teacher fields (§8.3)."""
-        return np.concatenate([np.full(self.p, -1.0 / self.p), np.full(self.k, 1.0 / self.k)])
+    def readout(self, d=None) -> np.ndarray:
+        """c_u: -1/p for the p = width(d) student fields (p without d), +1/k for the k
+        teacher fields (§8.3)."""
+        p = self.p if d is None else self.width(d)
+        return np.concatenate([np.full(p, -1.0 / p), np.full(self.k, 1.0 / self.k)])
 
     def eta(self, d) -> float:
-        """Per-neuron step eta = (gamma0 / p) d^-(kappa + delta) (§8.2)."""
-        return self.gamma0 / self.p * float(d) ** (-(self.width_exponent + self.lr_exponent))
+        """Per-neuron step (8.1): (gamma0 / p) d^-(kappa + delta) for "fixed" (kappa scales
+        the step only), gamma0 d^-delta / width(d) for "power" (the actual width)."""
+        if self.width_scaling == "fixed":
+            return self.gamma0 / self.p * float(d) ** (-(self.width_exponent + self.lr_exponent))
+        return self.gamma0 * float(d) ** -self.lr_exponent / self.width(d)
 
     def steps_per_time(self, d) -> float:
         """N_t = d^(1 + theta) SGD steps per unit of t."""
@@ -174,7 +194,8 @@ class TwoLayerProblem:
 
     @property
     def a1_limit(self) -> float:
-        """d -> infinity limit of a1: gamma0/p on and above the blue line, 0 below."""
+        """d -> infinity limit of a1: gamma0/p on and above the blue line, 0 below (for
+        "power" also the limit of gamma0 d^kappa / round(p d^kappa))."""
         return self.gamma0 / self.p if self.regime in ("green", "blue") else 0.0
 
     @property
@@ -182,12 +203,25 @@ class TwoLayerProblem:
         """d -> infinity limit of a2: (gamma0/p)^2 on and below the blue line, 0 above."""
         return (self.gamma0 / self.p) ** 2 if self.regime != "green" else 0.0
 
-    def check_dimension(self, d) -> int:
-        """d as an int, or a ValueError: the p + k weight vectors must be independent."""
-        if not _is_count(d) or d <= self.n_fields:
+    def check_dimension(self, d, method: str = "gram") -> int:
+        """d as an int, or a ValueError. The gram method needs the p + k weight vectors
+        independent (d > width(d) + k); the full method and the ODEs only an orthonormal
+        teacher (d > k)."""
+        if not _is_count(d) or d <= self.k:
+            raise ValueError(f"d = {d!r} is not allowed: d must be an integer > k = {self.k}")
+        if method == "gram" and d <= self.width(d) + self.k:
             raise ValueError(f"d = {d!r} is not allowed: d must be an integer > p + k = "
-                             f"{self.n_fields}")
+                             f"{self.width(d) + self.k} for method 'gram' (width p = "
+                             f"{self.width(d)} at this d; method 'full' or 'auto' runs it)")
         return int(d)
+
+    def method_at(self, d, method: str) -> str:
+        """The simulation method at d: "auto" is "gram" where the p + k weight vectors can
+        be independent (d > width(d) + k; then its O((p+k)^3) step is the cheaper in the
+        project's sizes), else "full"."""
+        if method != "auto":
+            return method
+        return "gram" if d > self.width(d) + self.k else "full"
 
 
 # --- activation and closed-form Gaussian integrals (docs/theory.md §8.3) ---------------------
@@ -298,9 +332,9 @@ def check_times(times) -> np.ndarray:
 
 
 def initial_weights(problem: TwoLayerProblem, d: int, rng: np.random.Generator):
-    """Student rows W0 (p, d) and teacher rows W* (k, d), each of norm sqrt d; the teacher's
-    orthonormalised for teacher = "orthonormal" (§8.5)."""
-    student = rng.standard_normal((problem.p, d))
+    """Student rows W0 (width(d), d) and teacher rows W* (k, d), each of norm sqrt d; the
+    teacher's orthonormalised for teacher = "orthonormal" (§8.5)."""
+    student = rng.standard_normal((problem.width(d), d))
     teacher = rng.standard_normal((problem.k, d))
     student *= math.sqrt(d) / np.linalg.norm(student, axis=1, keepdims=True)
     if problem.teacher == "orthonormal":
@@ -320,7 +354,7 @@ def initial_overlaps(problem: TwoLayerProblem, d: int, seeds, *, entropy: int = 
     """Each seed's initial overlaps Q0 (seed, student, student2), M0 (seed, student, teacher)
     and P (seed, teacher, teacher2), from the same stream as `simulate` (so seed s here is
     seed s's start there)."""
-    d = problem.check_dimension(d)
+    d = problem.check_dimension(d, "full")
     seeds = _seed_list(seeds)
     omega = np.stack([_gram(*initial_weights(problem, d, _Streams(entropy, d, s).init), d)
                       for s in seeds])
@@ -328,12 +362,26 @@ def initial_overlaps(problem: TwoLayerProblem, d: int, seeds, *, entropy: int = 
 
 
 def _overlaps_dataset(problem, omega, seeds, d, entropy) -> xr.Dataset:
-    p = problem.p
+    p = omega.shape[-1] - problem.k
     return xr.Dataset(
         {"Q": (("seed", "student", "student2"), omega[:, :p, :p]),
          "M": (("seed", "student", "teacher"), omega[:, :p, p:]),
          "P": (("seed", "teacher", "teacher2"), omega[:, p:, p:])},
-        coords={"seed": seeds}, attrs={"d": d, "entropy": entropy, **_attrs(problem)})
+        coords={"seed": seeds, "width": _width_coord(p)},
+        attrs={"d": d, "entropy": entropy, **_attrs(problem)})
+
+
+def _width_coord(p: int) -> xr.DataArray:
+    return xr.DataArray(p, attrs={"long_name": "student width p at this d "
+                                               "(TwoLayerProblem.width)"})
+
+
+def pad_students(ds: xr.Dataset, width: int) -> xr.Dataset:
+    """ds with its student dims (student, student2) padded with NaN to `width` units: the
+    layout of several widths in one array (width_scaling "power" at several d)."""
+    pad = {dim: (0, width - ds.sizes[dim]) for dim in ("student", "student2")
+           if dim in ds.dims and ds.sizes[dim] < width}
+    return ds.pad(pad, constant_values=np.nan) if pad else ds
 
 
 def _attrs(problem: TwoLayerProblem) -> dict:
@@ -409,13 +457,14 @@ def _gram_steps(omega, normals, rest_norm2, p, eta, noise_sd, d):
 
 def _advance_gram(problem, omega, streams, steps, d, eta) -> int:
     """Advance one seed by `steps` steps in chunks; the steps done."""
-    n = problem.n_fields
+    n = omega.shape[0]
+    p = n - problem.k
     done = 0
     while done < steps:
         m = min(_CHUNK_STEPS, steps - done)
         normals = streams.fields.standard_normal((m, n + 1))
         rest = streams.rest.chisquare(d - n, m)
-        made = _gram_steps(omega, normals, rest, problem.p, eta, math.sqrt(problem.noise), d)
+        made = _gram_steps(omega, normals, rest, p, eta, math.sqrt(problem.noise), d)
         done += made
         if made < m:
             return done
@@ -423,9 +472,9 @@ def _advance_gram(problem, omega, streams, steps, d, eta) -> int:
 
 
 def _advance_full(problem, weights, streams, steps, d, eta) -> int:
-    """Advance one seed's weights (p + k, d) by `steps` d-dimensional SGD steps (2.1)."""
-    p, n = problem.p, problem.n_fields
-    readout = problem.readout
+    """Advance one seed's weights (p + k, d) by `steps` d-dimensional SGD steps (8.1)."""
+    p = weights.shape[0] - problem.k
+    readout = problem.readout(d)
     sqrt_d = math.sqrt(d)
     done = 0
     while done < steps:
@@ -443,7 +492,6 @@ def _advance_full(problem, weights, streams, steps, d, eta) -> int:
     return done
 
 
-
 # --- the simulator ------------------------------------------------------------------------
 
 def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_times: int = 121,
@@ -454,8 +502,9 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
         problem: the `TwoLayerProblem`.
         d: input dimension, or a sequence of them (result gains a leading `d` dim).
         seeds: number of seeds (0..seeds-1) or a list of distinct non-negative integers.
-        method: "gram" (the Gram-matrix chain, exact in law, O((p+k)^3) per step whatever d)
-            or "full" (the d-dimensional update (2.1), the check).
+        method: "gram" (the Gram-matrix chain, exact in law, O((p+k)^3) per step whatever d;
+            needs d > p + k), "full" (the d-dimensional update (8.1), the check, O((p+k) d)
+            per step) or "auto" ("gram" where d > p + k, else "full": `method_at`).
         n_times: number of recorded times (0 and log-spaced up to t_max, `time_grid`).
         times: the recorded times instead (ascending from 0, `check_times`); each is
             reached at the nearest step.
@@ -467,7 +516,9 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
         `step` holds each record's step): risk (§8.4, exact from the overlaps), Q (seed,
         time, student, student2), M (seed, time, student, teacher), P (seed, teacher,
         teacher2), diverged_at (seed,): the time at which the weights stopped being finite
-        or independent, NaN if never (later records are NaN).
+        or independent, NaN if never (later records are NaN); coordinate `width`: the
+        student width at d (along `d` for several; then the student dims have the largest
+        width, NaN beyond a d's own).
     """
     if not isinstance(problem, TwoLayerProblem):
         raise TypeError(f"problem must be a sims.TwoLayerProblem, got {type(problem).__name__}")
@@ -475,20 +526,23 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
         raise ValueError(f"method = {method!r} is not allowed: method must be one of {METHODS}")
     dims = [d] if _is_count(d) else list(d)
     for value in dims:
-        problem.check_dimension(value)
+        problem.check_dimension(value, problem.method_at(value, method))
     seeds = _seed_list(seeds)
     times = time_grid(problem, dims, n_times) if times is None else check_times(times)
-    per_d = [_simulate_one_d(problem, value, seeds, method, times, entropy) for value in dims]
+    per_d = [_simulate_one_d(problem, value, seeds, problem.method_at(value, method), times,
+                             entropy) for value in dims]
     if _is_count(d):
         return per_d[0]
-    return xr.concat(per_d, dim=xr.DataArray(dims, dims="d", name="d"),
-                     combine_attrs="drop_conflicts")
+    widest = max(problem.width(value) for value in dims)
+    return xr.concat([pad_students(ds, widest) for ds in per_d],
+                     dim=xr.DataArray(dims, dims="d", name="d"), combine_attrs="drop_conflicts")
 
 
 def _simulate_one_d(problem, d, seeds, method, times, entropy) -> xr.Dataset:
     steps = np.rint(times * problem.steps_per_time(d)).astype(np.int64)
     eta = problem.eta(d)
-    n, p = problem.n_fields, problem.p
+    p = problem.width(d)
+    n = p + problem.k
     records = np.full((len(seeds), len(steps), n, n), np.nan)
     diverged_at = np.full(len(seeds), np.nan)
     for s, seed in enumerate(seeds):
@@ -514,10 +568,10 @@ def _simulate_one_d(problem, d, seeds, method, times, entropy) -> xr.Dataset:
 
 def _records_dataset(problem, d, seeds, times, steps, records, diverged_at, method,
                      entropy) -> xr.Dataset:
-    p = problem.p
+    p = problem.width(d)
     ds = curves_dataset(problem, records[..., :p, :p], records[..., :p, p:],
                         records[:, 0, p:, p:], diverged_at, seeds, times)
-    return ds.assign_coords(step=("time", steps)).assign_attrs(
+    return ds.assign_coords(step=("time", steps), width=_width_coord(p)).assign_attrs(
         d=d, method=method, entropy=entropy, eta=problem.eta(d), a1=problem.a1(d),
         a2=problem.a2(d))
 

@@ -53,7 +53,10 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     # (9216 noise-term integrals per right-hand side), 0.01 s at p = k = 2
     TL_GRAM_S_STEP0=1.2e-7,    # s per step and seed
     TL_GRAM_S_STEP=4.8e-9,     # s per step, seed and (p + k)^2
+    TL_GRAM_S_STEP3=6e-11,     # s per step, seed and (p + k)^3 (Cholesky; 59 us at p + k = 78)
+    TL_FULL_S_STEP0=1.5e-5,    # s per step and seed (its Python loop; 15 us at d = 30)
     TL_FULL_S_STEP_D=5.2e-8,   # s per step, seed and input dimension
+    TL_FULL_S_STEP_ND=3.4e-9,  # s per step, seed, (p + k) and d (0.7 ms at p = 1000, d = 200)
     TL_ODE_S_TERM=1e-4,        # s per solve and noise-term integral p^2 (p + k)^2
     TL_OVERHEAD_S=1.0,         # s per task (store write, dispatch)
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)

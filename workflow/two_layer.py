@@ -6,6 +6,7 @@ Config (README "Config"):
     problem: {model: two_layer, p: 8, k: 4, noise: 1.0e-3, gamma0: 8, t_max: 1.0e+4}
     grid: {lr_exponent: [0.25, -0.25]}           # any TwoLayerProblem field but p, k
     sims: {d: [100, 1000], seeds: 8, method: gram, n_times: 61, seeds_per_task: 8}
+    # method: gram | full | auto (gram where d > p + k, else full; sims.two_layer)
     dmft: {d: [100, 1000], seeds: 8, odes: [finite_d, limit], rtol: 1.0e-9, atol: 1.0e-12}
 
 Stores: sims (grid) x d x seed x time, variables risk, Q, M, P (student / teacher dims);
@@ -14,7 +15,10 @@ seed's initial overlaps at that d (`sims.initial_overlaps` with the experiment's
 so seed s of the dmft store is seed s of the sims store), `ode` = finite_d (coefficients
 at d) and/or limit (d -> infinity). Both solvers record at the same times: 0 and n_times - 1
 log-spaced times from one step at the experiment's smallest d to t_max
-(`sims.two_layer.time_grid`). Coordinates per point: `regime` and `theta`.
+(`sims.two_layer.time_grid`). Coordinates per point: `regime` and `theta`; per point and d:
+`width`, the student width p at d (`TwoLayerProblem.width`: p, or round(p d^kappa) for
+width_scaling power). The student dims have the store's largest width; a run of a smaller
+width is NaN beyond it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import xarray as xr
 
 from dmft.two_layer import REVISION as DMFT_REVISION
 from sims.two_layer import REVISION as SIMS_REVISION
-from sims.two_layer import TwoLayerProblem, time_grid
+from sims.two_layer import TwoLayerProblem, pad_students, time_grid
 
 from .config import ConfigError
 from .models import Model, Outcome, failure_reason
@@ -91,9 +95,10 @@ class TwoLayerModel(Model):
                                   "seeds_per_task, method, n_times")
 
     def check_point(self, where: str, point: str, problem, sims: dict | None) -> None:
+        method = (sims or {}).get("method", self.sims_defaults["method"])
         for d in (sims or {}).get("d", []):
             try:
-                problem.check_dimension(d)
+                problem.check_dimension(d, problem.method_at(d, method))
             except ValueError as err:
                 raise ConfigError(f"{where}, field 'sims.d': {err} (at {point})") from None
 
@@ -113,7 +118,7 @@ class TwoLayerModel(Model):
         for problem in problems[:1]:  # p, k are the same at every point (check_experiment)
             for value in d:
                 try:
-                    problem.check_dimension(value)
+                    problem.check_dimension(value, "full")
                 except ValueError as err:
                     raise ConfigError(f"{where}, field 'dmft.d': {err}") from None
         seeds = dmft.get("seeds", sims["seeds"] if sims else 1)
@@ -156,18 +161,28 @@ class TwoLayerModel(Model):
         shape = layout.point_shape()
         regimes = np.empty(shape, dtype="<U6")
         theta = np.full(shape, np.nan)
+        widths = np.zeros(shape + [len(layout.d_values)], dtype=np.int64)
         for index, problem in layout.problems.items():
             regimes[index], theta[index] = problem.regime, problem.theta
+            widths[index] = [problem.width(d) for d in layout.d_values]
         dims = tuple(layout.point_dims)
         return {"regime": (dims, regimes, {"long_name": "region of paper 001's phase diagram "
                                                         "(TwoLayerProblem.regime, theory §8.2)"}),
-                "theta": (dims, theta, {"long_name": "time exponent: t = steps / d^(1+theta)"})}
+                "theta": (dims, theta, {"long_name": "time exponent: t = steps / d^(1+theta)"}),
+                "width": (dims + ("d",), widths, {
+                    "long_name": "student width p at d (TwoLayerProblem.width, theory §8.1); "
+                                 "student dims beyond it are NaN"})}
 
     def attrs(self, problem) -> dict:
         return {"model": "two_layer", **problem.as_dict()}
 
     def identity(self, problem) -> dict:
-        return problem.as_dict()
+        """The problem's fields; width_scaling only where it is not the default "fixed"
+        (runs of stores made before the field existed keep their identity)."""
+        fields = problem.as_dict()
+        if fields["width_scaling"] == "fixed":
+            del fields["width_scaling"]
+        return fields
 
     def run_settings(self, spec, solver: str) -> dict:
         """The settings and the recorded times' first step (the smallest d of the
@@ -198,6 +213,7 @@ class TwoLayerModel(Model):
             n = len(seeds)
             return [Outcome(index, None, np.full(n, ERROR, np.int8), np.full(n, np.nan),
                             failure_reason(err))]
+        result = pad_students(result, store_width(layout))
         at = result["diverged_at"].values
         if at.ndim > 1:  # per ODE and seed: a seed failed if any of its ODEs did
             at = np.fmin.reduce(at, axis=0)
@@ -208,21 +224,32 @@ class TwoLayerModel(Model):
                         np.where(bad, DIVERGED, OK).astype(np.int8), at, reason)]
 
     def task_cost(self, layout, task) -> tuple[float, float]:
-        """Simulations: steps x seeds x the cost per step (gram: TL_GRAM_S_STEP (p+k)^2 +
-        TL_GRAM_S_STEP0; full: TL_FULL_S_STEP_D d); ODEs: per seed and ODE,
-        TL_ODE_S_TERM p^2 (p+k)^2 (the noise term's integrals per right-hand side)."""
+        """Simulations: steps x seeds x the cost per step at the width p of d, n = p + k
+        (gram: TL_GRAM_S_STEP0 + TL_GRAM_S_STEP n^2 + TL_GRAM_S_STEP3 n^3; full:
+        TL_FULL_S_STEP0 + TL_FULL_S_STEP_D d + TL_FULL_S_STEP_ND n d); ODEs: per seed and
+        ODE, TL_ODE_S_TERM p^2 n^2 (the noise term's integrals per right-hand side)."""
         problem = layout.problems[task.points[0]]
-        n_seeds, n = len(task.seeds), problem.n_fields
+        p = problem.width(task.d)
+        n_seeds, n = len(task.seeds), p + problem.k
         if layout.solver == "sims":
             steps = problem.t_max * problem.steps_per_time(task.d)
-            per_step = (COST["TL_GRAM_S_STEP0"] + COST["TL_GRAM_S_STEP"] * n ** 2
-                        if layout.spec.sims["method"] == "gram"
-                        else COST["TL_FULL_S_STEP_D"] * task.d)
+            if problem.method_at(task.d, layout.spec.sims["method"]) == "gram":
+                per_step = (COST["TL_GRAM_S_STEP0"] + COST["TL_GRAM_S_STEP"] * n ** 2
+                            + COST["TL_GRAM_S_STEP3"] * n ** 3)
+            else:
+                per_step = (COST["TL_FULL_S_STEP0"] + COST["TL_FULL_S_STEP_D"] * task.d
+                            + COST["TL_FULL_S_STEP_ND"] * n * task.d)
             seconds = n_seeds * steps * per_step
         else:
             odes = len(layout.spec.dmft["settings"]["odes"])
-            seconds = n_seeds * odes * COST["TL_ODE_S_TERM"] * problem.p ** 2 * n ** 2
+            seconds = n_seeds * odes * COST["TL_ODE_S_TERM"] * p ** 2 * n ** 2
         return seconds + COST["TL_OVERHEAD_S"], COST["SIMS_BASE_MB"]
+
+
+def store_width(layout) -> int:
+    """The student dims' size in a store: the largest width over its points and d."""
+    return max(problem.width(d) for problem in layout.problems.values()
+               for d in layout.d_values)
 
 
 def _simulate(spec, problem, d, seeds, times):
