@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -102,6 +103,56 @@ def test_snakemake_submits_the_rules_as_slurm_jobs(tmp_path):
                              text=True).stdout
         assert "JobState=COMPLETED" in job
     _assert_store_equals_direct_simulation(tmp_path, config)
+
+
+CACHED_KERNEL = """
+import numba
+
+
+@numba.njit(parallel=True, cache=True)
+def total(n):
+    s = 0.0
+    for i in numba.prange(n):
+        s += i
+    return s
+"""
+
+WORKER_COMPILES = """
+import numba  # the main module imports numba: spawned workers re-import it first
+
+import kernel
+from workflow.execute import dask_client
+
+
+def task():
+    first = kernel.total(100)  # loaded from the cache: launches numba's threads
+
+    @numba.njit
+    def later(x):  # a later compilation reloads numba's config from the environment
+        return x + 1
+    return first, later(1), numba.get_num_threads()
+
+
+if __name__ == "__main__":
+    kernel.total(100)  # compiled here and cached, as the pipeline's probe run does
+    with dask_client({"n_workers": 1}, 1, "local", log=lambda m: None) as client:
+        print(client.submit(task).result())
+"""
+
+
+def test_a_worker_whose_main_module_imports_numba_compiles_after_launching_threads(tmp_path):
+    """The pipeline's workers are spawned and re-import workflow.cli, hence numba, before
+    Dask's worker `env` applies: the thread variables must be there from the spawn, or
+    numba, whose threads a cached kernel launched, refuses the changed NUMBA_NUM_THREADS
+    at the worker's next compilation (every SMF run of a fresh clone failed so)."""
+    (tmp_path / "kernel.py").write_text(CACHED_KERNEL)
+    script = tmp_path / "main_with_numba.py"
+    script.write_text(WORKER_COMPILES)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env={**env, "OMP_NUM_THREADS": "2"}, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "(4950.0, 2, 1)"
 
 
 def test_worker_processes_get_one_thread_each_and_this_process_keeps_its_numba_setting():

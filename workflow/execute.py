@@ -107,9 +107,7 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
     # the dask.slurm settings are used only when SLURM is asked for, so that one config
     # runs both on a workstation and (with dask_scheduler=slurm) on a cluster
     tpw = int(dask_cfg.get("threads_per_worker", 1))
-    # one BLAS/numba thread per Dask thread, set in the worker processes' environment only:
-    # numba in this process has read its thread count already and refuses a changed
-    # NUMBA_NUM_THREADS at its next compilation (in-process workers share its threads)
+    # one BLAS/numba thread per Dask thread, in the worker processes' environment only
     thread_env = {var: os.environ.get(var, str(tpw)) for var in THREAD_VARS}
     cluster = None
     if scheduler == "local":
@@ -117,10 +115,11 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
         processes = bool(dask_cfg.get("processes", True))
         # no Dask memory limit by default: a paused worker would stall the job forever; the
         # job's memory is the batch system's (resources mem_mb from workflow/plan.py)
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=tpw, processes=processes,
-                               dashboard_address=":0",
-                               memory_limit=dask_cfg.get("memory_limit", 0),
-                               **({"host": "127.0.0.1", "env": thread_env} if processes else {}))
+        with _spawn_environment(thread_env if processes else {}):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=tpw,
+                                   processes=processes, dashboard_address=":0",
+                                   memory_limit=dask_cfg.get("memory_limit", 0),
+                                   **({"host": "127.0.0.1"} if processes else {}))
         client = Client(cluster)
     elif scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
@@ -140,6 +139,27 @@ def dask_client(dask_cfg: dict, threads: int, scheduler: str, log=print):
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def _spawn_environment(env: dict):
+    """Worker processes born with `env`: Dask's pre-spawn environment, set in this process
+    while the nannies spawn them (a spawned worker re-imports the main module, e.g.
+    workflow.cli, and so numba, before Dask's `env` would apply; numba then refuses the
+    changed NUMBA_NUM_THREADS at its next compilation). This process's NUMBA_NUM_THREADS
+    is restored afterwards for the same reason (its numba may have launched its threads)."""
+    import dask
+
+    kept = os.environ.get("NUMBA_NUM_THREADS")
+    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+            yield
+    finally:
+        if kept is None:
+            os.environ.pop("NUMBA_NUM_THREADS", None)
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = kept
 
 
 class Progress:
