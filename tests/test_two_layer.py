@@ -89,10 +89,53 @@ def test_regimes_time_exponents_and_coefficients(kappa, delta, expected, theta):
     ("noise", -1e-3, "noise must be >= 0"), ("gamma0", 0.0, "gamma0 must be > 0"),
     ("t_max", math.inf, "t_max must be > 0"), ("width_exponent", -0.5, "width_exponent"),
     ("lr_exponent", -0.5, "lr_exponent must be > -(kappa + 1/2)"),
-    ("teacher", "random", "teacher must be one of")])
+    ("teacher", "random", "teacher must be one of"),
+    ("width_scaling", "linear", "width_scaling must be one of ('fixed', 'power')")])
 def test_bad_problem_fields_are_refused_by_name(field, value, words):
     with pytest.raises(ValueError, match=rf"TwoLayerProblem\.{field} = .*{re.escape(words)}"):
         TwoLayerProblem(**{field: value})
+
+
+def test_width_follows_d_to_the_kappa_and_sets_the_step():
+    """width_scaling power (§8.1): p(d) = round(p d^kappa); eta = gamma0 d^-delta / p(d),
+    a1 = d^theta eta, a2 = d^theta eta^2, steps per unit time d^(1 + theta) with theta =
+    kappa + delta (green); "fixed" keeps p and eta = (gamma0/p) d^-(kappa + delta)."""
+    power = TwoLayerProblem(p=2, k=2, gamma0=3.0, width_exponent=0.5, lr_exponent=0.25,
+                            width_scaling="power")
+    fixed = power.replace(width_scaling="fixed")
+    for d, width in ((16, 8), (50, 14), (100, 20), (300, 35)):  # 2 sqrt(50) = 14.14
+        assert power.width(d) == width and fixed.width(d) == 2
+        eta = 3.0 * d ** -0.25 / width
+        assert power.eta(d) == pytest.approx(eta, rel=1e-14)
+        assert power.a1(d) == pytest.approx(d ** 0.75 * eta, rel=1e-14)
+        assert power.a2(d) == pytest.approx(d ** 0.75 * eta ** 2, rel=1e-14)
+        assert power.steps_per_time(d) == pytest.approx(d ** 1.75, rel=1e-14)
+        assert fixed.eta(d) == pytest.approx(1.5 * d ** -0.75, rel=1e-14)
+    assert power.eta(16) == pytest.approx(fixed.eta(16), rel=1e-14)  # 2 sqrt(16) = 8 exactly
+    assert power.method_at(16, "auto") == "gram" and power.method_at(8, "auto") == "full"
+    with pytest.raises(ValueError, match=r"d = 8 is not allowed: d must be an integer > "
+                                         r"p \+ k = 8 for method 'gram' \(width p = 6"):
+        sims.simulate(power, 8, 1)
+
+
+def test_simulations_run_the_width_of_each_d():
+    """Several d with growing width: the width per d as a coordinate, student dims NaN
+    beyond a d's width; a power-scaling run at d is bit-identical to the fixed-width run
+    of p = width(d) with the same eta (the dynamics uses that width and that step)."""
+    power = TwoLayerProblem(p=2, k=2, gamma0=2.0, width_exponent=0.5, noise=1e-2, t_max=3.0,
+                            width_scaling="power")
+    both = sims.simulate(power, [16, 36], 2, method="auto", n_times=5)
+    assert both.width.values.tolist() == [8, 12] and both.Q.shape[-2:] == (12, 12)
+    assert np.isnan(both.Q.sel(d=16).values[..., 8:, :]).all()
+    assert np.isfinite(both.Q.sel(d=36).values).all()
+    # fixed width 8 with gamma0 = 2 * 16^(1/2): eta = (8/8) 16^-(1/2) = 2 / 8, same theta
+    same = TwoLayerProblem(p=8, k=2, gamma0=8.0, width_exponent=0.5, noise=1e-2, t_max=3.0)
+    assert same.eta(16) == power.eta(16) == 0.25
+    alone = sims.simulate(same, 16, 2, times=both.time.values)
+    np.testing.assert_array_equal(both.sel(d=16).risk.values, alone.risk.values)
+    np.testing.assert_array_equal(both.sel(d=16).Q.values[..., :8, :8], alone.Q.values)
+    ode = dmft.solve(power, d=36, n_times=3)
+    assert ode.width.item() == 12 and ode.M.shape == (1, 3, 12, 2)
 
 
 def test_bad_simulate_and_solve_arguments():
@@ -250,3 +293,21 @@ def test_phase_diagram_reads_the_region_off_the_limit_ode():
     regions = load_config(read_yaml(ROOT / "config" / "two_layer.yaml"))["two_layer_regions"]
     assert sorted(p.regime for p in Layout(regions, "dmft").problems.values()) == [
         "blue", "green", "orange"]
+
+
+def test_phase_diagram_reads_the_region_off_simulations_with_growing_width():
+    """kappa = 1/2, p = round(2 d^kappa) = 8, 11, 16 at d = 16, 32, 64 (Delta = 0.1: the
+    noise floor reached by t = 300): green (delta = 0) has a final risk falling with d
+    (~ d^-theta, theta = 1/2), blue (delta = -1/2) a d-independent one
+    (analysis.two_layer.classify_sims)."""
+    from analysis.two_layer import classify_sims
+    dims = [16, 32, 64]
+    for delta, expected, t_max in [(0.0, "green", 300.0), (-0.5, "blue", 300.0)]:
+        problem = TwoLayerProblem(p=2, k=2, gamma0=2.0, noise=0.1, width_exponent=0.5,
+                                  lr_exponent=delta, t_max=t_max, width_scaling="power")
+        assert problem.regime == expected
+        runs = sims.simulate(problem, dims, 4, n_times=21)
+        assert runs.width.values.tolist() == [8, 11, 16]
+        region, exponent = classify_sims(
+            {d: runs.sel(d=d).assign(status=("seed", np.zeros(4, int))) for d in dims})
+        assert region == expected, (delta, region, exponent)

@@ -50,8 +50,11 @@ def tiny_two_layer() -> dict:
             "map_ode": {"problem": dict(TINY), "cases": phase_cases,
                         "dmft": {"d": [30], "seeds": 1, "odes": ["limit"], "n_times": 9},
                         "analysis": {"kind": "phase_diagram"}},
-            "map": {"problem": {**TINY, "t_max": 2.0}, "cases": phase_cases,
-                    "sims": {"d": [20, 30, 40], "seeds": 2, "seeds_per_task": 2, "n_times": 7},
+            "map": {"problem": {**TINY, "t_max": 2.0, "width_scaling": "power"},
+                    "cases": {**phase_cases,  # p = round(2 d^kappa): 4 at d = 4, 13 at 40
+                              "k0.5_d0": {"width_exponent": 0.5, "lr_exponent": 0.0}},
+                    "sims": {"d": [4, 30, 40], "seeds": 2, "seeds_per_task": 2, "n_times": 7,
+                             "method": "auto"},
                     "analysis": {"kind": "phase_diagram", "ode_experiment": "map_ode"}},
         },
     }
@@ -65,6 +68,9 @@ def tiny_two_layer() -> dict:
     (lambda e: e["dmft"].update(method="causal"), "unknown setting 'method' for model two_layer"),
     (lambda e: e["dmft"].update(odes=["limit", "exact"]), "field 'dmft.odes'"),
     (lambda e: e["sims"].update(d=[4, 40]), "d must be an integer > p + k = 4"),
+    (lambda e: e["problem"].update(width_scaling="linear"),
+     "field 'problem.width_scaling': 'linear' is not one of ['fixed', 'power']"),
+    (lambda e: e["sims"].update(method="fast"), "field 'sims.method'"),
     (lambda e: e["grid"].update(model=["two_layer", "two_cluster"]), "one model family"),
     (lambda e: e["analysis"].update(kind="map"), "field 'analysis.kind': 'map' is not allowed"),
 ])
@@ -128,8 +134,26 @@ def test_snakemake_runs_a_two_layer_config_plan_and_verify(tmp_path, capsys):
     assert len(agreement) == 4 and (agreement.n_seeds == 3).all()  # 2 points x 2 d
     assert (agreement.max_abs_diff < 0.05).all()
     phase = pd.read_csv(results / "tables" / "map.csv")
-    assert len(phase) == 3 and set(phase.ode) <= {"green", "blue", "orange", "red"}
+    assert len(phase) == 4 and set(phase.ode) <= {"green", "blue", "orange", "red", "none"}
     assert set(phase.theory) == {"blue", "green", "orange"} and (phase.sims != "none").all()
+    assert phase.set_index("kappa").widths.to_dict() == {0.0: "2 2 2", 0.5: "4 11 13"}
+
+    # width_scaling power: the width round(2 d^kappa) per d as a coordinate, the student
+    # dims as wide as the widest run (NaN beyond a run's own width), the runs equal to
+    # direct solver calls (method auto: full at d = 4 where p + k > d, gram at 30 and 40)
+    wide = open_store(results / "map" / "sims.zarr").load().sel(case="k0.5_d0")
+    assert wide.width.values.tolist() == [4, 11, 13] and wide.sizes["student"] == 13
+    layout = Layout(specs["map"], "sims")
+    problem = next(p for p in layout.problems.values() if p.width_exponent == 0.5)
+    times = layout.point_times(problem)
+    for d, width in ((4, 4), (40, 13)):
+        direct = sims.two_layer.simulate(problem, d, [0, 1], method="auto", times=times,
+                                         entropy=specs["map"].entropy)
+        assert direct.sizes["student"] == width == direct.width.item()
+        here = wide.sel(d=d).isel(time=layout.time_index(times))
+        np.testing.assert_array_equal(here.risk.values, direct.risk.values)
+        np.testing.assert_array_equal(here.Q.values[..., :width, :width], direct.Q.values)
+        assert np.isnan(here.Q.values[..., width:, :]).all()
 
     # the cost plan covers every two-layer store
     assert cli_main(["plan", str(path), "--cores", "2"]) == 0
