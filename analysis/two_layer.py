@@ -440,8 +440,8 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
         scaling = ("p = round(p0 d^κ), p from the smallest to the largest d under the number"
                    if sims.attrs.get("width_scaling") == "power"
                    else "p fixed, κ scales the step only")
-        words.append(f"ring = sims at d = {sims.d.values.tolist()} (t = "
-                     f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds; {scaling}), "
+        words.append(f"ring = sims at d = {sims.d.values.tolist()} ({_describe(sims)}, t = "
+                     f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds;\n{scaling}), "
                      "number = exponent of the sims' final risk in d")
     ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
                  "time scale; no ring = not simulated", fontsize=8)

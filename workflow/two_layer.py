@@ -7,9 +7,11 @@ Config (README "Config"):
     grid: {lr_exponent: [0.25, -0.25]}           # any TwoLayerProblem field but p, k
     sims: {d: [100, 1000], seeds: 8, method: gram, n_times: 61, seeds_per_task: 8}
     # method: gram | full | auto (gram where d > p + k, else full; sims.two_layer)
+    # overlaps: false stores the risk only (wide students: Q has p^2 entries per record)
     dmft: {d: [100, 1000], seeds: 8, odes: [finite_d, limit], rtol: 1.0e-9, atol: 1.0e-12}
 
-Stores: sims (grid) x d x seed x time, variables risk, Q, M, P (student / teacher dims);
+Stores: sims (grid) x d x seed x time, variables risk, Q, M, P (student / teacher dims;
+risk only with sims.overlaps false);
 dmft (grid) x d x ode x seed x time, the Saad-Solla ODEs started from each simulation
 seed's initial overlaps at that d (`sims.initial_overlaps` with the experiment's entropy,
 so seed s of the dmft store is seed s of the sims store), `ode` = finite_d (coefficients
@@ -256,6 +258,8 @@ def _simulate(spec, problem, d, seeds, times):
     import sims.two_layer
     result = sims.two_layer.simulate(problem, d, seeds, method=spec.sims["method"],
                                      times=times, entropy=spec.entropy)
+    if not spec.sims.get("overlaps", True):  # the risk only (it is computed from them)
+        result = result.drop_vars(["Q", "M", "P"])
     return result, "diverged (overlaps not finite or not positive definite)"
 
 
