@@ -135,8 +135,9 @@ def _draw_sims(ax, sims, point, var, s_d, color, d_marker, ms, logx, n_markers, 
         mean, sem = mean_and_sem(curve)
         t = mean.time.values.astype(float)
         y = np.asarray(mean.values, dtype=float)
-        idx = log_subsample(t, n_markers, log=logx)
-        idx = idx[np.isfinite(y[idx])]
+        # markers among the recorded times (a larger eta is NaN between its records on the
+        # store's common time axis; a failed run's mean is NaN after its failure)
+        idx = log_subsample(np.where(np.isfinite(y), t, np.nan), n_markers, log=logx)
         fails = failures(sims, point, d)
         if idx.size:
             err = np.asarray(sem.values, dtype=float)[idx] if errorbars else None

@@ -155,7 +155,8 @@ def _plot_facets(sims, dmft, spec, experiment, ax):
         if not drawn.handles:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center")
             continue
-        _decorate(ax, spec, experiment, drawn, *part, legend=i == len(values) - 1)
+        _decorate(ax, spec, experiment, drawn, *part, legend=i == len(values) - 1,
+                  title=False)
         ax.set_title(f"{PRETTY.get(axis, axis)} = {format_value(axis, value)}", fontsize=10)
         if i:
             ax.set_ylabel("")
@@ -170,7 +171,9 @@ def _plot_facets(sims, dmft, spec, experiment, ax):
     return fig
 
 
-def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> None:
+def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True,
+              title: bool = True) -> None:
+    """Legend (right of the axes), labels, limits and, with `title`, the panel's title."""
     var = spec["observable"]
     ref = draw_reference(ax, drawn.base, drawn.points)
     handles, labels = list(drawn.handles), list(drawn.labels)
@@ -192,11 +195,13 @@ def _decorate(ax, spec, experiment, drawn, sims, dmft, legend: bool = True) -> N
     ax.set_ylabel(short_name(var))
     if spec["ylim"] is not None:
         ax.set_ylim(*spec["ylim"])
-    title = spec["title"] or experiment
+    if not title:
+        return
+    text = spec["title"] or experiment
     fixed = fixed_parameters(drawn.base, curve_dims(drawn.base, var))
     # left-aligned: a title wider than the axes runs over the legend's column, not off the
     # figure's left edge
-    ax.set_title(f"{title}\n{fixed}" if fixed else title, fontsize=10, loc="left")
+    ax.set_title(f"{text}\n{fixed}" if fixed else text, fontsize=10, loc="left")
 
 
 def _inset(ax, spec, sims, dmft) -> None:

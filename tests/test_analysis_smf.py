@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, TINY_DMFT
 from helpers_analysis import build_experiment
 
-from analysis import load_experiment, make
+from analysis import load_experiment, make, plot_panel
 from workflow.config import ConfigError, load_config
 
 TWO = {"model": "two_cluster", "alpha": 2, "delta": 0.5, "lam": 0, "R": 0.01, "b": 0.3,
@@ -86,6 +86,18 @@ def test_surrogates_map_every_cell_and_draw_the_curve_experiments(results):
     assert (results / "figures" / "surrogate_map.png").stat().st_size > 10_000
 
 
+def test_a_facet_per_eta_marks_every_record_of_the_larger_eta(results):
+    """At eta = 0.4 the store's common time axis (step 0.1) is NaN between the records:
+    the markers are placed on the 10 records of t in (0, 4], not on the NaN."""
+    stores = load_experiment(str(results), "theory")
+    fig = plot_panel(stores["sims"], stores["dmft"], experiment="theory",
+                     section={"kind": "curves", "facet": "eta"})
+    panel = next(ax for ax in fig.axes if ax.get_title() == "η = 0.4")
+    marked = {round(float(t), 6) for line in panel.lines if line.get_linestyle() == "None"
+              for t in line.get_xdata()}
+    assert marked == {round(0.4 * i, 6) for i in range(1, 11)}
+
+
 @pytest.mark.parametrize("section, words", [
     ({"kind": "surrogates", "curve_experiments": ["paired"], "reference": "gd"},
      ["analysis.reference", "'gd'", "not a case", "'surrogate_map'"]),
@@ -111,3 +123,20 @@ def test_snakemake_plans_the_surrogate_figures_of_the_smf_config_in_the_report_r
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert plan.returncode == 0, plan.stderr
     assert "surrogate_figure" in plan.stdout, plan.stdout
+
+
+def test_the_plan_charges_the_smf_substeps_and_the_second_order_drift():
+    """workflow/plan.py: an SMF configuration reads the data 2 smf_substeps times per step
+    (x 3 at order 2) beyond the shared pass; SGD, flow and Gaussian masks do not."""
+    from sims import Problem
+    from workflow.mixture import sims_seed_cost
+    from workflow.plan import COST
+
+    base = dict(TWO, eta=0.2, t_max=2.0)
+    n, d = round(2 * 100), 100
+    sgd = sims_seed_cost([Problem(process="sgd", **base)], d)
+    for fields, passes in (({"smf_substeps": 10}, 20), ({"smf_substeps": 5}, 10),
+                           ({"smf_substeps": 5, "smf_order": 2}, 30)):
+        smf = sims_seed_cost([Problem(process="smf", **base, **fields)], d)
+        assert smf - sgd == pytest.approx(10 * passes * COST["SIMS_S_SMF_PASS"] * n * d)
+    assert sims_seed_cost([Problem(process="flow", **base)], d) == pytest.approx(sgd)

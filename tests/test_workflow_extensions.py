@@ -161,6 +161,7 @@ def test_a_covariance_axis_runs_through_snakemake_into_zarr(tmp_path):
                      section={"kind": "curves", "facet": "cov_fraction", "inset": "norm2_sigma"})
     main = [ax for ax in fig.axes if ax.get_title() in ("ρ = 0.2", "ρ = 0.5")]
     assert len(main) == 2
+    assert all(ax.get_title(loc="left") == "" for ax in main)  # the figure's title is above
     legend = fig.axes[-1].get_legend() or next(ax.get_legend() for ax in fig.axes
                                                  if ax.get_legend())
     labels = [t.get_text() for t in legend.get_texts()]

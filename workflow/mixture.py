@@ -257,8 +257,11 @@ def sims_seed_cost(problems, d: int) -> float:
     n = round(problems[0].alpha * d)
     steps = max(p.n_steps for p in problems)
     per_config = COST["SIMS_S_CONFIG_STEP"] + COST["SIMS_S_CONFIG_SAMPLE"] * n
+    smf_passes = sum(p.n_steps * 2 * p.smf_substeps * (3 if p.smf_order == 2 else 1)
+                     for p in problems if p.process == "smf")
     return (COST["SIMS_S_GEN"] * n * d + steps * COST["SIMS_S_PASS"] * n * d
-            + sum(p.n_steps for p in problems) * per_config)
+            + sum(p.n_steps for p in problems) * per_config
+            + smf_passes * COST["SIMS_S_SMF_PASS"] * n * d)
 
 
 def _as_list(d):

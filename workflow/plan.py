@@ -9,8 +9,11 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
   step serves all of them), per seed: SIMS_S_GEN * n d (drawing the data) + K * (SIMS_S_PASS
   * n d) + sum over configurations of K_p (SIMS_S_CONFIG_STEP + SIMS_S_CONFIG_SAMPLE * n)
   (the two products with the data for the longest horizon K, then each configuration's
-  losses, records and masks to its own K_p); memory = the data matrix
-  (n d values of the dtype) + SIMS_BASE_MB.
+  losses, records and masks to its own K_p) + for each SMF configuration K_p * passes *
+  SIMS_S_SMF_PASS * n d (its substeps read the data again, one configuration at a time:
+  passes = 2 smf_substeps, x 3 for order 2, whose drift adds a Hessian-vector product to
+  both of a substep's drifts); memory = the data matrix (n d values of the dtype) +
+  SIMS_BASE_MB.
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
   benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
 * two-layer networks (model two_layer): workflow/two_layer.py TwoLayerModel.task_cost,
@@ -44,6 +47,7 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     SIMS_S_PASS=6e-10,         # s per data entry and step (both products)
     SIMS_S_CONFIG_STEP=5e-5,   # s per configuration and step
     SIMS_S_CONFIG_SAMPLE=2e-7,  # s per configuration, step and sample
+    SIMS_S_SMF_PASS=9e-10,     # s per data entry and SMF pass (config/smf.yaml, measured)
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
