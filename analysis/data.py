@@ -30,9 +30,11 @@ POINT_FIELDS = PROBLEM_FIELDS + tuple(COVARIANCE_FIELDS)  # what a store coordin
 
 PRETTY = {"lam": "λ", "R": "R", "b": "b", "tau": "1/τ", "d": "d", "alpha": "α",
           "delta": "Δ", "L": "L", "eta": "η", "case": "", "momentum": "β",
-          "cov_fraction": "ρ", "cov_variance": "s₁"}
+          "cov_fraction": "ρ", "cov_variance": "s₁", "smf_order": "order",
+          "smf_substeps": "substeps"}
 CASE_NAMES = {"gd": "GD", "sgd": "SGD", "persistent": "p-SGD", "psgd": "p-SGD",
-              "persistent_sgd": "p-SGD"}
+              "persistent_sgd": "p-SGD", "smf": "SMF", "gauss_sgd": "Gaussian-mask SGD",
+              "flow": "flow of the mean drift"}
 
 
 # ------------------------------------------------------------------------------- stores

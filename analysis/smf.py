@@ -22,7 +22,7 @@ import xarray as xr
 
 from .agreement import COLUMNS as AGREEMENT_COLUMNS
 from .agreement import agreement_table
-from .data import case_label, mean_and_sem, problem_at
+from .data import CASE_NAMES, PRETTY, case_label, format_value, mean_and_sem, problem_at
 from .panels import load
 from .spec import DEFAULTS
 from .style import COLORS, MARKERS, new_figure
@@ -36,7 +36,7 @@ RESOLVED = 3.0  # a discrepancy counts as measured when it is this many paired s
 def paired_cases(ds: xr.Dataset, point: dict) -> xr.DataArray:
     """gen_error (case, seed, time) of every case at one grid point of a store with a
     single d (the cases of a seed are paired)."""
-    eps = ds.gen_error.sel(point)
+    eps = ds.gen_error.sel(point).dropna("time", how="all")  # the point's own records
     if "d" in eps.dims:
         if eps.sizes["d"] != 1:
             raise ValueError(f"{ds.attrs.get('experiment', 'experiment')}: a paired analysis "
@@ -117,6 +117,11 @@ def fitted_slope(etas, errors, sems) -> float | None:
     return float(np.polyfit(np.log(etas[resolved]), np.log(errors[resolved]), 1)[0])
 
 
+def _name(case: str) -> str:
+    """'SGD' for the case 'sgd' (a case's name in labels)."""
+    return CASE_NAMES.get(case, case)
+
+
 def _resolved(errors, sems) -> np.ndarray:
     return (errors > 0) & np.isfinite(sems) & (errors >= RESOLVED * sems)
 
@@ -143,7 +148,7 @@ def draw_paired_curves(sims, dmft, spec, others):
         raise FileNotFoundError(f"{spec['title']}: a paired_curves analysis needs sims.zarr")
     reference, x = spec["reference"], spec["x"]
     theory = others[spec["dmft_experiment"]].get("dmft") if spec["dmft_experiment"] else None
-    cases = sims.case.values.tolist()
+    cases = [reference, *(c for c in sims.case.values.tolist() if c != reference)]
     columns = _points(sims, [x] if x else [])
     fig = new_figure(figsize=(3.3 * len(columns) + 2.6, 6.4))
     axes = fig.subplots(2, len(columns), sharex=True, sharey="row", squeeze=False)
@@ -151,10 +156,11 @@ def draw_paired_curves(sims, dmft, spec, others):
         eps = paired_cases(sims, point)
         curves = None if theory is None else _dmft_curves(theory, point)
         _draw_column(axes[:, column], eps, curves, cases, reference, sims)
-        axes[0, column].set_title(", ".join(f"{k} = {v:g}" for k, v in point.items())
+        axes[0, column].set_title(", ".join(f"{PRETTY.get(k, k)} = {format_value(k, v)}"
+                                            for k, v in point.items())
                                   + ("" if curves is not None else " (no DMFT)"), fontsize=10)
     axes[0, 0].set_ylabel("ε_g")
-    axes[1, 0].set_ylabel(f"ε_X − ε_{reference} (paired by seed)")
+    axes[1, 0].set_ylabel(f"ε_X − ε_{_name(reference)} (paired by seed)")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7.5,
                        frameon=False)
     fig.suptitle(f"{spec['title']}: {_describe(sims)} (solid: sims; dashed: DMFT; shaded: "
@@ -166,7 +172,7 @@ def draw_paired_curves(sims, dmft, spec, others):
 def _dmft_curves(theory: xr.Dataset, point: dict) -> xr.DataArray | None:
     """gen_error (case, time) of the DMFT store at `point`, or None where it has no value."""
     try:
-        curves = theory.gen_error.sel(point)
+        curves = theory.gen_error.sel(point).dropna("time", how="all")
     except KeyError:
         return None
     if "d" in curves.dims:
@@ -243,8 +249,9 @@ def draw_surrogates(sims, dmft, spec, others):
     width = max(top, 2) * 2
     _plot_map(fig, fig.add_subplot(grid[-1, width // 2 - 2:width // 2 + 2]), map_table, sims,
               spec)
-    fig.suptitle(f"{spec['title']}: paired error against {reference} (filled markers and "
-                 f"framed cells: resolved, ≥ {RESOLVED:g} paired sems)", fontsize=10.5)
+    fig.suptitle(f"{spec['title']}: paired error against {_name(reference)} (filled "
+                 f"markers and framed cells: resolved, ≥ {RESOLVED:g} paired sems)",
+                 fontsize=10.5)
     table = pd.concat([*(t.assign(experiment=n) for n, t in curve_tables.items()),
                        map_table.assign(experiment=sims.attrs.get("experiment", "map"))],
                       ignore_index=True)
@@ -255,13 +262,13 @@ def _plot_errors(ax, table: pd.DataFrame, ds: xr.Dataset, x: str, reference: str
     values = sorted(table[x].unique())
     band = table.groupby(x)[["sgd_sem", "sgd_sem_max"]].first().loc[values]
     ax.fill_between(values, band.sgd_sem, band.sgd_sem_max, color="0.85",
-                    label=f"{reference} seed sem over t (median to max)")
+                    label=f"{_name(reference)} seed sem over t (median to max)")
     for i, (case, rows) in enumerate(table.groupby("case", sort=False)):
         rows = rows.set_index(x).loc[values]
         errors, sems = rows.max_abs.values, rows.paired_sem.values
         slope = fitted_slope(values, errors, sems)
         words = "no resolved slope" if slope is None else f"slope {slope:.2f}"
-        color, marker = COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)]
+        color, marker = COLORS[(i + 1) % len(COLORS)], MARKERS[(i + 1) % len(MARKERS)]
         ax.errorbar(values, errors, yerr=sems, color=color, marker=marker, ms=6, capsize=2,
                     mfc="none", label=f"{case_label(ds, case)} ({words})")
         resolved = _resolved(errors, sems)
@@ -270,7 +277,7 @@ def _plot_errors(ax, table: pd.DataFrame, ds: xr.Dataset, x: str, reference: str
     _log_axis(ax, values, x)
     ax.set_yscale("log")
     ax.set_ylim(1e-4, 0.5)
-    ax.set_ylabel(f"max over t ∈ [1, T] of |ε_X − ε_{reference}|")
+    ax.set_ylabel(f"max over t ∈ [1, T] of |ε_X − ε_{_name(reference)}|")
     ax.set_title(_describe(ds), fontsize=9.5)
     ax.legend(fontsize=7, loc="upper left")
 
@@ -289,14 +296,14 @@ def _plot_escape_delays(ax, table, ds, x, reference, level) -> None:
         rows = rows.set_index(x).loc[values]
         shift = 1 + 0.04 * (i - 1.5)  # side by side
         ax.errorbar(np.asarray(values) * shift, rows.escape_delay, yerr=rows.escape_delay_sem,
-                    color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)], ms=6,
-                    capsize=2, label=case_label(ds, case))
+                    color=COLORS[(i + 1) % len(COLORS)], marker=MARKERS[(i + 1) % len(MARKERS)],
+                    ms=6, capsize=2, label=case_label(ds, case))
     ax.axhline(0, color="0.5", lw=0.8)
     _log_axis(ax, values, x)
-    ax.set_ylabel(f"t_escape(X) − t_escape({reference}), paired")
+    ax.set_ylabel(f"t_escape(X) − t_escape({_name(reference)}), paired")
     ref = table.groupby(x).sgd_escape.first().loc[values]
-    ax.set_title(f"{_describe(ds)}: escape (first ε ≤ {level:g})\n{reference} escapes at "
-                 "t = " + ", ".join(f"{v:.1f}" for v in ref), fontsize=9.5)
+    ax.set_title(f"{_describe(ds)}: escape (first ε ≤ {level:g})\n{_name(reference)} "
+                 "escapes at t = " + ", ".join(f"{v:.1f}" for v in ref), fontsize=9.5)
     ax.legend(fontsize=7, loc="lower left")
 
 
@@ -322,8 +329,9 @@ def _plot_map(fig, ax, table: pd.DataFrame, ds: xr.Dataset, spec: dict) -> None:
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
     ax.set_xlabel("learning rate η" if x == "eta" else x)
     ax.set_ylabel("batch fraction b" if y == "b" else y)
-    fig.colorbar(image, ax=ax, label=f"max_t |ε_X − ε_{spec['reference']}| in seed sems at t*")
-    ax.set_title(f"{case_label(ds, spec['surrogate'])} against {spec['reference']}: "
+    fig.colorbar(image, ax=ax,
+                 label=f"max_t |ε_X − ε_{_name(spec['reference'])}| in seed sems at t*")
+    ax.set_title(f"{case_label(ds, spec['surrogate'])} against {_name(spec['reference'])}: "
                  f"{_describe(ds)}\ncell: seed sems (≤ 1: within the seed sem) and max |Δε|",
                  fontsize=9.5)
 
