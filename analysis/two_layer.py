@@ -186,8 +186,10 @@ def draw_risk_curves(sims, dmft, spec, others=None):
     _loglog(ax, _time_label(base))
     ax.legend(fontsize=7)
     fixed = _describe(base, ("width_exponent", "lr_exponent", "p", "k", "noise", "gamma0"))
-    ax.set_title(f"{spec['title']}: {fixed}, {base.sizes.get('seed', 0)} seeds\nlines: "
-                 "finite-d ODE from the same seeds' starts (seed mean)", fontsize=9)
+    lines = ("\nlines: finite-d ODE from the same seeds' starts (seed mean)"
+             if _has(dmft, "finite_d") else "")
+    ax.set_title(f"{spec['title']}: {fixed}, {base.sizes.get('seed', 0)} seeds{lines}",
+                 fontsize=9)
     return fig, pd.DataFrame(rows), agreement(sims, dmft)
 
 
