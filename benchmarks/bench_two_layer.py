@@ -9,6 +9,9 @@ At d = 1000, p = 8, k = 4 (blue line, eta = 1) prints, best of REPEATS, CPU time
 Then the limit ODE of p = 8, k = 4 to t = 1e4 (Saad-Solla point, one curve), its time, the time
 of one right-hand side and their ratio (how many right-hand sides the step control spent).
 Targets (issue 21): gram >= 100x full per step, <= 2 us per step per seed; ODE <= 10 s.
+Then growing widths (width_scaling power, p = round(2 d^kappa), k = 2) at d = 128: gram and
+full per step per seed and full/gram (method auto takes gram where d > p + k), their ratio
+to gram at p = 2 (the O((p+k)^3) and O((p+k) d) growth).
 
 Usage: python benchmarks/bench_two_layer.py
 """
@@ -36,10 +39,10 @@ def best(run, clock, repeats=REPEATS) -> float:
     return min(times)
 
 
-def per_step(problem, method, steps, seeds, clock) -> float:
-    """Seconds per step per seed, a 1-step run subtracted."""
+def per_step(problem, method, steps, seeds, clock, d=D) -> float:
+    """Seconds per step per seed at d (theta = 0), a 1-step run subtracted."""
     def run(n):
-        return lambda: sims.simulate(problem.replace(t_max=n / D), D, seeds, method=method,
+        return lambda: sims.simulate(problem.replace(t_max=n / d), d, seeds, method=method,
                                      n_times=3)
     run(1)()  # compile
     return (best(run(steps), clock) - best(run(1), clock)) / ((steps - 1) * seeds)
@@ -86,6 +89,25 @@ def main():
         ode = best(lambda: dmft.solve(problem, d=D, limit=True, n_times=121), clock, 1)
         rhs = rhs_time(problem, clock)
         print(f"{label:>5} {ode:>8.2f} {1e6 * rhs:>8.1f} {ode / rhs:>9.0f}")
+    wide(time.process_time)
+
+
+def wide(clock, d=128):
+    """Per-step cost of growing widths at d: gram and full, and their growth over p = 2."""
+    base = TwoLayerProblem(p=2, k=2, gamma0=2.0, t_max=1.0, width_scaling="power")
+    narrow = per_step(base, "gram", 50_000, 1, clock, d)
+    print(f"\nwidth p = round(2 d^kappa) at d = {d}, k = 2; gram at p = 2: "
+          f"{1e6 * narrow:.2f} us per step per seed")
+    print(f"{'kappa':>5} {'p':>4} {'gram us':>8} {'gram/p=2':>9} {'full us':>8} {'full/gram':>10}")
+    for kappa, steps in ((0.5, 20_000), (0.75, 5_000), (1.0, 2_000)):
+        problem = base.replace(width_exponent=kappa)
+        full = per_step(problem, "full", steps // 4, 1, clock, d)
+        if problem.method_at(d, "auto") == "gram":
+            gram = per_step(problem, "gram", steps, 1, clock, d)
+            print(f"{kappa:>5} {problem.width(d):>4} {1e6 * gram:>8.2f} {gram / narrow:>9.0f} "
+                  f"{1e6 * full:>8.2f} {full / gram:>10.2f}")
+        else:
+            print(f"{kappa:>5} {problem.width(d):>4} {'(p+k>d)':>8} {'':>9} {1e6 * full:>8.2f}")
 
 
 if __name__ == "__main__":
