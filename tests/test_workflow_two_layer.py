@@ -44,7 +44,8 @@ def tiny_two_layer() -> dict:
                       "dmft": {"seeds": 2}, "analysis": {"kind": "learning_rates"}},
             "floors": {"problem": dict(TINY), "grid": {"lr_exponent": [0.5, 0.25],
                                                        "noise": [1.0e-3, 1.0e-2]},
-                       "sims": {"d": [20, 40], "seeds": 2, "seeds_per_task": 2, "n_times": 7},
+                       "sims": {"d": [20, 40], "seeds": 2, "seeds_per_task": 2, "n_times": 7,
+                                "overlaps": False},  # the risk only
                        "dmft": {"seeds": 1, "odes": ["finite_d", "limit"]},
                        "analysis": {"kind": "floors"}},
             "map_ode": {"problem": dict(TINY), "cases": phase_cases,
@@ -137,6 +138,9 @@ def test_snakemake_runs_a_two_layer_config_plan_and_verify(tmp_path, capsys):
     assert len(phase) == 4 and set(phase.ode) <= {"green", "blue", "orange", "red", "none"}
     assert set(phase.theory) == {"blue", "green", "orange"} and (phase.sims != "none").all()
     assert phase.set_index("kappa").widths.to_dict() == {0.0: "2 2 2", 0.5: "4 11 13"}
+
+    floors = open_store(results / "floors" / "sims.zarr")
+    assert "risk" in floors and not {"Q", "M", "P"} & set(floors.data_vars)
 
     # width_scaling power: the width round(2 d^kappa) per d as a coordinate, the student
     # dims as wide as the widest run (NaN beyond a run's own width), the runs equal to
