@@ -99,6 +99,8 @@ BAD = {
                                ["two", "dmft.d", "only used by three_cluster"]),
     "unknown dmft setting": (lambda e: e["dmft"].update(n_sample=3),
                              ["two", "dmft.n_sample", "allowed are", "n_samples"]),
+    "two-layer sims setting": (lambda e: e["sims"].update(overlaps=False),
+                               ["two", "sims.overlaps", "setting of model two_layer"]),
 }
 
 

@@ -290,7 +290,7 @@ class MixtureModel(Model):
         return Problem(**problem_fields(fields))
 
     def check_sims(self, where: str, sims: dict) -> None:
-        for key in ("method", "n_times"):
+        for key in ("method", "n_times", "overlaps"):
             if key in sims:
                 raise ConfigError(f"{where}, field 'sims.{key}': {sims[key]!r} is not allowed: "
                                   f"{key} is a setting of model two_layer; the Gaussian-mixture "
