@@ -302,7 +302,8 @@ def _plot_escape_delays(ax, table, ds, x, reference, level) -> None:
     _log_axis(ax, values, x)
     ax.set_ylabel(f"t_escape(X) − t_escape({_name(reference)}), paired")
     ref = table.groupby(x).sgd_escape.first().loc[values]
-    ax.set_title(f"{_describe(ds)}: escape (first ε ≤ {level:g})\n{_name(reference)} "
+    model = MODEL_NAMES.get(ds.attrs.get("model"), ds.attrs.get("model"))
+    ax.set_title(f"{model}: paired escape delay (first ε ≤ {level:g})\n{_name(reference)} "
                  "escapes at t = " + ", ".join(f"{v:.1f}" for v in ref), fontsize=9.5)
     ax.legend(fontsize=7, loc="lower left")
 
