@@ -268,7 +268,7 @@ def _plot_errors(ax, table: pd.DataFrame, ds: xr.Dataset, x: str, reference: str
     ax.set_ylim(1e-4, 0.5)
     ax.set_ylabel(f"max over t ∈ [1, T] of |ε_X − ε_{_name(reference)}|")
     ax.set_title(_describe(ds), fontsize=9.5)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")  # the place that covers the fewest markers
 
 
 def _log_axis(ax, values, x: str) -> None:
