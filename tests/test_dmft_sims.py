@@ -103,11 +103,12 @@ def assert_agrees_over_horizon(theory, runs, name, after=1.0):
 @pytest.mark.slow
 def test_gd_without_ridge_matches_simulations_up_to_t_100():
     """Two-cluster GD at lam = 0 (Fig. 1 left b = 1): |w| grows without bound, the case
-    where noise in the memory kernel hurt most; d = 2000, 20 seeds."""
+    where noise in the memory kernel hurt most; d = 1000, 40 seeds (the seed mean's error of
+    20 seeds at d = 2000 for half the CPU; the O(1/d) offset at t = 100 is below 1e-3)."""
     problem = Problem(t_max=100)
     theory = dmft.solve(problem, seed=11)
     assert theory.attrs["status"] == "success"
-    assert_agrees_over_horizon(theory, sims.simulate(problem, d=2000, seeds=20), "GD lam=0")
+    assert_agrees_over_horizon(theory, sims.simulate(problem, d=1000, seeds=40), "GD lam=0")
 
 
 @pytest.mark.slow
