@@ -61,11 +61,11 @@ def paired_discrepancy(eps: xr.DataArray, case: str, reference: str, *,
     seeds; with `escape_error`, the paired escape delay (first eps <= escape_error) and the
     reference's mean escape time. Seeds where either run failed (NaN) drop out."""
     later = eps.sel(time=slice(after, None))
-    mean, paired_sem = mean_and_sem(later.sel(case=case) - later.sel(case=reference))
+    difference = later.sel(case=case) - later.sel(case=reference)
+    mean, paired_sem = mean_and_sem(difference)
     ref_mean, ref_sem = mean_and_sem(later.sel(case=reference))
     worst = int(np.nanargmax(np.abs(mean.values)))
-    out = dict(seeds=int((later.sel(case=case) - later.sel(case=reference))
-                         .isel(time=-1).count()),
+    out = dict(seeds=int(difference.isel(time=-1).count()),
                max_abs=float(abs(mean[worst])), t_star=float(mean.time[worst]),
                in_sgd_sems=float(abs(mean[worst]) / ref_sem[worst]),
                in_paired_sems=float(abs(mean[worst]) / paired_sem[worst]),
