@@ -21,7 +21,8 @@ import pandas as pd
 import xarray as xr
 
 from .agreement import COLUMNS as AGREEMENT_COLUMNS
-from .data import CASE_NAMES, PRETTY, case_label, format_value, mean_and_sem, problem_at
+from .data import (CASE_NAMES, PRETTY, case_label, format_value, iter_points, mean_and_sem,
+                   problem_at)
 from .spec import DEFAULTS
 from .style import COLORS, MARKERS, new_figure
 
@@ -89,20 +90,12 @@ def discrepancy_table(ds: xr.Dataset, axes: list[str], reference: str, cases=Non
     escape = escape_error if model == "three_cluster" else None
     cases = [c for c in (cases or ds.case.values.tolist()) if c != reference]
     rows = []
-    for point in _points(ds, axes):
+    for point in iter_points(ds, axes):
         eps = paired_cases(ds, point)
         for case in cases:
             rows.append({"model": MODEL_NAMES.get(model, model), **point, "case": case,
                          **paired_discrepancy(eps, case, reference, escape_error=escape)})
     return pd.DataFrame(rows)
-
-
-def _points(ds: xr.Dataset, axes: list[str]) -> list[dict]:
-    """Every combination of the store's coordinates along `axes` (in store order)."""
-    points = [{}]
-    for axis in axes:
-        points = [{**p, axis: v} for p in points for v in ds[axis].values.tolist()]
-    return points
 
 
 def fitted_slope(etas, errors, sems) -> float | None:
@@ -148,7 +141,7 @@ def draw_paired_curves(sims, dmft, spec, others):
     reference, x = spec["reference"], spec["x"]
     theory = others[spec["dmft_experiment"]].get("dmft") if spec["dmft_experiment"] else None
     cases = [reference, *(c for c in sims.case.values.tolist() if c != reference)]
-    columns = _points(sims, [x] if x else [])
+    columns = list(iter_points(sims, [x] if x else []))
     fig = new_figure(figsize=(3.3 * len(columns) + 2.6, 6.4))
     axes = fig.subplots(2, len(columns), sharex=True, sharey="row", squeeze=False)
     for column, point in enumerate(columns):

@@ -459,9 +459,11 @@ def _check_analysis_uses(experiments: dict, specs: dict) -> None:
                 raise ConfigError(f"experiment '{name}', field 'analysis': it reads the stores "
                                   f"of experiment {other!r}, which is not in the config "
                                   f"(experiments: {list(specs)})")
-        paired = [name, *section.get("curve_experiments", [])]
-        for field in ("reference", "surrogate"):
-            for where in paired[:1] if field == "surrogate" else paired:
+        # the reference is a case of every experiment it pairs, the surrogate of this one
+        paired = {"reference": [name, *section.get("curve_experiments", [])],
+                  "surrogate": [name]}
+        for field, experiments in paired.items():
+            for where in experiments:
                 cases = list(specs[where].cases or {})
                 if field in section and section[field] not in cases:
                     raise ConfigError(f"experiment '{name}', field 'analysis.{field}': "
