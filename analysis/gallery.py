@@ -21,6 +21,7 @@ from PIL import Image
 
 from workflow.config import read_yaml
 
+from .agreement import criterion
 from .data import at_seeds_kind, experiment_config, experiment_model, load_experiment
 from .spec import check_analysis
 
@@ -50,9 +51,8 @@ def _summary(table: pd.DataFrame, z_max: float) -> str:
     if worst is not None:
         line += (f", max |z| = {worst.max_abs_z:.3g} (t = {worst.time_max_abs_z:.3g}, "
                  f"where DMFT − sims = {worst.diff_at_max_abs_z:+.2g})")
-    bad = int((table.max_abs_z > z_max).sum())
-    return line + (f"; {bad} curve(s) beyond {z_max:g}σ." if bad else
-                   f"; all within {z_max:g}σ.")
+    bad, within = int(table.disagree.astype(bool).sum()), criterion(table, z_max)
+    return line + (f"; {bad} curve(s) beyond {within}." if bad else f"; all within {within}.")
 
 
 def describe(config: dict) -> list[str]:

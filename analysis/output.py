@@ -84,7 +84,8 @@ def make(experiment: str, results: str = "results", section: dict | None = None,
 
 def _agreement(sims, dmft, spec) -> pd.DataFrame:
     var = spec["observable"]
-    return agreement_table(load(sims, [var]), load(dmft, [var]), var, spec["z_max"])
+    return agreement_table(load(sims, [var]), load(dmft, [var]), var, spec["z_max"],
+                           spec["tolerance"])
 
 
 def _with_agreement(maker):

@@ -131,7 +131,7 @@ def plot_panel(sims: xr.Dataset | None = None, dmft: xr.Dataset | None = None, *
 def _note(ax, sims, dmft, spec) -> None:
     """Under the legend, a short marker of the verdict (analysis.agreement.verdict_marker);
     the curves that differ are named in the agreement table and the caption."""
-    table = agreement_table(sims, dmft, spec["observable"], spec["z_max"])
+    table = agreement_table(sims, dmft, spec["observable"], spec["z_max"], spec["tolerance"])
     marker = verdict_marker(table, spec["z_max"])
     if marker:
         bad = table.disagree[~table.observable.str.endswith("_at_seeds")].any()

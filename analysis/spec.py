@@ -8,8 +8,10 @@ Every experiment declares its kind (README "Figures and analysis"):
 
 Fields of every kind: `title` (figure title; default the experiment name), `observable`
 (the learning curve drawn and compared, one of the model's observables: for the mixture
-CURVE_OBSERVABLES, sims.datamodel.OBSERVABLES and norm2_sigma; default its first, gen_error), `z_max` (simulations and DMFT disagree where |z|
-exceeds it; default 3), `category` (the section of the Snakemake report that holds the
+CURVE_OBSERVABLES, sims.datamodel.OBSERVABLES and norm2_sigma; default its first, gen_error),
+`z_max` and `tolerance` (simulations and DMFT disagree where, at some time, |difference| >
+z_max * combined error + tolerance; default 3 and 0; a tolerance such as 0.002 leaves the
+O(1/d) offset of a finite-d plateau unjudged where hundreds of seeds resolve it), `category` (the section of the Snakemake report that holds the
 figure and its table; default the kind's: Learning curves, Early stopping, Finite-size
 scaling).
 
@@ -70,7 +72,7 @@ CURVE_OBSERVABLES = MIXTURE.observables
 
 KINDS = MIXTURE.analysis_kinds  # of the default family; a family's own: model.analysis_kinds
 MEASURES = ("extrapolation", "escape_time")
-COMMON = dict(title=None, observable=None, z_max=3.0, category=None)  # observable: the model's first
+COMMON = dict(title=None, observable=None, z_max=3.0, tolerance=0.0, category=None)  # observable: the model's first
 DEFAULTS = {
     "curves": dict(inset=None, logx=True, ylim=None, facet=None),
     "map": dict(x=None, y=None),
@@ -141,6 +143,9 @@ def check_analysis(section: dict | None, experiment: str,
     if not _number(out["z_max"]) or out["z_max"] <= 0:
         raise _bad(experiment, "z_max", out["z_max"], "a number > 0")
     out["z_max"] = float(out["z_max"])
+    if not _number(out["tolerance"]) or out["tolerance"] < 0:
+        raise _bad(experiment, "tolerance", out["tolerance"], "a number >= 0")
+    out["tolerance"] = float(out["tolerance"])
     _check_kind[kind](out, experiment, grid_axes)
     return out
 

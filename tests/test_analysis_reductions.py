@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from analysis import early_stopping, escape_time, finite_size_table, fit_inverse_d, plot_panel
-from analysis.agreement import agreement_table, compare, disagreement_note
+from analysis.agreement import agreement_table, compare, disagreement_note, verdict_marker
 from analysis.data import at_seeds_kind
 from analysis.maps import early_stopping_maps, plot_maps
 from analysis.gallery import agreement_line
@@ -231,6 +231,25 @@ def test_agreement_z_combines_the_two_standard_errors():
     assert out["max_abs_diff"] == pytest.approx(4 * delta)
     out = compare(sims, dmft, xr.full_like(dmft, np.sqrt(3) * delta))  # combined: 2 delta
     assert out["max_abs_z"] == pytest.approx(4 * delta / np.hypot(2 * delta, resolution))
+
+
+def test_a_tolerance_leaves_a_small_offset_unjudged_and_the_texts_say_so():
+    """Issue 18's criterion, |difference| <= 3 combined errors + tolerance at every time: an
+    offset of 0.006 that 3 sigma resolves is judged only without a tolerance of 0.005; 0.05
+    is judged with it."""
+    sims, dmft = _panel_stores(offset=0.006)  # combined error about 0.0012 (1e-3, 8 seeds)
+    strict, tolerant = agreement_table(sims, dmft), agreement_table(sims, dmft, tolerance=0.005)
+    assert strict.disagree.tolist() == [False, True] and strict.n_times_beyond[1] > 0
+    assert tolerant.disagree.tolist() == [False, False]
+    assert tolerant.n_times_beyond.tolist() == [0, 0]
+    assert tolerant.max_abs_z.tolist() == strict.max_abs_z.tolist()  # z itself unchanged
+    assert verdict_marker(tolerant) == ("DMFT (law of m(0)) vs sims:\n"
+                                        "all 2 curves within 3σ + 0.005")
+    sims, dmft = _panel_stores(offset=0.05)
+    tolerant = agreement_table(sims, dmft, tolerance=0.005)
+    assert tolerant.disagree.tolist() == [False, True]
+    assert disagreement_note(tolerant, sims).startswith("sims vs DMFT differ beyond 3σ + 0.005")
+    assert "1 curve(s) beyond 3σ + 0.005" in agreement_line(tolerant)
 
 
 def test_agreement_reads_a_larger_eta_between_the_nan_of_the_common_time_axis():

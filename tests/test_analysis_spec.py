@@ -11,12 +11,12 @@ from workflow.config import read_yaml
 def test_no_section_means_learning_curves_with_every_default():
     assert check_analysis(None, "mine") == {
         "kind": "curves", "title": None, "observable": "gen_error", "z_max": 3.0,
-        "inset": None, "logx": True, "ylim": None, "facet": None, "category": None}
+        "tolerance": 0.0, "inset": None, "logx": True, "ylim": None, "facet": None, "category": None}
 
 
 def test_each_kind_fills_in_its_own_fields_only():
     assert set(check_analysis({"kind": "map"}, "e")) == {
-        "kind", "title", "observable", "z_max", "category", "x", "y"}
+        "kind", "title", "observable", "z_max", "tolerance", "category", "x", "y"}
     fss = check_analysis({"kind": "finite_size", "measure": "escape_time", "threshold": 0.3,
                           "times": [1, 2]}, "e")
     assert fss["threshold"] == 0.3 and fss["times"] == [1.0, 2.0]
@@ -36,6 +36,7 @@ def test_each_kind_fills_in_its_own_fields_only():
     ({"kind": "finite_size", "times": [-1]}, "times", "[-1]"),
     ({"observable": "gen_err"}, "observable", "gen_err"),
     ({"z_max": 0}, "z_max", "0"),
+    ({"tolerance": -0.002}, "tolerance", "-0.002"),
 ])
 def test_a_bad_section_names_experiment_field_value_and_the_allowed_values(section, field,
                                                                            value):
