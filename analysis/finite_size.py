@@ -271,21 +271,26 @@ P_MIN = 0.01  # a KS p-value below this rejects the DMFT's escape-time law
 
 def escape_law(dmft_point: xr.Dataset) -> xr.Dataset | None:
     """The DMFT's escape-time law at one grid point and d, as `dmft.escape_time_cdf` reads
-    it (attrs node_x, node_escape_times, escape_magnetization): from the store variables
-    that workflow.execute writes, or the attrs of a direct `dmft.solve`; None without
-    them (rule "gauss", one node, d = inf, a failed solve)."""
+    it (attrs node_x, node_escape_times, escape_magnetization, and where present those of
+    its errors, `dmft.magnetization.escape_law_errors`): from the store variables that
+    workflow.execute writes, or the attrs of a direct `dmft.solve`; None without them
+    (rule "gauss", one node, d = inf, a failed solve)."""
     names = ("node_x", "node_escape_times", "escape_magnetization")
+    optional = ("node_escape_time_replicas", "escape_magnetization_replicas",
+                "node_escape_slopes")  # its errors (dmft.escape_law_errors); not in older stores
     if all(n in dmft_point.attrs for n in names):
-        return xr.Dataset(attrs={n: dmft_point.attrs[n] for n in names})
+        return xr.Dataset(attrs={n: dmft_point.attrs[n] for n in names + optional
+                                 if n in dmft_point.attrs})
     if not all(n in dmft_point for n in names):
         return None
-    values = {n: np.asarray(dmft_point[n].values, dtype=float) for n in names}
+    values = {n: np.asarray(dmft_point[n].values, dtype=float) for n in names + optional
+              if n in dmft_point}
     if not (np.isfinite(values["node_escape_times"]).all() and values["node_x"].size > 1
             and np.isfinite(values["escape_magnetization"])):
         return None
-    return xr.Dataset(attrs=dict(node_x=values["node_x"].tolist(),
-                                 node_escape_times=values["node_escape_times"].tolist(),
-                                 escape_magnetization=float(values["escape_magnetization"])))
+    values["escape_magnetization"] = float(values["escape_magnetization"])
+    return xr.Dataset(attrs={n: v if isinstance(v, float) else v.tolist()
+                             for n, v in values.items()})
 
 
 def seed_escape_times(magnetization: xr.DataArray, level: float) -> np.ndarray:
@@ -350,10 +355,12 @@ def escape_distribution_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
     distribution over m(0) ~ sqrt(R/d)|N(0, 1)| (`dmft.escape_time_cdf`).
 
     Columns: grid coordinates, d, n_seeds, n_escaped, level, ks_statistic, ks_pvalue
-    (`ks_censored`), agree (p >= p_min), and per quantile q (label pNN): sims_pNN and
-    sims_pNN_se (bootstrap over seeds), dmft_pNN (`dmft.escape_time_quantiles`), z_pNN
-    ((sims - dmft) / se), and quantiles_agree (every finite |z| <= z_max). Rows only where
-    both stores have the point and d and the DMFT store has node escape times.
+    (`ks_censored`, which takes the DMFT's law as exact), agree (p >= p_min), and per
+    quantile q (label pNN): sims_pNN and sims_pNN_se (bootstrap over seeds), dmft_pNN and
+    dmft_pNN_se (`dmft.escape_time_quantiles`, `dmft.escape_time_quantile_errors`; the
+    error NaN for a store from before it), z_pNN ((sims - dmft) / combined error, the sims'
+    alone where the DMFT's is NaN), and quantiles_agree (every finite |z| <= z_max). Rows
+    only where both stores have the point and d and the DMFT store has node escape times.
     """
     import dmft as theory
     if sims is None or dmft is None or "magnetization" not in sims or "d" not in dmft.dims:
@@ -375,13 +382,16 @@ def escape_distribution_table(sims: xr.Dataset | None, dmft: xr.Dataset | None,
             D, p = ks_censored(t, lambda v: theory.escape_time_cdf(law, v), t_max)
             value, se = bootstrap_quantiles(t, quantiles, t_max, n_boot)
             predicted = theory.escape_time_quantiles(law, quantiles)
+            predicted_se = theory.escape_time_quantile_errors(law, quantiles)
             row = {**point, "d": d, "n_seeds": int(t.size),
                    "n_escaped": int(np.isfinite(t).sum()), "level": level,
                    "ks_statistic": D, "ks_pvalue": p, "agree": bool(p >= p_min)}
-            for q, v, e, w in zip(quantiles, value, se, predicted):
+            for q, v, e, w, f in zip(quantiles, value, se, predicted, predicted_se):
                 key = quantile_label(q)
+                combined = math.hypot(e, f) if np.isfinite(f) else e
                 row.update({f"sims_{key}": v, f"sims_{key}_se": e, f"dmft_{key}": w,
-                            f"z_{key}": (v - w) / e if e > 0 else math.nan})
+                            f"dmft_{key}_se": f,
+                            f"z_{key}": (v - w) / combined if combined > 0 else math.nan})
             z = np.array([row[f"z_{quantile_label(q)}"] for q in quantiles], dtype=float)
             row["quantiles_agree"] = bool(np.all(np.abs(z[np.isfinite(z)]) <= z_max))
             rows.append(row)

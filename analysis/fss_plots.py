@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 import numpy as np
@@ -164,9 +165,11 @@ def _cdf_axes(ax, sims, dmft, distribution) -> None:
 
 def _quantile_axes(ax, distribution) -> None:
     """Quantiles of the escape time against d: the seeds' (markers, bootstrap s.e.) and the
-    DMFT's over m(0) (lines with open markers), one colour per quantile."""
+    DMFT's over m(0) (lines with open markers, Monte-Carlo s.e. where the store has it),
+    one colour per quantile, the DMFT's shifted right a little."""
     groups = _groups(distribution, _distribution_columns(distribution))
-    labels = [c[len("dmft_"):] for c in distribution.columns if c.startswith("dmft_p")]
+    labels = [c[len("dmft_"):] for c in distribution.columns
+              if re.fullmatch(r"dmft_p\d+", c)]
     cmap = matplotlib.colormaps["viridis"]
     for i, (point, sub) in enumerate(groups):
         sub = sub.sort_values("d")
@@ -176,8 +179,9 @@ def _quantile_axes(ax, distribution) -> None:
             color = cmap(0.1 + 0.8 * k / max(len(labels) - 1, 1))
             ax.errorbar(sub.d, sub[f"sims_{key}"], sub[f"sims_{key}_se"], fmt=marker,
                         color=color, ms=5, capsize=3)
-            ax.plot(sub.d, sub[f"dmft_{key}"], "--", color=color, lw=1.2, marker=marker,
-                    mfc="white", ms=5)
+            ax.plot(sub.d, sub[f"dmft_{key}"], "--", color=color, lw=1.2)
+            ax.errorbar(sub.d * 1.04, sub[f"dmft_{key}"], sub.get(f"dmft_{key}_se"),
+                        fmt=marker, color=color, mfc="white", ms=5, capsize=2)
             name = f"{int(key[1:])} %" + (f" ({lab})" if lab else "")
             ax.annotate(name, (sub.d.iloc[-1], sub[f"dmft_{key}"].iloc[-1]), xytext=(8, 0),
                         textcoords="offset points", va="center", fontsize=7.5, color=color)
@@ -188,7 +192,7 @@ def _quantile_axes(ax, distribution) -> None:
     ax.margins(x=0.25)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("escape-time quantile")
-    ax.set_title("escape-time quantiles (filled: sims ± bootstrap s.e.; open: DMFT)",
+    ax.set_title("escape-time quantiles (filled: sims ± bootstrap s.e.; open: DMFT ± s.e.)",
                  fontsize=10)
 
 

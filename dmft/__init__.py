@@ -20,7 +20,7 @@ from .api import solve as _solve_mixture
 from .api import solve_state
 from .cost import estimate_cost
 from .linear import linear_growth, linear_regime_end
-from .magnetization import escape_time_cdf, escape_time_quantiles
+from .magnetization import escape_time_cdf, escape_time_quantile_errors, escape_time_quantiles
 from .solver import MemoryLimitError, Solver
 
 
@@ -32,4 +32,5 @@ def solve(problem, *args, **settings):
 
 
 __all__ = ["two_layer", "solve", "solve_state", "estimate_cost", "Solver", "MemoryLimitError",
-           "linear_growth", "linear_regime_end", "escape_time_cdf", "escape_time_quantiles"]
+           "linear_growth", "linear_regime_end", "escape_time_cdf", "escape_time_quantiles",
+           "escape_time_quantile_errors"]

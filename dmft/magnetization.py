@@ -22,6 +22,8 @@ import math
 import numpy as np
 from scipy.special import erf, erfinv
 
+from .replicas import node_average
+
 RULES = ("escape", "gauss")
 TAIL = 0.002  # half-normal mass below the first and above the last node of the escape rule
 POINTS_PER_GAP = 48  # Gauss-Legendre points of the quadrature over x per interval
@@ -210,6 +212,33 @@ def node_escape_times(x: np.ndarray, time: np.ndarray, magnetization: np.ndarray
                      magnetization), level
 
 
+def escape_law_errors(time: np.ndarray, magnetization: np.ndarray, tau: np.ndarray,
+                      level: float) -> dict:
+    """What the Monte-Carlo errors of the escape-time law come from (§5.9), as attrs:
+
+    * node_escape_time_replicas (nodes, replicas): each replica's first time at `level`
+      (NaN: not escaped), the errors of the node escape times at a fixed level;
+    * escape_magnetization_replicas (replicas,): half of each replica's |m| at the node
+      and time of the largest mean |m|, the error of the level itself, which moves every
+      node's escape time together by -d(level) / m'(tau_j);
+    * node_escape_slopes (nodes,): m'(tau_j), the mean curve's slope at its escape (NaN
+      for a node whose escape time was extrapolated).
+
+    magnetization: (nodes, time, replicas)."""
+    mean = magnetization.mean(axis=2)
+    node, step = np.unravel_index(np.nanargmax(mean), mean.shape)
+    slope = np.gradient(mean, time, axis=1)
+    escaped = (tau >= time[0]) & (tau <= time[-1]) & np.isfinite(
+        escape_times(time, mean, level))
+    slopes = np.array([np.interp(t, time, row) if ok else np.nan
+                       for t, row, ok in zip(tau, slope, escaped)])
+    return dict(
+        node_escape_time_replicas=escape_times(time, np.moveaxis(magnetization, 2, 1),
+                                               level).tolist(),
+        escape_magnetization_replicas=(ESCAPE_LEVEL * magnetization[node, step]).tolist(),
+        node_escape_slopes=slopes.tolist())
+
+
 def _complete(u: np.ndarray, tau: np.ndarray, time: np.ndarray,
               magnetization: np.ndarray) -> np.ndarray:
     """Escape times of every node: the measured ones, and for nodes that have not escaped by
@@ -296,9 +325,51 @@ def escape_time_quantiles(solution, q):
     """The escape times at probabilities q over the law of m0 (inverse of escape_time_cdf):
     the seeds' escape-time distribution the DMFT predicts (docs/theory.md §5.9)."""
     x, tau = _escape_nodes_of(solution)
-    u = np.log(half_normal_quantile(1 - np.asarray(q, dtype=float)))
-    logs, order = np.log(x), np.argsort(np.log(x))
-    return _extend(u, logs[order], tau[order], np.interp(u, logs[order], tau[order]))
+    return _quantile_weights(x, q).T @ tau
+
+
+def escape_time_quantile_errors(solution, q):
+    """Monte-Carlo standard errors of `escape_time_quantiles` (docs/theory.md §5.9).
+
+    The quantile at q is tau(x_q) = (1 - w) tau_j + w tau_{j+1}, affine in two nodes' escape
+    times. Two independent parts (attrs of `escape_law_errors`): the nodes' escape times at
+    a fixed level, each from its replicas (independent solves); and the level, common to
+    all nodes, which moves tau_q by -d(level) / m'_q, m'_q = (1 - w) m'(tau_j) + w m'(tau_{j+1}).
+    Both are node sums of replica values, so the error is `node_average`'s
+    (Welch-Satterthwaite, unbiased by c4). NaN where a node it uses has a replica that did
+    not escape by t_max; all NaN for a solution without these attrs (a store from before
+    them)."""
+    q = np.atleast_1d(np.asarray(q, dtype=float))
+    names = ("node_escape_time_replicas", "escape_magnetization_replicas",
+             "node_escape_slopes")
+    if not all(name in solution.attrs for name in names):
+        return np.full(q.shape, np.nan)
+    x, _ = _escape_nodes_of(solution)
+    replicas, level, slopes = (np.asarray(solution.attrs[name], dtype=float)
+                               for name in names)
+    weights = _quantile_weights(x, q)  # (nodes, quantiles)
+    used = weights[:, :, None] != 0
+    nodes = np.where(used, weights[:, :, None] * replicas[:, None, :], 0.0)  # unused: 0
+    slope_q = np.where(weights != 0, weights * slopes[:, None], 0.0).sum(axis=0)
+    level_shift = -level[None, None, :] / slope_q[None, :, None]  # (1, quantiles, replicas)
+    return node_average(np.concatenate([nodes, level_shift]), replicas.shape[1])[1]
+
+
+def _quantile_weights(x: np.ndarray, q) -> np.ndarray:
+    """(nodes, quantiles) weights of the node escape times in the quantiles: tau(x) is
+    affine in u = log x between neighbouring nodes and extended affinely beyond the first
+    and last (x_q: the half-normal quantile at 1 - q, a larger |m0| escaping earlier)."""
+    u = np.log(half_normal_quantile(1 - np.atleast_1d(np.asarray(q, dtype=float))))
+    logs = np.log(x)
+    order = np.argsort(logs)
+    j = np.clip(np.searchsorted(logs[order], u) - 1, 0, len(x) - 2)
+    low, high = order[j], order[j + 1]
+    w = (u - logs[low]) / (logs[high] - logs[low])
+    out = np.zeros((len(x), len(u)))
+    columns = np.arange(len(u))
+    np.add.at(out, (low, columns), 1 - w)
+    np.add.at(out, (high, columns), w)
+    return out
 
 
 def _escape_nodes_of(solution):

@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 import xarray as xr
-from scipy.special import gammaln
 
 from sims.datamodel import annotate, dataset_attrs
 from sims.problem import generalization_error
-from .magnetization import EscapeAverage, node_escape_times
+from .magnetization import EscapeAverage, escape_law_errors, node_escape_times
+from .replicas import node_average
 from .solver import Solver
 from .weight_side import correlation, propagator
 
@@ -116,30 +116,6 @@ def _pad(values: np.ndarray, valid: int, size: int, axes) -> np.ndarray:
     return out
 
 
-def _c4(n):
-    """c4(n) = sqrt(2/(n-1)) Gamma(n/2) / Gamma((n-1)/2): E s = c4 sigma for n normal values
-    (n real: the Welch-Satterthwaite degrees of freedom plus one)."""
-    n = np.asarray(n, dtype=float)
-    return np.sqrt(2 / (n - 1)) * np.exp(gammaln(n / 2) - gammaln((n - 1) / 2))
-
-
-def node_average(values: np.ndarray, replicas: int):
-    """Mean and standard error of sum_j y_j from per-node replica values y (nodes, time,
-    replicas, ...) (docs/theory.md §5.1).
-
-    The variance is V = sum_j s_j^2 / R (s_j the replica standard deviation of node j), with
-    nu = V^2 / sum_j (s_j^2/R)^2 / (R - 1) degrees of freedom (Welch-Satterthwaite); the
-    error is sqrt(V) / c4(nu + 1), unbiased for a normal spread (for one node: s / (c4(R)
-    sqrt(R)); c4(4) = 0.92, c4(2) = 0.80).
-    """
-    mean = values.mean(axis=2).sum(axis=0)
-    var = values.var(axis=2, ddof=1) / replicas
-    total = var.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dof = np.where(total > 0, total ** 2 / ((var ** 2).sum(axis=0) / (replicas - 1)), 1.0)
-    return mean, np.sqrt(total) / _c4(np.maximum(dof, 1.0) + 1)
-
-
 class NodeSums:
     """One solve's outputs per initial-magnetization node (§5.7); solves of disjoint nodes
     add up (their nodes are joined).
@@ -187,7 +163,8 @@ class NodeSums:
 
     def averages(self, solver: Solver, time: np.ndarray) -> tuple[dict, dict]:
         """Per curve, the average over m0 and its Monte-Carlo error (§5.9, §6.6), and the
-        diagnostics of the escape rule (escape times of the nodes; empty otherwise).
+        diagnostics of the escape rule (escape times of the nodes and what gives their
+        errors, `escape_law_errors`; empty otherwise).
 
         The escape rule maps each node's replica curves by `EscapeAverage` (fixed shifts
         from the nodes' mean |m|, so the replica spread of the mapped curves is the error);
@@ -202,11 +179,13 @@ class NodeSums:
                   and solver.settings["initial_magnetizations"] is None)
         if escape:
             x = m0 * math.sqrt(solver.settings["d"] / solver.problem.R)
-            tau, level = node_escape_times(x, time, curves["magnetization"].mean(axis=2))
+            magnetization = curves["magnetization"]  # (nodes, time, replicas)
+            tau, level = node_escape_times(x, time, magnetization.mean(axis=2))
             average = EscapeAverage(x, time, tau)
             mapped = {name: average.apply(values) for name, values in curves.items()}
             diagnostics = dict(node_x=x.tolist(), node_escape_times=tau.tolist(),
-                               escape_magnetization=level)
+                               escape_magnetization=level,
+                               **escape_law_errors(time, magnetization, tau, level))
         else:
             mapped = {name: weights.reshape((-1,) + (1,) * (values.ndim - 1)) * values
                       for name, values in curves.items()}

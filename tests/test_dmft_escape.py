@@ -16,7 +16,7 @@ from analysis.finite_size import seed_escape_times
 from dmft.magnetization import (EscapeAverage, escape_nodes, half_normal_quantile,
                                 half_normal_rule, initial_magnetization_nodes,
                                 node_escape_times)
-from dmft.output import node_average
+from dmft.replicas import node_average
 from sims import Problem, simulate_batch
 
 TIME = np.arange(0, 201) * 0.1
@@ -128,6 +128,48 @@ def test_escape_time_quantiles_invert_the_cdf():
     # tau = T0 - log(x)/gamma exactly: quantile q of tau is at x = F^-1(1 - q)
     np.testing.assert_allclose(times, T0 - np.log(half_normal_quantile(1 - q)) / GAMMA,
                                atol=1e-12)
+
+
+def test_escape_time_quantile_errors_come_from_the_bracketing_nodes_and_the_level():
+    """The quantile tau(x_q) = (1 - w) tau_j + w tau_{j+1}: its error combines the two nodes'
+    replica escape times (independent) and the level's replicas, which move every node by
+    -d(level) / m' (common), whatever the other nodes hold (a NaN replica of an unused node
+    does not reach it). Over 4000 synthetic solves the spread is the closed form, and so is
+    the mean reported error within the Welch-Satterthwaite approximation."""
+    x = escape_nodes(8)
+    tau = T0 - np.log(x) / GAMMA
+    q = np.array([0.1, 0.5, 0.9])
+    sigmas, level_sd, slope = np.linspace(0.02, 0.1, 8), 0.01, 0.5
+    rng = np.random.default_rng(5)
+    ds = type("Solution", (), {})()
+    estimates, errors = [], []
+    for _ in range(4000):
+        replicas = tau[:, None] + sigmas[:, None] * rng.standard_normal((8, 2))
+        level = 1.0 + level_sd * rng.standard_normal(2)
+        ds.attrs = dict(node_x=list(x), node_escape_slopes=[slope] * 8,
+                        node_escape_times=list(replicas.mean(axis=1)
+                                               + (level.mean() - 1.0) / slope),
+                        node_escape_time_replicas=replicas.tolist(),
+                        escape_magnetization_replicas=level.tolist())
+        estimates.append(dmft.escape_time_quantiles(ds, q))
+        errors.append(dmft.escape_time_quantile_errors(ds, q))
+    u = np.log(half_normal_quantile(1 - q))
+    j = np.searchsorted(np.log(x), u) - 1
+    w = (u - np.log(x)[j]) / (np.log(x)[j + 1] - np.log(x)[j])
+    true = np.sqrt(((1 - w) * sigmas[j]) ** 2 / 2 + (w * sigmas[j + 1]) ** 2 / 2
+                   + (level_sd / slope) ** 2 / 2)
+    np.testing.assert_allclose(np.std(estimates, axis=0, ddof=1), true, rtol=0.05)
+    # Welch-Satterthwaite with 1 degree of freedom per node: unbiased to within 10 %
+    np.testing.assert_allclose(np.mean(errors, axis=0), true, rtol=0.1)
+    unused = np.setdiff1d(np.arange(8), np.concatenate([j, j + 1]))[0]
+    replicas[unused, 0] = np.nan  # not escaped: only quantiles that use the node lose it
+    ds.attrs["node_escape_time_replicas"] = replicas.tolist()
+    assert np.isfinite(dmft.escape_time_quantile_errors(ds, q)).all()
+    replicas[j[1], 0] = np.nan
+    ds.attrs["node_escape_time_replicas"] = replicas.tolist()
+    assert np.isnan(dmft.escape_time_quantile_errors(ds, q)).tolist() == [False, True, False]
+    del ds.attrs["node_escape_time_replicas"]  # a solution from before the errors
+    assert np.isnan(dmft.escape_time_quantile_errors(ds, q)).all()
 
 
 # --------------------------------------------------------------- against many seeds

@@ -300,3 +300,40 @@ def test_a_diverging_dmft_point_is_stored_as_failed(tmp_path):
     assert 0 < at < 40 and np.isnan(float(ds.failure_time.sel(lam=0.1)))
     assert np.isnan(ds.gen_error.sel(lam=3.0).where(ds.time > at, drop=True)).all()
     assert np.isfinite(ds.gen_error.sel(lam=0.1)).all()
+
+
+# ------------------------------------------------- a store older than a solver output
+def test_a_store_made_before_a_new_solver_output_resumes_without_it(tmp_path):
+    """The same solver revision (same numbers) with one more output (the node escape times
+    of each replica and what else gives the escape law's errors, issue 18): a store made
+    before them still resumes. Its runs are written
+    without the new variable, the log and the task markers name it and the store, and
+    the rest equals a fresh store; the analysis then has no DMFT quantile errors (NaN)."""
+    from analysis.finite_size import escape_law
+    import dmft
+    from workflow.execute import _probe
+    from workflow.store import create_store
+    config = tiny_config(t_max=4.0)
+    experiment = config["experiments"]["three"]
+    experiment["sims"]["d"] = [50, 60]
+    experiment["dmft"] = {"n_samples": 200, "response_samples": 100, "n_replicas": 2}
+    config["experiments"] = {"three": experiment}
+    spec = load_config(config)["three"]
+    old, fresh = tmp_path / "old.zarr", tmp_path / "fresh.zarr"
+    layout = Layout(spec, "dmft")
+    new_outputs = ["node_escape_time_replicas", "node_escape_slopes",
+                   "escape_magnetization_replicas"]
+    create_store(old, layout, _probe(layout, print).drop_vars(new_outputs))
+    lines = []
+    summary = run_experiment(spec, "dmft", old, scheduler="sync", log=lines.append)
+    assert summary["ran"] == 2 and summary["failed_runs"] == 0
+    named = [line for line in lines if str(sorted(new_outputs)) in line]
+    assert len(named) == 2 and all(f"delete {old} and rerun" in line for line in named)
+    run_experiment(spec, "dmft", fresh, scheduler="sync", **QUIET)
+    a, b = open_store(old).load(), open_store(fresh).load()
+    assert not set(new_outputs) & set(a.data_vars) and set(new_outputs) <= set(b.data_vars)
+    for name in ("gen_error", "gen_error_mc_error", "node_escape_times", "status"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    q = [0.25, 0.5]
+    assert np.isnan(dmft.escape_time_quantile_errors(escape_law(a.isel(d=0)), q)).all()
+    assert np.isfinite(dmft.escape_time_quantile_errors(escape_law(b.isel(d=0)), q)).all()

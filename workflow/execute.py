@@ -54,13 +54,18 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
         warnings.simplefilter("always")
         outcomes = solve_points(layout, task)
     cpu = (time.process_time() - cpu_start) / len(outcomes)
+    missing = set()
     for out in outcomes:
         part = _drop_coords(out.result) if out.result is not None else xr.Dataset()
         part["status"] = xr.DataArray(out.status, dims=layout.sample_dims)
         part["failure_time"] = xr.DataArray(out.failure_time, dims=layout.sample_dims)
-        write_point(store_path, layout, task, out.index, part)
+        missing.update(write_point(store_path, layout, task, out.index, part))
     wall = (time.time() - start) / len(outcomes)
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    if missing:
+        messages.append(f"StoreWarning: the store was made before the solver gave "
+                        f"{sorted(missing)}: not stored (the other results are); delete "
+                        f"{store_path} and rerun to have them")
     infos = []
     for unit, out in zip(task.units, outcomes):
         info = dict(key=unit, task=task.key, run_id=run_id, wall_time=wall, cpu_time=cpu,

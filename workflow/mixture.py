@@ -189,13 +189,15 @@ def _solve_dmft(layout, index, problem, d) -> Outcome:
     return Outcome(index, ds, np.int8(DIVERGED), np.float64(time), f"diverged{where}: {message}")
 
 
-ESCAPE_ATTRS = ("node_x", "node_escape_times", "escape_magnetization")
+ESCAPE_ATTRS = ("node_x", "node_escape_times", "node_escape_time_replicas",
+                "node_escape_slopes", "escape_magnetization", "escape_magnetization_replicas")
 
 
 def _escape_variables(ds: xr.Dataset) -> xr.Dataset:
-    """The escape rule's node escape times (attrs of dmft.solve, docs/theory.md §5.8) as
-    variables (dim `escape_node`), so that every point and d keeps its own in the store
-    (the store attrs keep only what all tasks share); analysis.finite_size reads them."""
+    """The escape rule's node escape times and their replicas' (attrs of dmft.solve,
+    docs/theory.md §5.9) as variables (dims `escape_node`, `escape_replica`), so that every
+    point and d keeps its own in the store (the store attrs keep only what all tasks
+    share); analysis.finite_size reads them."""
     if "node_escape_times" not in ds.attrs:
         return ds
     out = ds.assign(
@@ -204,6 +206,17 @@ def _escape_variables(ds: xr.Dataset) -> xr.Dataset:
         node_escape_times=("escape_node", np.asarray(ds.attrs["node_escape_times"], float),
                            {"long_name": "first time the node's |m| reaches "
                                          "escape_magnetization", "units": "eta * steps"}),
+        node_escape_time_replicas=(("escape_node", "escape_replica"), np.asarray(
+            ds.attrs["node_escape_time_replicas"], float), {
+                "long_name": "escape time of each replica (sample group) of the node, NaN: "
+                             "not escaped by t_max", "units": "eta * steps"}),
+        node_escape_slopes=("escape_node", np.asarray(ds.attrs["node_escape_slopes"], float),
+                            {"long_name": "slope of the node's |m| at its escape time (NaN: "
+                                          "extrapolated)", "units": "1 / (eta * steps)"}),
+        escape_magnetization_replicas=("escape_replica", np.asarray(
+            ds.attrs["escape_magnetization_replicas"], float), {
+                "long_name": "escape_magnetization from each replica (the error of the "
+                             "level)"}),
         escape_magnetization=((), float(ds.attrs["escape_magnetization"]),
                               {"long_name": "|m| level at which a node has escaped"}))
     out.attrs = {k: v for k, v in ds.attrs.items() if k not in ESCAPE_ATTRS}
