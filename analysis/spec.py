@@ -11,9 +11,9 @@ Fields of every kind: `title` (figure title; default the experiment name), `obse
 CURVE_OBSERVABLES, sims.datamodel.OBSERVABLES and norm2_sigma; default its first, gen_error),
 `z_max` and `tolerance` (simulations and DMFT disagree where, at some time, |difference| >
 z_max * combined error + tolerance; default 3 and 0; a tolerance such as 0.002 leaves the
-O(1/d) offset of a finite-d plateau unjudged where hundreds of seeds resolve it), `category` (the section of the Snakemake report that holds the
-figure and its table; default the kind's: Learning curves, Early stopping, Finite-size
-scaling).
+O(1/d) offset of a finite-d plateau unjudged where hundreds of seeds resolve it),
+`category` (the section of the Snakemake report that holds the figure and its table;
+default the kind's: Learning curves, Early stopping, Finite-size scaling).
 
 * curves: `inset` (an observable or null), `logx` (log time axis, default true),
   `ylim` ([low, high] or null), `facet` (a grid axis or null: one panel per value of that
@@ -72,7 +72,8 @@ CURVE_OBSERVABLES = MIXTURE.observables
 
 KINDS = MIXTURE.analysis_kinds  # of the default family; a family's own: model.analysis_kinds
 MEASURES = ("extrapolation", "escape_time")
-COMMON = dict(title=None, observable=None, z_max=3.0, tolerance=0.0, category=None)  # observable: the model's first
+# observable: the model's first by default
+COMMON = dict(title=None, observable=None, z_max=3.0, tolerance=0.0, category=None)
 DEFAULTS = {
     "curves": dict(inset=None, logx=True, ylim=None, facet=None),
     "map": dict(x=None, y=None),

@@ -228,10 +228,9 @@ def escape_law_errors(time: np.ndarray, magnetization: np.ndarray, tau: np.ndarr
     mean = magnetization.mean(axis=2)
     node, step = np.unravel_index(np.nanargmax(mean), mean.shape)
     slope = np.gradient(mean, time, axis=1)
-    escaped = (tau >= time[0]) & (tau <= time[-1]) & np.isfinite(
-        escape_times(time, mean, level))
+    measured = np.isfinite(escape_times(time, mean, level))
     slopes = np.array([np.interp(t, time, row) if ok else np.nan
-                       for t, row, ok in zip(tau, slope, escaped)])
+                       for t, row, ok in zip(tau, slope, measured)])
     return dict(
         node_escape_time_replicas=escape_times(time, np.moveaxis(magnetization, 2, 1),
                                                level).tolist(),
@@ -334,9 +333,9 @@ def escape_time_quantile_errors(solution, q):
     The quantile at q is tau(x_q) = (1 - w) tau_j + w tau_{j+1}, affine in two nodes' escape
     times. Two independent parts (attrs of `escape_law_errors`): the nodes' escape times at
     a fixed level, each from its replicas (independent solves); and the level, common to
-    all nodes, which moves tau_q by -d(level) / m'_q, m'_q = (1 - w) m'(tau_j) + w m'(tau_{j+1}).
-    Both are node sums of replica values, so the error is `node_average`'s
-    (Welch-Satterthwaite, unbiased by c4). NaN where a node it uses has a replica that did
+    all nodes, which moves tau_q by -d(level) / m'_q, with
+    m'_q = (1 - w) m'(tau_j) + w m'(tau_{j+1}). Both are node sums of replica values, so
+    the error is `node_average`'s (Welch-Satterthwaite, unbiased by c4). NaN where a node it uses has a replica that did
     not escape by t_max; all NaN for a solution without these attrs (a store from before
     them)."""
     q = np.atleast_1d(np.asarray(q, dtype=float))

@@ -11,7 +11,8 @@ from workflow.config import read_yaml
 def test_no_section_means_learning_curves_with_every_default():
     assert check_analysis(None, "mine") == {
         "kind": "curves", "title": None, "observable": "gen_error", "z_max": 3.0,
-        "tolerance": 0.0, "inset": None, "logx": True, "ylim": None, "facet": None, "category": None}
+        "tolerance": 0.0, "inset": None, "logx": True, "ylim": None, "facet": None,
+        "category": None}
 
 
 def test_each_kind_fills_in_its_own_fields_only():
