@@ -34,7 +34,7 @@ ESCAPE_COLUMNS = ("d", "n_seeds", "n_escaped", "sims_q25", "sims_median", "sims_
                   "difference", "z", "mean_curve_agree", "dmft_at_seeds", "difference_at_seeds",
                   "z_at_seeds")
 DISTRIBUTION_COLUMNS = ("d", "n_seeds", "n_escaped", "level", "ks_statistic", "ks_pvalue",
-                        "agree", "quantiles_agree")
+                        "ks_pvalue_exact_law", "agree", "quantiles_agree")
 
 
 def _groups(table, skip):
