@@ -328,7 +328,8 @@ def test_a_store_made_before_a_new_solver_output_resumes_without_it(tmp_path):
     summary = run_experiment(spec, "dmft", old, scheduler="sync", log=lines.append)
     assert summary["ran"] == 2 and summary["failed_runs"] == 0
     named = [line for line in lines if str(sorted(new_outputs)) in line]
-    assert len(named) == 2 and all(f"delete {old} and rerun" in line for line in named)
+    assert len(named) == 2 and all(f"delete {old} and run snakemake again" in line
+                                   for line in named)
     run_experiment(spec, "dmft", fresh, scheduler="sync", **QUIET)
     a, b = open_store(old).load(), open_store(fresh).load()
     assert not set(new_outputs) & set(a.data_vars) and set(new_outputs) <= set(b.data_vars)

@@ -64,8 +64,9 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     if missing:
         messages.append(f"StoreWarning: the store was made before the solver gave "
-                        f"{sorted(missing)}: not stored (the other results are); delete "
-                        f"{store_path} and rerun to have them")
+                        f"{sorted(missing)}: not stored (the other results are); to have "
+                        f"them, delete {store_path} and run snakemake again (its store job "
+                        f"recomputes it)")
     infos = []
     for unit, out in zip(task.units, outcomes):
         info = dict(key=unit, task=task.key, run_id=run_id, wall_time=wall, cpu_time=cpu,
