@@ -17,7 +17,8 @@ import dmft
 from analysis import load_experiment, make
 from analysis.finite_size import (KS_DRAWS, bootstrap_quantiles, escape_distribution_statement,
                                   escape_distribution_table, escape_law, ks_censored,
-                                  seed_escape_times)
+                                  ks_escape_law, seed_escape_times)
+from dmft.magnetization import escape_nodes
 from sims.problem import Problem
 
 
@@ -43,9 +44,6 @@ def test_ks_with_the_laws_error_is_calibrated_where_the_exact_law_test_is_not():
     (node escape times moved by their replicas' spread, all of them by the level's): the
     p-value of ks_escape_law is uniform (about 10 % below 0.1), the test that takes the law
     as exact rejects far more often."""
-    import xarray as xr
-    from analysis.finite_size import ks_escape_law
-    from dmft.magnetization import escape_nodes
     x = escape_nodes(8)
     tau = 5.0 - np.log(x) / 1.6
     rng = np.random.default_rng(4)
@@ -62,7 +60,8 @@ def test_ks_with_the_laws_error_is_calibrated_where_the_exact_law_test_is_not():
         t = dmft.escape_time_quantiles(draw, rng.random(1000))
         _, a, b = ks_escape_law(np.where(t <= 20, t, np.inf), law, 20.0, n_draws=100,
                                 seed=int(rng.integers(1 << 30)))
-        p.append(a), p_exact.append(b)
+        p.append(a)
+        p_exact.append(b)
     assert 0.03 <= np.mean(np.array(p) < 0.1) <= 0.2
     assert np.mean(np.array(p_exact) < 0.1) > 0.4
 
