@@ -51,7 +51,9 @@ def _summary(table: pd.DataFrame, z_max: float) -> str:
     if worst is not None:
         line += (f", max |z| = {worst.max_abs_z:.3g} (t = {worst.time_max_abs_z:.3g}, "
                  f"where DMFT − sims = {worst.diff_at_max_abs_z:+.2g})")
-    bad, within = int(table.disagree.astype(bool).sum()), criterion(table, z_max)
+    # `disagree` (analysis.agreement, tolerance included); other kinds' tables: |z| > z_max
+    judged = table.disagree.astype(bool) if "disagree" in table else table.max_abs_z > z_max
+    bad, within = int(judged.sum()), criterion(table, z_max)
     return line + (f"; {bad} curve(s) beyond {within}." if bad else f"; all within {within}.")
 
 
