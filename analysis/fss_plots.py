@@ -183,7 +183,7 @@ def _quantile_axes(ax, distribution) -> None:
             ax.errorbar(sub.d * 1.04, sub[f"dmft_{key}"], sub.get(f"dmft_{key}_se"),
                         fmt=marker, color=color, mfc="white", ms=5, capsize=2)
             name = f"{int(key[1:])} %" + (f" ({lab})" if lab else "")
-            ax.annotate(name, (sub.d.iloc[-1], sub[f"dmft_{key}"].iloc[-1]), xytext=(8, 0),
+            ax.annotate(name, (sub.d.iloc[-1] * 1.04, sub[f"dmft_{key}"].iloc[-1]), xytext=(9, 0),
                         textcoords="offset points", va="center", fontsize=7.5, color=color)
     d_all = sorted(set(distribution.d))
     ax.set_xscale("log")
