@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from dmft.linear import linear_regime_end
-from dmft.magnetization import first_crossing
+from dmft.magnetization import escape_times_within_errors, first_crossing
 from sims.datamodel import OBSERVABLES
 
 from .data import curve_dims, iter_points, mean_and_sem, select
@@ -355,8 +355,7 @@ def ks_escape_law(t: np.ndarray, law: xr.Dataset, t_max: float, n_draws: int = K
     DMFT's escape-time law, with the law's own Monte-Carlo error (docs/theory.md §5.9).
 
     D is `ks_censored`'s. Its null distribution is drawn: a law within the DMFT's errors
-    (each node's escape time moved by N(0, s_j^2 / R), s_j its replicas' spread, and all
-    of them by the level's N(0, s_L^2 / R) / m'(tau_j)), n escape times sampled from it
+    (`dmft.magnetization.escape_times_within_errors`), n escape times sampled from it
     (censored at t_max), and their D against the DMFT's law; p = (1 + #{D_b >= D}) /
     (1 + n_draws). Returns (D, p, p_exact), p_exact taking the law as exact
     (`ks_censored`, scipy's kstwo); without the errors in the law (a store from before
@@ -366,21 +365,16 @@ def ks_escape_law(t: np.ndarray, law: xr.Dataset, t_max: float, n_draws: int = K
     def cdf(v):
         return theory.escape_time_cdf(law, v)
     D, p_exact = ks_censored(t, cdf, t_max)
-    names = ("node_escape_time_replicas", "escape_magnetization_replicas",
-             "node_escape_slopes")
-    if not all(name in law.attrs for name in names):
-        return D, p_exact, p_exact
-    replicas, level, slopes = (np.asarray(law.attrs[name], dtype=float) for name in names)
-    node_sd = np.nan_to_num(np.std(replicas, axis=1, ddof=1) / math.sqrt(replicas.shape[1]))
-    level_sd = np.nan_to_num(np.std(level, ddof=1) / math.sqrt(level.size) / slopes)
-    tau = np.asarray(law.attrs["node_escape_times"], dtype=float)
     rng = np.random.default_rng(seed)
+    moved = escape_times_within_errors(law, rng)
+    if moved is None:
+        return D, p_exact, p_exact
     beyond = 0
     for _ in range(n_draws):
-        moved = tau + node_sd * rng.standard_normal(tau.size) + level_sd * rng.standard_normal()
         draw = xr.Dataset(attrs=dict(node_x=law.attrs["node_x"], node_escape_times=moved))
         sample = theory.escape_time_quantiles(draw, rng.random(t.size))
         beyond += ks_censored(np.where(sample <= t_max, sample, np.inf), cdf, t_max)[0] >= D
+        moved = escape_times_within_errors(law, rng)
     return D, (1 + beyond) / (1 + n_draws), p_exact
 
 

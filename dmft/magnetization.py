@@ -339,19 +339,42 @@ def escape_time_quantile_errors(solution, q):
     not escape by t_max; all NaN for a solution without these attrs (a store from before
     them)."""
     q = np.atleast_1d(np.asarray(q, dtype=float))
-    names = ("node_escape_time_replicas", "escape_magnetization_replicas",
-             "node_escape_slopes")
-    if not all(name in solution.attrs for name in names):
+    errors = _escape_errors_of(solution)
+    if errors is None:
         return np.full(q.shape, np.nan)
     x, _ = _escape_nodes_of(solution)
-    replicas, level, slopes = (np.asarray(solution.attrs[name], dtype=float)
-                               for name in names)
+    replicas, level, slopes = errors
     weights = _quantile_weights(x, q)  # (nodes, quantiles)
     used = weights[:, :, None] != 0
     nodes = np.where(used, weights[:, :, None] * replicas[:, None, :], 0.0)  # unused: 0
     slope_q = np.where(weights != 0, weights * slopes[:, None], 0.0).sum(axis=0)
     level_shift = -level[None, None, :] / slope_q[None, :, None]  # (1, quantiles, replicas)
     return node_average(np.concatenate([nodes, level_shift]), replicas.shape[1])[1]
+
+
+def escape_times_within_errors(solution, rng: np.random.Generator) -> np.ndarray | None:
+    """Node escape times drawn within their Monte-Carlo errors (the two parts of
+    `escape_time_quantile_errors`): each node's moved by N(0, s_j^2 / R), s_j its replicas'
+    spread, and all of them by the level's N(0, s_L^2 / R) / m'(tau_j). None for a solution
+    without the errors' attrs."""
+    errors = _escape_errors_of(solution)
+    if errors is None:
+        return None
+    replicas, level, slopes = errors
+    _, tau = _escape_nodes_of(solution)
+    node_sd = np.nan_to_num(np.std(replicas, axis=1, ddof=1) / math.sqrt(replicas.shape[1]))
+    level_sd = np.nan_to_num(np.std(level, ddof=1) / math.sqrt(level.size) / slopes)
+    return tau + node_sd * rng.standard_normal(tau.size) + level_sd * rng.standard_normal()
+
+
+def _escape_errors_of(solution):
+    """(node replicas' escape times, level replicas, node slopes) of `escape_law_errors`,
+    or None for a solution without them (a store from before them)."""
+    names = ("node_escape_time_replicas", "escape_magnetization_replicas",
+             "node_escape_slopes")
+    if not all(name in solution.attrs for name in names):
+        return None
+    return tuple(np.asarray(solution.attrs[name], dtype=float) for name in names)
 
 
 def _quantile_weights(x: np.ndarray, q) -> np.ndarray:

@@ -54,12 +54,17 @@ def run_task(layout: Layout, task: Task, store_path: str, run_id: str) -> dict:
         warnings.simplefilter("always")
         outcomes = solve_points(layout, task)
     cpu = (time.process_time() - cpu_start) / len(outcomes)
+    # a store made before the solver gained an output (same revision, same numbers) resumes
+    # without it: the variables it has no room for are not written, and are named below
+    stored = set((read_attrs(store_path) or {}).get("variables") or ())
     missing = set()
     for out in outcomes:
         part = _drop_coords(out.result) if out.result is not None else xr.Dataset()
         part["status"] = xr.DataArray(out.status, dims=layout.sample_dims)
         part["failure_time"] = xr.DataArray(out.failure_time, dims=layout.sample_dims)
-        missing.update(write_point(store_path, layout, task, out.index, part))
+        new = set(part.data_vars) - stored if stored else set()
+        missing |= new
+        write_point(store_path, layout, task, out.index, part.drop_vars(sorted(new)))
     wall = (time.time() - start) / len(outcomes)
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     if missing:

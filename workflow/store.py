@@ -381,16 +381,9 @@ def read_attrs(path) -> dict | None:
 
 
 # ------------------------------------------------------------------------- writing
-def write_point(path, layout: Layout, task: Task, index: tuple, result: xr.Dataset) -> list:
+def write_point(path, layout: Layout, task: Task, index: tuple, result: xr.Dataset) -> None:
     """Write one point's result (dims (seed,) time (time_prime); `status` and `failure_time`
-    included) and its `done` into the point's region: whole chunks of the store.
-
-    Returns the result's variables that the store has no room for, which are not written:
-    a store made before the solver gained an output (same solver revision, the same
-    numbers) resumes without it; the caller records them."""
-    known = (read_attrs(path) or {}).get("variables")
-    missing = sorted(set(result.data_vars) - set(known)) if known else []
-    result = result.drop_vars(missing)
+    included) and its `done` into the point's region: whole chunks of the store."""
     region = layout.region(task, index)
     on_axis = {dim: layout.times[layout.time_index(result[dim].values)]
                for dim in TIME_DIMS if dim in result.dims}
@@ -400,7 +393,6 @@ def write_point(path, layout: Layout, task: Task, index: tuple, result: xr.Datas
     n_lead = len(region) - (1 if task.seeds else 0)
     part = part.drop_vars(list(part.coords)).expand_dims(list(region)[:n_lead])
     part.to_zarr(path, region=region or None, mode="r+", write_empty_chunks=True)
-    return missing
 
 
 def mark_done(path, unit_key: str, info: dict) -> None:
