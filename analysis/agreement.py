@@ -24,7 +24,8 @@ from .data import curve_dims, format_value, iter_points, label_for, mean_and_sem
 COLUMNS = ["observable", "prediction", "d", "n_seeds", "n_times", "max_abs_diff",
            "time_max_abs_diff", "max_abs_z", "time_max_abs_z", "diff_at_max_abs_z",
            "n_times_beyond", "tolerance", "disagree"]
-LAW = "law of m(0)"  # the DMFT's prediction, judged (docs/theory.md §6.6)
+LAW = "law of m(0)"  # the judged prediction of a DMFT solved at d (three-cluster, theory §6.6)
+LIMIT = "d → ∞"  # the judged prediction of a DMFT without d (two-cluster: m(0) = 0, §6.6)
 CONDITIONED = "conditioned on the simulations"  # `*_at_seeds`: a diagnostic, not a prediction
 
 
@@ -88,13 +89,15 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
     empty (with the columns) unless both stores hold `var`. Where the DMFT store also holds
     `<var>_at_seeds` (the DMFT at the seeds' own m(0) or effective m, docs/theory.md §6.6),
     a second row per curve compares with it (observable `<var>_at_seeds`, prediction
-    "conditioned on the simulations": a diagnostic; the rows of the law of m(0) are the
-    prediction that is judged). A curve disagrees where some time is beyond z_max combined
+    "conditioned on the simulations": a diagnostic). The rows of `<var>` are the prediction
+    that is judged: the law of m(0) for a DMFT solved at each d (three-cluster), d → ∞ for a
+    DMFT without d (two-cluster). A curve disagrees where some time is beyond z_max combined
     errors plus the tolerance (module docstring)."""
     if sims is None or dmft is None or var not in sims or var not in dmft:
         return pd.DataFrame(columns=COLUMNS)
     dims = [d for d in curve_dims(sims, var) if d != "d"]
     d_values = sims.d.values.tolist() if "d" in sims.dims else [None]
+    judged = LAW if "d" in dmft[var].dims else LIMIT
     rows = []
     for point in iter_points(sims, dims):
         s = select(sims, point)[var]
@@ -105,7 +108,7 @@ def agreement_table(sims: xr.Dataset | None, dmft: xr.Dataset | None, var: str =
                     continue
                 row = compare(s.sel(d=d) if d is not None else s, m, e, z_max, tolerance)
                 rows.append({**point, "observable": name, "d": d,
-                             "prediction": CONDITIONED if name != var else LAW, **row,
+                             "prediction": CONDITIONED if name != var else judged, **row,
                              "tolerance": tolerance, "disagree": row["n_times_beyond"] > 0})
     return pd.DataFrame(rows, columns=dims + COLUMNS)
 
@@ -143,21 +146,28 @@ def disagreement_note(table: pd.DataFrame, ds: xr.Dataset | None = None,
 
 
 def verdict_marker(table: pd.DataFrame, z_max: float = 3.0) -> str:
-    """The figure's short marker of the agreement verdict: 'DMFT (law of m(0)) vs sims:' and
-    '2 of 6 curves beyond 3σ' on two lines (the prediction judged), and the same count for the DMFT
-    conditioned on the simulations' seeds (rows `*_at_seeds`, a diagnostic); empty
-    without rows."""
+    """The figure's short marker of the agreement verdict: 'DMFT (law of m(0)) vs sims:' (or
+    'DMFT (d → ∞) vs sims:', the prediction judged) and '2 of 6 curves beyond 3σ' on two
+    lines, and the same count for the DMFT conditioned on the simulations' seeds (rows
+    `*_at_seeds`, a diagnostic); empty without rows."""
     if not len(table):
         return ""
     parts = []
-    for seeds, name in ((False, "DMFT (law of m(0)) vs sims"),
-                        (True, "conditioned on the sims")):
+    for seeds in (False, True):
         rows = table[table.observable.str.endswith("_at_seeds") == seeds]
+        name = "conditioned on the sims" if seeds else f"DMFT ({judged_prediction(rows)}) vs sims"
         if len(rows):
             bad, within = int(rows.disagree.astype(bool).sum()), criterion(rows, z_max)
             parts.append(f"{name}:\n{bad} of {len(rows)} curves beyond {within}" if bad
                          else f"{name}:\nall {len(rows)} curves within {within}")
     return "\n".join(parts)
+
+
+def judged_prediction(table: pd.DataFrame) -> str:
+    """What the judged rows of an agreement table compare with: LAW or LIMIT (LAW for a table
+    written before the column told them apart)."""
+    names = set(table.prediction) - {CONDITIONED} if "prediction" in table else set()
+    return LIMIT if names == {LIMIT} else LAW
 
 
 def by_d_line(table: pd.DataFrame) -> str:

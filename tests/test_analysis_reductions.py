@@ -243,7 +243,7 @@ def test_a_tolerance_leaves_a_small_offset_unjudged_and_the_texts_say_so():
     assert tolerant.disagree.tolist() == [False, False]
     assert tolerant.n_times_beyond.tolist() == [0, 0]
     assert tolerant.max_abs_z.tolist() == strict.max_abs_z.tolist()  # z itself unchanged
-    assert verdict_marker(tolerant) == ("DMFT (law of m(0)) vs sims:\n"
+    assert verdict_marker(tolerant) == ("DMFT (d → ∞) vs sims:\n"
                                         "all 2 curves within 3σ + 0.005")
     sims, dmft = _panel_stores(offset=0.05)
     tolerant = agreement_table(sims, dmft, tolerance=0.005)
@@ -287,14 +287,16 @@ def test_the_panel_marks_how_many_curves_disagree_and_the_table_names_them():
     sims, dmft = _panel_stores(offset=0.05)  # 0.05 against ~0.001: far beyond 3 sigma
     table = agreement_table(sims, dmft)
     assert table.disagree.tolist() == [False, True]
-    assert set(table.prediction) == {"law of m(0)"}
+    assert set(table.prediction) == {"d → ∞"}  # a two-cluster DMFT has no d: m(0) = 0
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
-    assert texts == ["DMFT (law of m(0)) vs sims:\n1 of 2 curves beyond 3σ"]  # a short marker
+    assert texts == ["DMFT (d → ∞) vs sims:\n1 of 2 curves beyond 3σ"]  # a short marker
     note = disagreement_note(table, sims)  # the curve itself: for the report, not the figure
     assert "λ = 0.1, d = 100: |z| = " in note and "λ = 0," not in note
     sims, dmft = _panel_stores(offset=0.0)
     texts = [t.get_text() for t in plot_panel(sims, dmft, experiment="e").axes[0].texts]
-    assert texts == ["DMFT (law of m(0)) vs sims:\nall 2 curves within 3σ"]
+    assert texts == ["DMFT (d → ∞) vs sims:\nall 2 curves within 3σ"]
+    assert agreement_line(agreement_table(sims, dmft)).startswith(
+        "Agreement (the DMFT at d → ∞, the prediction) over 2 curves")
 
 
 @pytest.mark.parametrize("mode, kind, legend", [
@@ -307,6 +309,7 @@ def test_the_dmft_at_the_seeds_m0_gets_its_own_rows_line_and_dash_dot_curves(mod
     shift = xr.DataArray([0.05, 0.0], coords={"lam": [0.0, 0.1]}, dims="lam")
     dmft["gen_error_at_seeds"] = sims.gen_error.mean("seed").sel(d=100, drop=True) + shift
     dmft["gen_error_at_seeds_mc_error"] = dmft.gen_error_mc_error
+    dmft = dmft.expand_dims(d=[100], axis=1)  # solved at the seeds' d, as three-cluster ones are
     dmft.attrs["config"] = json.dumps({"dmft": {"seed_magnetizations": 4, **(
         {"seed_magnetizations_at": "effective"} if mode == "effective" else {})}})
     assert at_seeds_kind(dmft) == kind
