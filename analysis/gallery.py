@@ -31,15 +31,15 @@ WIDTH = 1000
 def agreement_line(table: pd.DataFrame, z_max: float = 3.0, at_seeds: str = "m(0)") -> str:
     """One line: the largest difference and |z| over the curves of the prediction judged (the
     DMFT's law of m(0), or the DMFT at d → ∞: analysis.agreement.judged_prediction), and
-    which disagree; the same, labelled as conditioned on the
-    simulations, for the DMFT at the seeds' own m(0) or effective m (`at_seeds`,
-    data.at_seeds_kind) where it was solved (rows `*_at_seeds`, a diagnostic)."""
+    which disagree; the same, labelled as conditioned on the simulations, for the DMFT at
+    the seeds' own m(0) or effective m (`at_seeds`, data.at_seeds_kind) where it was solved
+    (rows `*_at_seeds`, a diagnostic)."""
     if table.empty:
         return "Agreement: not measured (one solver only)."
     seed_rows = table.observable.astype(str).str.endswith("_at_seeds")
-    law = judged_prediction(table[~seed_rows]) == LAW
-    line = ("Agreement (the DMFT's law of m(0), the prediction) " if law else
-            "Agreement (the DMFT at d → ∞, the prediction) ") + _summary(table[~seed_rows], z_max)
+    judged = ("the DMFT's law of m(0)" if judged_prediction(table[~seed_rows]) == LAW
+              else "the DMFT at d → ∞")
+    line = f"Agreement ({judged}, the prediction) " + _summary(table[~seed_rows], z_max)
     if seed_rows.any():
         line += (f" Diagnostic, conditioned on the simulations (DMFT at the seeds' own "
                  f"{at_seeds}): " + _summary(table[seed_rows], z_max))
