@@ -122,10 +122,22 @@ def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, cap
     assert float(row[-1]) == pytest.approx(estimate / 20.0, abs=0.006)  # printed to 0.01
     assert next(line for line in lines if line.startswith("fig1_left ") and "dmft" in line
                 ).split()[-4:] == ["-"] * 4  # not run
+    run.update(ran=2)  # a resumed run: its summary's CPU still sums all 5 units
+    (results / "fig1_left" / "sims.done.json").write_text(json.dumps(run))
+    assert cli_main(["plan", str(ROOT / "config" / "paper.yaml"), "--cores", "2",
+                     "--measured", str(results)]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines()
+               if line.split()[:2] == ["fig1_left", "sims"])
+    assert float(row[-1]) == pytest.approx(estimate / 20.0, abs=0.006)
     for name, spec in load_config(read_yaml(ROOT / "config" / "paper.yaml")).items():
         for solver in ("sims", "dmft"):
             if getattr(spec, solver) is not None:
                 assert any(line.split()[:2] == [name, solver] for line in lines), (name, solver)
+    config["experiments"]["three"]["dmft"]["seed_magnetizations"] = "effective"
+    effective = plan_store(load_config(config)["three"], "dmft", {}, 1)
+    at_m0 = plan_store(big, "dmft", {}, 1)  # seed_magnetizations: true
+    n, d, seeds = 3 * 100, 100, 2  # each seed's run to t_lin draws its n x d data first
+    assert effective["cpu_total_s"] - at_m0["cpu_total_s"] >= seeds * COST["SIMS_S_GEN"] * n * d
     path = write_config(tmp_path / "one.yaml", _one_experiment_config())
     dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
     plan = plan_store(load_config(read_yaml(path))["three"], "sims", {"progress_interval": 1}, 2)

@@ -413,6 +413,11 @@ class MixtureModel(Model):
         n_seeds = layout.spec.dmft.get("seed_magnetizations", 0)
         if n_seeds:  # and the solve at the seeds' m(0), one node per seed (theory §6.6)
             costs.append(estimate_cost(p, initial_magnetizations=np.ones(n_seeds), **settings))
+        if layout.spec.dmft.get("seed_magnetizations_at") == "effective":
+            # the seeds' runs to t_lin (_solve_at_seeds), t_lin known only after the solve
+            t_lin = min(p.t_max, COST["DMFT_T_LIN"])
+            costs.append(dict(seconds=n_seeds * sims_seed_cost([p.replace(t_max=t_lin)],
+                                                               task.d), bytes=0.0))
         return (sum(c["seconds"] for c in costs) + COST["DMFT_OVERHEAD_S"],
                 max(c["bytes"] for c in costs) / 1e6)
 

@@ -15,7 +15,9 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
   both of a substep's drifts); memory = the data matrix (n d values of the dtype) +
   SIMS_BASE_MB.
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
-  benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S; memory = its bytes.
+  benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S, and with `seed_magnetizations` the solve at
+  the seeds' m(0) and, if "effective", the seeds' simulations to t_lin (DMFT_T_LIN);
+  memory = the largest solve's bytes.
 * two-layer networks (model two_layer): workflow/two_layer.py TwoLayerModel.task_cost,
   constants TL_*.
 
@@ -51,6 +53,9 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     SIMS_OVERHEAD_S=1.0,       # s per task (store write, dispatch): quick config, loaded machine
     SIMS_BASE_MB=400,          # worker process with numpy/numba/xarray loaded
     DMFT_OVERHEAD_S=2.5,       # s per point: measured 2.7 s at K = 100 (quick fig1_left)
+    DMFT_T_LIN=4.0,            # t_lin planned for the runs of seed_magnetizations: effective
+                               # (measured 1.6-3.2 for config/paper.yaml; at d = 5000 their
+                               # cost is mostly drawing the data: 30 s for 10 seeds)
     # two-layer networks (workflow/two_layer.py), one thread of the loaded 2-core machine:
     # gram 0.20 us per step and seed at p + k = 4, 0.82 us at p + k = 12; full 52 us at
     # d = 1000 (benchmarks/bench_two_layer.py); an ODE to t = 1e4: 0.7 s at p = 8, k = 4
@@ -148,12 +153,14 @@ def measured(results: str, name: str, solver: str) -> dict | None:
 
 
 def _measured_columns(run: dict | None, plan: dict) -> str:
-    """Measured CPU and wall time, worker peak RSS, and the estimate over the measurement
-    (of the units computed by the last run: 'ran' of 'units')."""
+    """Measured CPU time, wall time and worker peak RSS, and the store's estimate over the
+    measured CPU. The CPU is the sum over the store's units of their last execution, so a
+    resumed run (only 'ran' of the 'units' computed by it) still covers the whole store;
+    the wall time is the last run's."""
     if run is None or "task_cpu_time" not in run:
         return f"{'-':>10}{'-':>8}{'-':>9}{'-':>8}"
-    cpu = run["task_cpu_time"] * run["ran"] / max(run["units"], 1)
-    ratio = plan["cpu_total_s"] * run["ran"] / max(run["units"], 1) / cpu if cpu > 0 else math.nan
+    cpu = run["task_cpu_time"]
+    ratio = plan["cpu_total_s"] / cpu if cpu > 0 else math.nan
     return (f"{_fmt_s(run['task_cpu_time']):>10}{_fmt_s(run['wall_time']):>8}"
             f"{run['worker_peak_rss_mb']:>9.0f}{ratio:>8.2f}")
 
