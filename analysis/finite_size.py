@@ -366,15 +366,14 @@ def ks_escape_law(t: np.ndarray, law: xr.Dataset, t_max: float, n_draws: int = K
         return theory.escape_time_cdf(law, v)
     D, p_exact = ks_censored(t, cdf, t_max)
     rng = np.random.default_rng(seed)
-    moved = escape_times_within_errors(law, rng)
-    if moved is None:
-        return D, p_exact, p_exact
     beyond = 0
     for _ in range(n_draws):
+        moved = escape_times_within_errors(law, rng)
+        if moved is None:  # a store from before the law's errors
+            return D, p_exact, p_exact
         draw = xr.Dataset(attrs=dict(node_x=law.attrs["node_x"], node_escape_times=moved))
         sample = theory.escape_time_quantiles(draw, rng.random(t.size))
         beyond += ks_censored(np.where(sample <= t_max, sample, np.inf), cdf, t_max)[0] >= D
-        moved = escape_times_within_errors(law, rng)
     return D, (1 + beyond) / (1 + n_draws), p_exact
 
 

@@ -9,8 +9,8 @@ Honesty: `--seeds` solver seeds of Fig. 2 right (GD, t <= 20) and Fig. 2 left (p
 SGD b = 0.3, t <= 40) with the escape rule; per t, the spread of gen_error over the solver
 seeds divided by the root mean square of the reported gen_error_mc_error (and by its
 mean: the reported error s / c4 is unbiased for the spread in the mean, §5.1). Printed at
-a few times and as the range over t >= 1; `--figure PATH` draws the mean ratio against t
-with the 0.7-1.5 band.
+a few times (with its 90 % bootstrap interval over the seeds) and as the range over t >= 1;
+`--figure PATH` draws the mean ratio and its interval against t with the 0.7-1.5 band.
 
 Memory: the escape rule with the nodes solved in batches that fit `--memory-limit`
 (§5.7): CPU, peak RSS and the largest difference of gen_error from the one-batch solve
@@ -49,6 +49,7 @@ BASE = dict(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, 
 CASES = {"GD (Fig. 2 right, t <= 20)": dict(process="gd", t_max=20),
          "p-SGD b = 0.3 (Fig. 2 left, t <= 40)": dict(process="persistent", b=0.3,
                                                        tau=3.3333, t_max=40)}
+BOOTSTRAP = 2000  # resamples of the solver seeds for the interval of the honesty ratio
 
 
 def cost(K: int, rule: str, memory_limit: str = "8GB") -> dict:
@@ -59,7 +60,8 @@ def cost(K: int, rule: str, memory_limit: str = "8GB") -> dict:
 
 
 def honesty(fields: dict, seeds: int):
-    """(time, spread / rms error, spread / mean error, mean curve) over solver seeds."""
+    """(time, spread / rms error, spread / mean error, its 90 % bootstrap interval over the
+    solver seeds (2, time), mean curve)."""
     import dmft
     from sims.problem import Problem
     problem = Problem(**BASE, **fields)
@@ -67,9 +69,12 @@ def honesty(fields: dict, seeds: int):
     eps = np.array([r.gen_error.values for r in runs])
     err = np.array([r.gen_error_mc_error.values for r in runs])
     spread = eps.std(axis=0, ddof=1)
+    resample = np.random.default_rng(0).integers(0, seeds, (BOOTSTRAP, seeds))
     with np.errstate(invalid="ignore", divide="ignore"):
+        boot = eps[resample].std(axis=1, ddof=1) / err[resample].mean(axis=1)
         return (runs[0].time.values, spread / np.sqrt((err ** 2).mean(axis=0)),
-                spread / err.mean(axis=0), eps.mean(axis=0))
+                spread / err.mean(axis=0), np.nanpercentile(boot, [5, 95], axis=0),
+                eps.mean(axis=0))
 
 
 def main():
@@ -103,18 +108,23 @@ def _cost_table(K: int, memory_limit: str):
 def _honesty_table(seeds: int, figure):
     curves = {}
     for name, fields in CASES.items():
-        time, rms, mean, eps = honesty(fields, seeds)
+        time, rms, mean, band, eps = honesty(fields, seeds)
         varying = (time >= 1) & np.isfinite(rms) & (eps < 0.49)  # left the symmetric point
         print(f"\n{name}, {seeds} solver seeds: spread / reported error")
         print(f"  range over t >= 1 (rms): {np.nanmin(rms[varying]):.2f}-"
               f"{np.nanmax(rms[varying]):.2f}; (mean): {np.nanmin(mean[varying]):.2f}-"
               f"{np.nanmax(mean[varying]):.2f}")
-        curves[name] = (time[varying], mean[varying])
+        curves[name] = (time[varying], mean[varying], band[:, varying])
+        outside = varying & ((mean < 0.7) | (mean > 1.5))
+        clear = outside & ((band[1] < 0.7) | (band[0] > 1.5))
+        print(f"  outside 0.7-1.5 (mean): {outside.sum()} of {varying.sum()} times"
+              + (f" (t = {time[outside].min():.1f}-{time[outside].max():.1f})" if outside.any()
+                 else "") + f"; with the 90 % interval outside too: {clear.sum()}")
         for t in (2, 3, 3.5, 4, 5, 6, 8, 12, 16, 20, 30, 40):
             k = np.searchsorted(time, t)
             if k < len(time) and varying[k]:
                 print(f"  t = {time[k]:5.1f}  eps = {eps[k]:.4f}  rms ratio {rms[k]:.2f}  "
-                      f"mean ratio {mean[k]:.2f}")
+                      f"mean ratio {mean[k]:.2f} [{band[0, k]:.2f}, {band[1, k]:.2f}]")
     if figure:
         _figure(curves, seeds, figure)
 
@@ -125,11 +135,13 @@ def _figure(curves: dict, seeds: int, path: str):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
     ax.axhspan(0.7, 1.5, color="0.9", label="0.7-1.5")
-    for name, (time, ratio) in curves.items():
-        ax.plot(time, ratio, label=name)
+    for name, (time, ratio, band) in curves.items():
+        line, = ax.plot(time, ratio, label=name)
+        ax.fill_between(time, band[0], band[1], color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(1, color="k", lw=0.6)
     ax.set(xlabel="t", ylabel="spread over seeds / mean reported error", ylim=(0, 2.5),
-           title=f"DMFT error bars over {seeds} solver seeds (escape rule, d = 1000)")
+           title=f"DMFT error bars over {seeds} solver seeds (escape rule, d = 1000; "
+                 "shaded: 90 % bootstrap)")
     ax.legend(loc="upper right", fontsize="small")
     fig.savefig(path, dpi=120)
 
