@@ -73,7 +73,7 @@ def honesty(fields: dict, seeds: int):
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = eps[resample].std(axis=1, ddof=1) / err[resample].mean(axis=1)
         return (runs[0].time.values, spread / np.sqrt((err ** 2).mean(axis=0)),
-                spread / err.mean(axis=0), np.nanpercentile(boot, [5, 95], axis=0),
+                spread / err.mean(axis=0), np.percentile(boot, [5, 95], axis=0),
                 eps.mean(axis=0))
 
 
@@ -140,8 +140,8 @@ def _figure(curves: dict, seeds: int, path: str):
         ax.fill_between(time, band[0], band[1], color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(1, color="k", lw=0.6)
     ax.set(xlabel="t", ylabel="spread over seeds / mean reported error", ylim=(0, 2.5),
-           title=f"DMFT error bars over {seeds} solver seeds (escape rule, d = 1000; "
-                 "shaded: 90 % bootstrap)")
+           title=f"DMFT error bars over {seeds} solver seeds (escape rule, d = 1000)\n"
+                 "shaded: 90 % bootstrap interval over the seeds")
     ax.legend(loc="upper right", fontsize="small")
     fig.savefig(path, dpi=120)
 
