@@ -49,7 +49,7 @@ def _per_group(total: int, groups: int, name: str) -> int:
 DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
                 initial_magnetizations=None, n_samples=None,
                 n_replicas=None, response_samples="auto", response_window=16, time_step=None,
-                seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
+                seed=0, backend="numba", response_dtype="float32", memory_limit="4GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
 RESPONSE_PER_NODE = 1000  # response samples per node (all replicas), "auto"
 RESPONSE_PER_GD_GROUP = 1000  # response samples per group of a one-node GD solve, "auto" (§5.8)
