@@ -102,10 +102,8 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
             initial-magnetization nodes are solved in batches that fit it, with the same
             numbers (§5.7; attr `node_batches`); `dmft.MemoryLimitError` if one node does
             not fit (or, with resume_from and `solve_state`, which hold every node, if
-            all of them do not). The default, 4 GB, batches the three-cluster solve of
-            Fig. 2 right at K = 1000 (4.3 GB at once: measured 48 s wall and 3.7 GB peak
-            on 2 cores, against 54 s and 4.1 GB unbatched); a one-node solve above it
-            (two-cluster GD beyond t = 380 at the defaults) needs a larger limit.
+            all of them do not). Batches are also kept within `dmft.solver.
+            NODE_BATCH_BYTES` (1 GB), which is faster for large nodes (§5.7).
         resume_from: a `dmft.Solver` (e.g. `ds.attrs` cannot hold the state; use
             `dmft.Solver(...).advance(t)` or `solve_state`) from a shorter solve of the same
             problem; the pass continues from its last step (the early part is unchanged).

@@ -49,10 +49,15 @@ def _per_group(total: int, groups: int, name: str) -> int:
 DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
                 initial_magnetizations=None, n_samples=None,
                 n_replicas=None, response_samples="auto", response_window=16, time_step=None,
-                seed=0, backend="numba", response_dtype="float32", memory_limit="4GB")
+                seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
 RESPONSE_PER_NODE = 1000  # response samples per node (all replicas), "auto"
 RESPONSE_PER_GD_GROUP = 1000  # response samples per group of a one-node GD solve, "auto" (§5.8)
+# Working set of one batch of initial-magnetization nodes (§5.7): smaller batches run faster
+# once a node's arrays are large (Fig. 2 right, K = 1000, 2 cores: one node per batch 33-35 s
+# wall and 0.9 GB, all 8 at once 42-47 s and 4.2 GB), and cost a Python pass each (K = 100:
+# 2.8 s in 8 batches against 1.8 s in one), so nodes are grouped up to this size
+NODE_BATCH_BYTES = 1e9
 
 
 def _resolve_counts(settings: dict, nodes: int, gd: bool) -> None:
@@ -194,10 +199,10 @@ class Solver:
         return paths + histories + square
 
     def nodes_per_batch(self, n_steps: int) -> int:
-        """Initial-magnetization nodes that one solve of n_steps holds within memory_limit
-        (at least 1; every node needs the same memory, §5.7)."""
+        """Initial-magnetization nodes that one solve of n_steps holds within NODE_BATCH_BYTES
+        and memory_limit (at least 1; every node needs the same memory, §5.7)."""
         per_node = self.memory_estimate(n_steps) / len(self.m0)
-        limit = parse_bytes(self.settings["memory_limit"])
+        limit = min(parse_bytes(self.settings["memory_limit"]), NODE_BATCH_BYTES)
         return int(min(len(self.m0), max(1, limit // per_node)))
 
     def _paths_nbytes(self, n_steps: int) -> int:

@@ -258,6 +258,19 @@ def test_nodes_solved_in_batches_give_the_numbers_of_one_solve(problem, nodes_pe
         assert whole.attrs["status"] == "diverged" and np.isnan(whole.gen_error[-1])
 
 
+def test_large_nodes_are_solved_in_batches_of_the_working_set():
+    """§5.7: whatever memory_limit allows, a batch holds at most NODE_BATCH_BYTES of nodes
+    (Fig. 2 right at K = 1000: 0.54 GB per node, so one at a time), and small nodes stay
+    in one batch."""
+    from dmft.solver import NODE_BATCH_BYTES
+    fig2_right = THREE.replace(alpha=3, delta=0.05, lam=0.1, R=0.01, eta=0.2, t_max=200)
+    solver = dmft.Solver(fig2_right.replace(t_max=0.2), d=1000)
+    per_node = solver.memory_estimate(1000) / len(solver.m0)
+    assert 0.5 * NODE_BATCH_BYTES < per_node <= NODE_BATCH_BYTES
+    assert solver.nodes_per_batch(1000) == 1
+    assert solver.nodes_per_batch(100) == len(solver.m0) == 8
+
+
 def test_node_subsets_draw_what_the_whole_rule_draws():
     """The random streams of §5.7: node i's samples are the same in any subset."""
     whole = dmft.Solver(THREE, **NODES)
