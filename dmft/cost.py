@@ -15,8 +15,9 @@ schedule and the memory quadrature (§5.5). Calibrated with the defaults of the 
 2-core development machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
 three-cluster SGD (b = 0.3) at K = 1000 took 157 s; the model gives 8.4 s and 154 s.
 Memory is the solver's own estimate (`Solver.memory_estimate`) for the initial-magnetization
-nodes solved at once (all, or as many as `memory_limit` allows, §5.7) plus the Python
-process (measured peak RSS 0.52 GB and 4.2 GB for these two, estimated 0.69 GB and 4.7 GB).
+nodes solved at once (as many as `NODE_BATCH_BYTES` and `memory_limit` allow, §5.7) plus the
+Python process (measured peak RSS 0.52 GB and 4.2 GB for these two with all nodes at once,
+estimated 0.69 GB and 4.7 GB; in batches of one node, the second 0.90 GB, estimated 0.94 GB).
 """
 
 from __future__ import annotations
