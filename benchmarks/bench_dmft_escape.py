@@ -35,9 +35,8 @@ import dmft
 import dmft.solver
 from sims.problem import Problem
 cfg = json.loads(sys.argv[1])
-if cfg["memory_limit"] == "one batch":
+if cfg["one_batch"]:  # every node at once, whatever their size
     dmft.solver.NODE_BATCH_BYTES = float("inf")
-    cfg["memory_limit"] = "20GB"
 p = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01, eta=0.2,
             process="gd", t_max=cfg["K"] * 0.2)
 dmft.solve(p.replace(t_max=0.4), d=1000, n_samples=64, response_samples=64,
@@ -56,8 +55,8 @@ CASES = {"GD (Fig. 2 right, t <= 20)": dict(process="gd", t_max=20),
 BOOTSTRAP = 2000  # resamples of the solver seeds for the interval of the honesty ratio
 
 
-def cost(K: int, rule: str, memory_limit: str = "8GB") -> dict:
-    config = dict(K=K, rule=rule, memory_limit=memory_limit)
+def cost(K: int, rule: str, memory_limit: str = "8GB", one_batch: bool = False) -> dict:
+    config = dict(K=K, rule=rule, memory_limit=memory_limit, one_batch=one_batch)
     out = subprocess.run([sys.executable, "-c", COST, json.dumps(config)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -98,7 +97,7 @@ def main():
 
 def _cost_table(K: int, memory_limit: str):
     rows = {"gauss": cost(K, "gauss"), "escape": cost(K, "escape"),
-            "escape, one batch": cost(K, "escape", "one batch"),
+            "escape, one batch": cost(K, "escape", "20GB", one_batch=True),
             f"escape, {memory_limit}": cost(K, "escape", memory_limit)}
     base, default = rows["gauss"], np.array(rows["escape"]["gen_error"])
     print(f"three-cluster GD, d = 1000, K = {K}, 8 nodes x 2 groups of 4000")

@@ -133,11 +133,13 @@ def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, cap
         for solver in ("sims", "dmft"):
             if getattr(spec, solver) is not None:
                 assert any(line.split()[:2] == [name, solver] for line in lines), (name, solver)
+    config["experiments"]["three"]["sims"]["d"] = [4000]
+    at_m0 = plan_store(load_config(config)["three"], "dmft", {}, 1)  # seed_magnetizations: true
     config["experiments"]["three"]["dmft"]["seed_magnetizations"] = "effective"
     effective = plan_store(load_config(config)["three"], "dmft", {}, 1)
-    at_m0 = plan_store(big, "dmft", {}, 1)  # seed_magnetizations: true
-    n, d, seeds = 3 * 100, 100, 2  # each seed's run to t_lin draws its n x d data first
+    n, d, seeds = 3 * 4000, 4000, 2  # each seed's run to t_lin draws its n x d data first
     assert effective["cpu_total_s"] - at_m0["cpu_total_s"] >= seeds * COST["SIMS_S_GEN"] * n * d
+    assert effective["peak_mb_per_task"] > max(n * d * 8 / 1e6, at_m0["peak_mb_per_task"])
     path = write_config(tmp_path / "one.yaml", _one_experiment_config())
     dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
     plan = plan_store(load_config(read_yaml(path))["three"], "sims", {"progress_interval": 1}, 2)

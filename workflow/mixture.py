@@ -277,6 +277,12 @@ def sims_seed_cost(problems, d: int) -> float:
             + smf_passes * COST["SIMS_S_SMF_PASS"] * n * d)
 
 
+def sims_peak_mb(problem: Problem, d: int, dtype) -> float:
+    """Peak MB of simulations at d (module docstring): the data matrix, n d values of dtype
+    (one at a time, whatever the seeds), + SIMS_BASE_MB."""
+    return problem.alpha * d ** 2 * np.dtype(dtype).itemsize / 1e6 + COST["SIMS_BASE_MB"]
+
+
 def _as_list(d):
     return None if d is None else ([int(d)] if isinstance(d, int) else [int(v) for v in d])
 
@@ -401,10 +407,9 @@ class MixtureModel(Model):
 
     def task_cost(self, layout, task) -> tuple[float, float]:
         if layout.solver == "sims":
-            item = np.dtype(layout.spec.sims["dtype"]).itemsize
             problems = [layout.problems[i] for i in task.points]
             return (COST["SIMS_OVERHEAD_S"] + len(task.seeds) * sims_seed_cost(problems, task.d),
-                    problems[0].alpha * task.d ** 2 * item / 1e6 + COST["SIMS_BASE_MB"])
+                    sims_peak_mb(problems[0], task.d, layout.spec.sims["dtype"]))
         from dmft.cost import estimate_cost
         settings = dict(layout.spec.dmft["settings"])
         p = layout.problems[task.points[0]]
@@ -417,7 +422,8 @@ class MixtureModel(Model):
             # the seeds' runs to t_lin (_solve_at_seeds), t_lin known only after the solve
             t_lin = min(p.t_max, COST["DMFT_T_LIN"])
             costs.append(dict(seconds=n_seeds * sims_seed_cost([p.replace(t_max=t_lin)],
-                                                               task.d), bytes=0.0))
+                                                               task.d),
+                              bytes=sims_peak_mb(p, task.d, "float64") * 1e6))
         return (sum(c["seconds"] for c in costs) + COST["DMFT_OVERHEAD_S"],
                 max(c["bytes"] for c in costs) / 1e6)
 

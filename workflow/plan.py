@@ -17,7 +17,7 @@ benchmarks/bench_sims.py and bench_dmft.py, and a measured run):
 * dmft, per point: `dmft.estimate_cost` (the solver's own cost model, calibrated by
   benchmarks/bench_dmft.py) + DMFT_OVERHEAD_S, and with `seed_magnetizations` the solve at
   the seeds' m(0) and, if "effective", the seeds' simulations to t_lin (DMFT_T_LIN);
-  memory = the largest solve's bytes.
+  memory = the largest of these (the simulations': their data matrix + SIMS_BASE_MB).
 * two-layer networks (model two_layer): workflow/two_layer.py TwoLayerModel.task_cost,
   constants TL_*.
 
