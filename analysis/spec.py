@@ -38,7 +38,9 @@ Two-layer networks (model two_layer, paper 001; analysis/two_layer.py), observab
   first recorded time); risk_curves: `limit` (draw the limit ODE, default true).
 * floors: `last` (the floor is the mean of the last `last` records).
 * phase_diagram: `ode_experiment` (the experiment whose dmft store holds the limit ODE
-  at every point; default this experiment's).
+  at every point; default this experiment's), `width_ode_experiment` (optional: an
+  experiment whose dmft store holds the finite-d ODE at the simulations' d and problem,
+  so at their widths, for some of the points).
 
 SGD against its surrogates (issue 22, docs/theory.md §9.5; analysis/smf.py), for
 experiments whose cases are SGD and its surrogates on the same data (paired by seed):
@@ -84,7 +86,7 @@ DEFAULTS = {
     "regions": dict(t_min=None),
     "learning_rates": dict(t_min=None),
     "floors": dict(last=2),
-    "phase_diagram": dict(ode_experiment=None),
+    "phase_diagram": dict(ode_experiment=None, width_ode_experiment=None),
     # SGD against its surrogates (paper 004, analysis/smf.py)
     "paired_curves": dict(reference="sgd", x="eta", dmft_experiment=None),
     "surrogates": dict(reference="sgd", surrogate="smf", x="eta", y="b",
@@ -219,10 +221,8 @@ def _check_floors(out, experiment, grid_axes):
 
 
 def _check_phase_diagram(out, experiment, grid_axes):
-    name = out["ode_experiment"]
-    if name is not None and not isinstance(name, str):
-        raise _bad(experiment, "ode_experiment", name, "null or the name of an experiment "
-                   "of the config (whose dmft store holds the limit ODE)")
+    _experiment_name(out, "ode_experiment", experiment, none_ok=True)
+    _experiment_name(out, "width_ode_experiment", experiment, none_ok=True)
 
 
 def _check_paired_curves(out, experiment, grid_axes):
@@ -261,7 +261,8 @@ def _experiment_name(out, field, experiment, none_ok=False):
 
 def uses(section: dict) -> list[str]:
     """The other experiments whose stores the analysis of `section` reads."""
-    named = [section.get("ode_experiment"), section.get("dmft_experiment"),
+    named = [section.get("ode_experiment"), section.get("width_ode_experiment"),
+             section.get("dmft_experiment"),
              *section.get("curve_experiments", [])]
     return [name for name in named if name]
 

@@ -339,7 +339,8 @@ def classify_ode(ode: xr.Dataset) -> str:
 
 def classify_sims(runs: dict) -> tuple[str, float]:
     """Region read off the final risk at several d ({d: runs with risk (seed, time) and
-    status (seed,)}), by its fitted exponent in d: red if a seed diverged; orange if the
+    status (seed,)}: simulations, or the finite-d ODE at each d's width and coefficients),
+    by its fitted exponent in d: red if a seed diverged; orange if the
     risk did not fall below half its start at the largest d, or if the final risk grows
     with d (exponent > 0.15: finite-d learning that fades as d grows, towards the limit
     ODE that does not learn); green if it falls with d (exponent < -0.15, a floor ~
@@ -360,12 +361,14 @@ def _exponents(ds: xr.Dataset, point: dict) -> tuple[float, float]:
     return (float(_field(ds, "width_exponent", point)), float(_field(ds, "lr_exponent", point)))
 
 
-def phase_diagram_table(sims, odes) -> pd.DataFrame:
+def phase_diagram_table(sims, odes, width_odes=None) -> pd.DataFrame:
     """One row per (kappa, delta) of the ODE store and the simulation store: the paper's
     region, the limit ODE's class, the simulations' class, the fitted exponent of their
     final risk in d ("none" where not computed) and the simulated widths p per d (with
     width_scaling power, p = round(p0 d^kappa): the sims then see kappa through p, not only
-    through the step)."""
+    through the step). With `width_odes` (a dmft store of the finite-d ODE at the
+    simulations' d and problem, so at their widths): its class and exponent by the same rule
+    (`classify_sims`), and its final risk over the simulations' at the largest d."""
     rows = {}
     if odes is not None:
         ode_name = "limit" if _has(odes, "limit") else odes.ode.values[0]
@@ -383,7 +386,21 @@ def phase_diagram_table(sims, odes) -> pd.DataFrame:
         runs = {int(d): select(sims, {**point, "d": d}) for d in sims.d.values}
         row["sims"], row["exponent"] = classify_sims(runs)
         row["widths"] = " ".join(str(width_of(sims, point, d)) for d in runs)
-    return pd.DataFrame(sorted(rows.values(), key=lambda r: (r["kappa"], r["delta"])))
+    for point in points(width_odes) if width_odes is not None else []:
+        kappa, delta = _exponents(width_odes, point)
+        row = rows.setdefault((kappa, delta), dict(kappa=kappa, delta=delta, ode="none",
+                                                   theory=regime(kappa, delta), sims="none"))
+        runs = {int(d): select(width_odes, {**point, "d": d, "ode": "finite_d"})
+                for d in width_odes.d.values}
+        row["width_ode"], row["width_ode_exponent"] = classify_sims(runs)
+        if row.get("sims", "none") != "none" and max(runs) in sims.d.values:
+            d = max(runs)
+            row["width_ode_over_sims"] = (final_risk(risk_of(runs[d]), last=3)[0] / final_risk(
+                risk_of(sims, **point, d=d), last=3)[0])
+    table = pd.DataFrame(sorted(rows.values(), key=lambda r: (r["kappa"], r["delta"])))
+    if width_odes is not None:
+        table["width_ode"] = table["width_ode"].fillna("none")
+    return table
 
 
 def draw_phase_diagram(sims, dmft, spec, others=None):
@@ -391,10 +408,14 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
     class (inner dot; the ODE store is spec["ode_experiment"]'s, else this experiment's),
     the simulations' class at several d (outer ring, with the fitted exponent of the final
     risk in d); a black plus where the simulations disagree with the paper's region, a
-    cross where -delta >= kappa + 1/2 (no time scale)."""
+    cross where -delta >= kappa + 1/2 (no time scale); with spec["width_ode_experiment"],
+    the finite-d ODE at the simulations' widths (small diamond right of the ring, its
+    exponent under the simulations')."""
     odes = (others or {}).get(spec["ode_experiment"], {}).get("dmft") if spec[
         "ode_experiment"] else dmft
-    table = phase_diagram_table(sims, odes)
+    width_odes = (others or {}).get(spec["width_ode_experiment"], {}).get("dmft") if spec[
+        "width_ode_experiment"] else None
+    table = phase_diagram_table(sims, odes, width_odes)
     fig = new_figure(figsize=(8, 5.6))
     ax = fig.add_subplot()
     delta = np.linspace(-1.6, 1.1, 200)
@@ -422,12 +443,17 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
             ax.plot(row.delta, row.kappa, "o", ms=13, mfc="none",
                     mec=REGION_COLORS[row.sims], mew=2)
             words = f"{row.exponent:+.2f}"
+            if getattr(row, "width_ode", "none") != "none":
+                words += f" ◆{row.width_ode_exponent:+.2f}"
             if len(set(row.widths.split())) > 1:
                 words += f"\np {row.widths.split()[0]}–{row.widths.split()[-1]}"
             ax.annotate(words, (row.delta, row.kappa), fontsize=5.5, xytext=(0, -12),
                         textcoords="offset points", ha="center", va="top")
             if row.sims != row.theory:
                 ax.plot(row.delta, row.kappa, "+", ms=16, color="k", mew=1.2)
+        if getattr(row, "width_ode", "none") != "none":
+            ax.plot(row.delta + 0.075, row.kappa, "D", ms=4.5,
+                    color=REGION_COLORS[row.width_ode], mec="k", mew=0.4)
     ax.set_xlim(-1.6, 1.1)
     ax.set_ylim(-0.1, top)
     ax.set_xlabel("δ (learning rate γ ∝ d^−δ)")
@@ -445,6 +471,9 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
         words.append(f"ring = sims at d = {sims.d.values.tolist()} ({_describe(sims)}, t = "
                      f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds;\n{scaling}), "
                      "number = exponent of the sims' final risk in d")
+    if width_odes is not None:
+        words.append(f"◆ = finite-d ODE at the sims' d and widths ({_describe(width_odes)}, "
+                     f"{width_odes.sizes['seed']} starts), class and exponent by the sims' rule")
     ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
                  "time scale; no ring = not simulated", fontsize=8)
     return fig, table, agreement(sims, dmft)
