@@ -56,7 +56,14 @@ def tiny_two_layer() -> dict:
                               "k0.5_d0": {"width_exponent": 0.5, "lr_exponent": 0.0}},
                     "sims": {"d": [4, 30, 40], "seeds": 2, "seeds_per_task": 2, "n_times": 7,
                              "method": "auto"},
-                    "analysis": {"kind": "phase_diagram", "ode_experiment": "map_ode"}},
+                    "analysis": {"kind": "phase_diagram", "ode_experiment": "map_ode",
+                                 "width_ode_experiment": "map_width_ode"}},
+            "map_width_ode": {"problem": {**TINY, "t_max": 2.0, "width_scaling": "power"},
+                              "cases": {"k0.5_d0": {"width_exponent": 0.5,
+                                                    "lr_exponent": 0.0}},
+                              "dmft": {"d": [30, 40], "seeds": 2, "odes": ["finite_d"],
+                                       "n_times": 7},
+                              "analysis": {"kind": "phase_diagram"}},
         },
     }
 
@@ -138,6 +145,11 @@ def test_snakemake_runs_a_two_layer_config_plan_and_verify(tmp_path, capsys):
     assert len(phase) == 4 and set(phase.ode) <= {"green", "blue", "orange", "red", "none"}
     assert set(phase.theory) == {"blue", "green", "orange"} and (phase.sims != "none").all()
     assert phase.set_index("kappa").widths.to_dict() == {0.0: "2 2 2", 0.5: "4 11 13"}
+    by_width = phase.set_index("kappa")  # the finite-d ODE at the sims' widths 11, 13 at kappa 1/2
+    assert set(by_width.width_ode.loc[0.0]) == {"none"}
+    assert by_width.width_ode.loc[0.5] in {"green", "blue", "orange", "red"}
+    assert 0.5 < by_width.width_ode_over_sims.loc[0.5] < 2.0
+    assert open_store(results / "map_width_ode" / "dmft.zarr").width.values.tolist() == [[11, 13]]
 
     floors = open_store(results / "floors" / "sims.zarr")
     assert "risk" in floors and not {"Q", "M", "P"} & set(floors.data_vars)
