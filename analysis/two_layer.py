@@ -472,8 +472,10 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
                      f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds;\n{scaling}), "
                      "number = exponent of the sims' final risk in d")
     if width_odes is not None:
-        words.append(f"◆ = finite-d ODE at the sims' d and widths ({_describe(width_odes)}, "
-                     f"{width_odes.sizes['seed']} starts), class and exponent by the sims' rule")
+        problem = ("the sims' problem" if sims is not None and _describe(width_odes)
+                   == _describe(sims) else _describe(width_odes))
+        words.append(f"◆ = finite-d ODE at the sims' d and widths ({problem}, "
+                     f"{width_odes.sizes['seed']} starts), classed by the sims' rule")
     ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
                  "time scale; no ring = not simulated", fontsize=8)
     return fig, table, agreement(sims, dmft)
