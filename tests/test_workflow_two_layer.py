@@ -191,3 +191,22 @@ def test_snakemake_runs_a_two_layer_config_plan_and_verify(tmp_path, capsys):
     assert cli_main(["verify", "--repair", str(store)]) == 0
     assert "1 of 8 units computed" in capsys.readouterr().out
     np.testing.assert_array_equal(open_store(store).risk.values, stored.risk.values)
+
+
+def test_the_plan_of_an_ode_grows_like_the_square_root_of_its_horizon():
+    """workflow/two_layer.py task_cost: an ODE's time ~ p^2 (p + k)^2 (t_max / 1e4)^(1/2)
+    (measured: p = 8 to t = 1e4 / 1e5 in 1.1 / 5.6 s; p = 23 to 1e3 in 2.7-19 s) plus the
+    task's overhead."""
+    from workflow.plan import COST
+    config = tiny_two_layer()
+    config["experiments"] = {"map_width_ode": config["experiments"]["map_width_ode"]}
+
+    def ode_seconds(t_max):
+        config["experiments"]["map_width_ode"]["problem"]["t_max"] = t_max
+        plan = plan_store(load_config(config)["map_width_ode"], "dmft", {}, 1)
+        return plan["cpu_total_s"] - plan["tasks"] * COST["TL_OVERHEAD_S"]
+
+    assert ode_seconds(1e4) / ode_seconds(1e2) == pytest.approx(10.0)
+    # 2 seeds, one ODE, p = 11 and 13 (k = 2) at d = 30 and 40, to t = 1e4
+    assert ode_seconds(1e4) == pytest.approx(2 * COST["TL_ODE_S_TERM"] * (
+        11 ** 2 * 13 ** 2 + 13 ** 2 * 15 ** 2))

@@ -66,7 +66,10 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     TL_FULL_S_STEP0=1.5e-5,    # s per step and seed (its Python loop; 15 us at d = 30)
     TL_FULL_S_STEP_D=5.2e-8,   # s per step, seed and input dimension
     TL_FULL_S_STEP_ND=3.4e-9,  # s per step, seed, (p + k) and d (0.7 ms at p = 1000, d = 200)
-    TL_ODE_S_TERM=1e-4,        # s per solve and noise-term integral p^2 (p + k)^2
+    TL_ODE_S_TERM=1e-4,        # s per solve to t = 1e4 and noise-term integral p^2 (p + k)^2
+    TL_ODE_T_EXPONENT=0.5,     # solve time ~ t_max^this (the step grows as the overlaps settle:
+                               # p = 8 to t = 1e4 / 3e4 / 1e5: 1.1 / 2.2 / 5.6 s; p = 23 to
+                               # t = 1e3: 2.7-19 s, the dynamics setting the steps)
     TL_OVERHEAD_S=1.0,         # s per task (store write, dispatch)
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)

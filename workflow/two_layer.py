@@ -229,7 +229,8 @@ class TwoLayerModel(Model):
         """Simulations: steps x seeds x the cost per step at the width p of d, n = p + k
         (gram: TL_GRAM_S_STEP0 + TL_GRAM_S_STEP n^2 + TL_GRAM_S_STEP3 n^3; full:
         TL_FULL_S_STEP0 + TL_FULL_S_STEP_D d + TL_FULL_S_STEP_ND n d); ODEs: per seed and
-        ODE, TL_ODE_S_TERM p^2 n^2 (the noise term's integrals per right-hand side).
+        ODE, TL_ODE_S_TERM p^2 n^2 (the noise term's integrals per right-hand side) x
+        (t_max / 1e4)^TL_ODE_T_EXPONENT (the number of steps).
         Memory: SIMS_BASE_MB + the recorded Gram matrices, seeds x times x n^2 float64,
         twice (the records and the result; 860 MB measured at p = 465, 4 seeds, 41 times)."""
         problem = layout.problems[task.points[0]]
@@ -246,7 +247,8 @@ class TwoLayerModel(Model):
             seconds = n_seeds * steps * per_step
         else:
             odes = len(layout.spec.dmft["settings"]["odes"])
-            seconds = n_seeds * odes * COST["TL_ODE_S_TERM"] * p ** 2 * n ** 2
+            seconds = (n_seeds * odes * COST["TL_ODE_S_TERM"] * p ** 2 * n ** 2
+                       * (problem.t_max / 1e4) ** COST["TL_ODE_T_EXPONENT"])
         records_mb = 2 * 8e-6 * n_seeds * len(layout.point_times(problem)) * n ** 2
         return seconds + COST["TL_OVERHEAD_S"], COST["SIMS_BASE_MB"] + records_mb
 
