@@ -471,24 +471,40 @@ def _advance_gram(problem, omega, streams, steps, d, eta) -> int:
     return done
 
 
+@numba.njit(cache=True)
+def _full_steps(weights, inputs, label_noise, p, readout, eta, noise_sd, sqrt_d):
+    """Advance the weights (p + k, d) by len(inputs) d-dimensional SGD steps (8.1):
+    h = W x / sqrt d, error = c . g(h) + noise_sd xi, w_j += (eta / sqrt d) error g'(h_j) x
+    for the p students. Returns the number of steps done (fewer if a student's weights
+    stopped being finite; that step's update is then in the weights)."""
+    for i in range(inputs.shape[0]):
+        x = inputs[i]
+        fields = weights @ x / sqrt_d
+        error = readout @ activation(fields) + noise_sd * label_noise[i]
+        step = eta / sqrt_d * error * activation_derivative(fields[:p])
+        for a in range(p):
+            for j in range(x.shape[0]):
+                weights[a, j] += step[a] * x[j]
+        if not np.all(np.isfinite(weights[:p])):
+            return i
+    return inputs.shape[0]
+
+
 def _advance_full(problem, weights, streams, steps, d, eta) -> int:
-    """Advance one seed's weights (p + k, d) by `steps` d-dimensional SGD steps (8.1)."""
+    """Advance one seed's weights (p + k, d) by `steps` d-dimensional SGD steps, the inputs
+    drawn in chunks of 256; the steps done."""
     p = weights.shape[0] - problem.k
-    readout = problem.readout(d)
-    sqrt_d = math.sqrt(d)
+    readout, noise_sd = problem.readout(d), math.sqrt(problem.noise)
     done = 0
     while done < steps:
         m = min(256, steps - done)
         inputs = streams.inputs.standard_normal((m, d))
         label_noise = streams.fields.standard_normal(m)
-        for x, xi in zip(inputs, label_noise):
-            fields = weights @ x / sqrt_d
-            error = readout @ activation(fields) + math.sqrt(problem.noise) * xi
-            step = eta / sqrt_d * error * activation_derivative(fields[:p])
-            weights[:p] += step[:, None] * x
-            if not np.all(np.isfinite(weights[:p])):
-                return done
-            done += 1
+        made = _full_steps(weights, inputs, label_noise, p, readout, eta, noise_sd,
+                           math.sqrt(d))
+        done += made
+        if made < m:
+            return done
     return done
 
 
