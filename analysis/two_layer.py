@@ -410,11 +410,14 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
     risk in d); a black plus where the simulations disagree with the paper's region, a
     cross where -delta >= kappa + 1/2 (no time scale); with spec["width_ode_experiment"],
     the finite-d ODE at the simulations' widths (small diamond right of the ring, its
-    exponent under the simulations')."""
+    exponent under the simulations'). This experiment's own dmft store without a limit ODE
+    and no width_ode_experiment: its finite-d ODE is drawn as the diamonds."""
     odes = (others or {}).get(spec["ode_experiment"], {}).get("dmft") if spec[
         "ode_experiment"] else dmft
     width_odes = (others or {}).get(spec["width_ode_experiment"], {}).get("dmft") if spec[
         "width_ode_experiment"] else None
+    if odes is dmft and width_odes is None and dmft is not None and not _has(dmft, "limit"):
+        odes, width_odes = None, dmft  # the finite-d ODE over d, classed like simulations
     table = phase_diagram_table(sims, odes, width_odes)
     fig = new_figure(figsize=(8, 5.6))
     ax = fig.add_subplot()
@@ -454,15 +457,20 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
         if getattr(row, "width_ode", "none") != "none":
             ax.plot(row.delta + 0.075, row.kappa, "D", ms=4.5,
                     color=REGION_COLORS[row.width_ode], mec="k", mew=0.4)
+            if row.sims == "none":
+                ax.annotate(f"◆{row.width_ode_exponent:+.2f}", (row.delta + 0.075, row.kappa),
+                            fontsize=5.5, xytext=(0, -8), textcoords="offset points",
+                            ha="center", va="top")
     ax.set_xlim(-1.6, 1.1)
     ax.set_ylim(-0.1, top)
     ax.set_xlabel("δ (learning rate γ ∝ d^−δ)")
     ax.set_ylabel("κ (width exponent, p ∝ d^κ)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=7)
-    base = odes if odes is not None else sims
+    base = next(store for store in (odes, sims, width_odes) if store is not None)
     words = [f"{spec['title']} ({_describe(base)})"]
     if odes is not None:
-        words.append(f"dot = limit ODE (t = {float(odes.time[-1]):g}, start d = "
+        ode_name = "limit" if _has(odes, "limit") else odes.ode.values[0]
+        words.append(f"dot = {ode_name} ODE (t = {float(odes.time[-1]):g}, start d = "
                      f"{int(odes.d.values[0])})")
     if sims is not None:
         scaling = ("p = round(p0 d^κ), p from the smallest to the largest d under the number"
@@ -472,12 +480,15 @@ def draw_phase_diagram(sims, dmft, spec, others=None):
                      f"{float(sims.time[-1]):g}, {sims.sizes['seed']} seeds;\n{scaling}), "
                      "number = exponent of the sims' final risk in d")
     if width_odes is not None:
-        problem = ("the sims' problem" if sims is not None and _describe(width_odes)
-                   == _describe(sims) else _describe(width_odes))
-        words.append(f"◆ = finite-d ODE at the sims' d and widths ({problem}, "
-                     f"{width_odes.sizes['seed']} starts), classed by the sims' rule")
-    ax.set_title(";\n".join(words) + ";\n+ = sims disagree with the paper's region; x = no "
-                 "time scale; no ring = not simulated", fontsize=8)
+        same = base is width_odes or (sims is not None
+                                      and _describe(width_odes) == _describe(sims))
+        words.append(f"◆ = finite-d ODE at d = {width_odes.d.values.tolist()}, p = p(d)"
+                     + ("" if same else f" ({_describe(width_odes)})")
+                     + f", {width_odes.sizes['seed']} starts, classed by the sims' rule, "
+                     "exponent after ◆")
+    if sims is not None:
+        words.append("+ = sims disagree with the paper's region; no ring = not simulated")
+    ax.set_title(";\n".join(words + ["x = no time scale"]), fontsize=8)
     return fig, table, agreement(sims, dmft)
 
 
