@@ -40,9 +40,10 @@ def best(run, clock, repeats=REPEATS) -> float:
 
 
 def per_step(problem, method, steps, seeds, clock, d=D) -> float:
-    """Seconds per step per seed at d (theta = 0), a 1-step run subtracted."""
+    """Seconds per step per seed at d, a 1-step run subtracted (t_max = n steps / d^(1+theta))."""
     def run(n):
-        return lambda: sims.simulate(problem.replace(t_max=n / d), d, seeds, method=method,
+        t_max = n / problem.steps_per_time(d)
+        return lambda: sims.simulate(problem.replace(t_max=t_max), d, seeds, method=method,
                                      n_times=3)
     run(1)()  # compile
     return (best(run(steps), clock) - best(run(1), clock)) / ((steps - 1) * seeds)
