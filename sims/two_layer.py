@@ -28,13 +28,20 @@ import numba
 import numpy as np
 import xarray as xr
 
-REVISION = 1  # raise when a change of this simulator changes its numbers (stores record it)
+REVISION = 2  # raise when a change of this simulator changes its numbers (stores record it)
+# r2: method "auto" takes the cheaper method by STEP_SECONDS (r1: gram wherever d > p + k)
 REGIMES = ("green", "blue", "orange", "red")
 TEACHERS = ("orthonormal", "gaussian")
 METHODS = ("gram", "full", "auto")
 WIDTH_SCALINGS = ("fixed", "power")
 EXPONENT_TOLERANCE = 1e-12  # |kappa + delta| below this is the blue line
 _CHUNK_STEPS = 8192  # random numbers are drawn per seed in chunks of this many steps
+# Seconds per step and seed, n = p + k (one core, numba; benchmarks/bench_two_layer.py):
+# gram c0 + c2 n^2 + c3 n^3 (the n^3 Cholesky: 0.2 us at n = 4, 0.96 at n = 12, 4.3 at
+# n = 25, 71 at n = 78); full c0 + cd d + cnd n d (drawing x, the n d products: 1.0 us at
+# n = 4, d = 30; 25 us at n = 12, d = 1000; 54 us at n = 467, d = 60; within 0.85-1.24 of
+# this model at 8 sizes).
+STEP_SECONDS = {"gram": (1.2e-7, 4.8e-9, 6e-11), "full": (5.3e-7, 8.6e-9, 1.8e-9)}
 
 
 def _bad(field: str, value, allowed: str) -> ValueError:
@@ -215,13 +222,20 @@ class TwoLayerProblem:
                              f"{self.width(d)} at this d; method 'full' or 'auto' runs it)")
         return int(d)
 
+    def step_seconds(self, d, method: str) -> float:
+        """Seconds per step and seed of method "gram" or "full" at d (STEP_SECONDS)."""
+        n = self.width(d) + self.k
+        c0, c1, c2 = STEP_SECONDS[method]
+        return c0 + c1 * n ** 2 + c2 * n ** 3 if method == "gram" else c0 + c1 * d + c2 * n * d
+
     def method_at(self, d, method: str) -> str:
         """The simulation method at d: "auto" is "gram" where the p + k weight vectors can
-        be independent (d > width(d) + k; then its O((p+k)^3) step is the cheaper in the
-        project's sizes), else "full"."""
+        be independent (d > width(d) + k) and its O((p+k)^3) step is the cheaper
+        (`step_seconds`), else "full" (O((p+k) d) per step)."""
         if method != "auto":
             return method
-        return "gram" if d > self.width(d) + self.k else "full"
+        gram_cheaper = self.step_seconds(d, "gram") <= self.step_seconds(d, "full")
+        return "gram" if d > self.width(d) + self.k and gram_cheaper else "full"
 
 
 # --- activation and closed-form Gaussian integrals (docs/theory.md §8.3) ---------------------
@@ -520,7 +534,7 @@ def simulate(problem: TwoLayerProblem, d, seeds, *, method: str = "gram", n_time
         seeds: number of seeds (0..seeds-1) or a list of distinct non-negative integers.
         method: "gram" (the Gram-matrix chain, exact in law, O((p+k)^3) per step whatever d;
             needs d > p + k), "full" (the d-dimensional update (8.1), the check, O((p+k) d)
-            per step) or "auto" ("gram" where d > p + k, else "full": `method_at`).
+            per step) or "auto" (the cheaper of the two where gram runs: `method_at`).
         n_times: number of recorded times (0 and log-spaced up to t_max, `time_grid`).
         times: the recorded times instead (ascending from 0, `check_times`); each is
             reached at the nearest step.

@@ -113,6 +113,11 @@ def test_width_follows_d_to_the_kappa_and_sets_the_step():
         assert fixed.eta(d) == pytest.approx(1.5 * d ** -0.75, rel=1e-14)
     assert power.eta(16) == pytest.approx(fixed.eta(16), rel=1e-14)  # 2 sqrt(16) = 8 exactly
     assert power.method_at(16, "auto") == "gram" and power.method_at(8, "auto") == "full"
+    # where gram runs, auto takes the cheaper method (benchmarks/bench_two_layer.py at
+    # d = 128: p + k = 25 gram 4.3 us against full 5.1; p + k = 78 gram 71 us against 25)
+    base = TwoLayerProblem(p=2, k=2, gamma0=2.0, t_max=1.0, width_scaling="power")
+    assert base.replace(width_exponent=0.5).method_at(128, "auto") == "gram"  # p = 23
+    assert base.replace(width_exponent=0.75).method_at(128, "auto") == "full"  # p = 76
     with pytest.raises(ValueError, match=r"d = 8 is not allowed: d must be an integer > "
                                          r"p \+ k = 8 for method 'gram' \(width p = 6"):
         sims.simulate(power, 8, 1)

@@ -56,18 +56,10 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
     DMFT_T_LIN=4.0,            # t_lin planned for the runs of seed_magnetizations: effective
                                # (measured 1.6-3.2 for config/paper.yaml; at d = 5000 their
                                # cost is mostly drawing the data: 30 s for 10 seeds)
-    # two-layer networks (workflow/two_layer.py), one thread of the loaded 2-core machine:
-    # gram 0.20 us per step and seed at p + k = 4, 0.82 us at p + k = 12; full 25 us at
-    # d = 1000 (benchmarks/bench_two_layer.py); an ODE to t = 1e4: 0.7 s at p = 8, k = 4
-    # (9216 noise-term integrals per right-hand side), 0.01 s at p = k = 2
-    TL_GRAM_S_STEP0=1.2e-7,    # s per step and seed
-    TL_GRAM_S_STEP=4.8e-9,     # s per step, seed and (p + k)^2
-    TL_GRAM_S_STEP3=6e-11,     # s per step, seed and (p + k)^3 (Cholesky; 59 us at p + k = 78)
-    TL_FULL_S_STEP0=5.3e-7,    # s per step and seed (the compiled step; 1.0 us at d = 30)
-    TL_FULL_S_STEP_D=8.6e-9,   # s per step, seed and input dimension (drawing x)
-    TL_FULL_S_STEP_ND=1.8e-9,  # s per step, seed, (p + k) and d (25 us at p + k = 12,
-                               # d = 1000; 54 us at p = 465, d = 60; 0.34 ms at p = 1000,
-                               # d = 200: within 0.85-1.24 of this model at 8 sizes)
+    # two-layer networks (workflow/two_layer.py), one thread of the 2-core machine: the
+    # simulations' steps cost sims.two_layer.STEP_SECONDS (the method choice of "auto" uses
+    # them too); an ODE to t = 1e4: 0.7 s at p = 8, k = 4 (9216 noise-term integrals per
+    # right-hand side), 0.01 s at p = k = 2
     TL_ODE_S_TERM=1e-4,        # s per solve to t = 1e4 and noise-term integral p^2 (p + k)^2
     TL_ODE_T_EXPONENT=0.5,     # solve time ~ t_max^this (the step grows as the overlaps settle:
                                # p = 8 to t = 1e4 / 3e4 / 1e5: 1.1 / 2.2 / 5.6 s; p = 23 to

@@ -227,8 +227,7 @@ class TwoLayerModel(Model):
 
     def task_cost(self, layout, task) -> tuple[float, float]:
         """Simulations: steps x seeds x the cost per step at the width p of d, n = p + k
-        (gram: TL_GRAM_S_STEP0 + TL_GRAM_S_STEP n^2 + TL_GRAM_S_STEP3 n^3; full:
-        TL_FULL_S_STEP0 + TL_FULL_S_STEP_D d + TL_FULL_S_STEP_ND n d); ODEs: per seed and
+        (`TwoLayerProblem.step_seconds` of the method run there); ODEs: per seed and
         ODE, TL_ODE_S_TERM p^2 n^2 (the noise term's integrals per right-hand side) x
         (t_max / 1e4)^TL_ODE_T_EXPONENT (the number of steps).
         Memory: SIMS_BASE_MB + the recorded Gram matrices, seeds x times x n^2 float64,
@@ -238,13 +237,8 @@ class TwoLayerModel(Model):
         n_seeds, n = len(task.seeds), p + problem.k
         if layout.solver == "sims":
             steps = problem.t_max * problem.steps_per_time(task.d)
-            if problem.method_at(task.d, layout.spec.sims["method"]) == "gram":
-                per_step = (COST["TL_GRAM_S_STEP0"] + COST["TL_GRAM_S_STEP"] * n ** 2
-                            + COST["TL_GRAM_S_STEP3"] * n ** 3)
-            else:
-                per_step = (COST["TL_FULL_S_STEP0"] + COST["TL_FULL_S_STEP_D"] * task.d
-                            + COST["TL_FULL_S_STEP_ND"] * n * task.d)
-            seconds = n_seeds * steps * per_step
+            method = problem.method_at(task.d, layout.spec.sims["method"])
+            seconds = n_seeds * steps * problem.step_seconds(task.d, method)
         else:
             odes = len(layout.spec.dmft["settings"]["odes"])
             seconds = (n_seeds * odes * COST["TL_ODE_S_TERM"] * p ** 2 * n ** 2
