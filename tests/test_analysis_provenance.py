@@ -11,6 +11,7 @@ import pytest
 from analysis.gallery import write_gallery
 from analysis.output import make
 from analysis.store import OutdatedSolver, open_experiment
+from sims.two_layer import REVISION as SIMS_REVISION
 from workflow.config import load_config, spec_text
 from workflow.execute import run_experiment
 from workflow.store import read_attrs, reconsolidate, spec_hash, stale_stores
@@ -33,13 +34,13 @@ def test_an_older_solver_revision_is_refused_flagged_and_rebuilt(tmp_path):
     for solver, path in stores.items():
         run_experiment(spec, solver, path, scheduler="sync", log=_silent)
     installed = spec.model.solver_version("sims")
-    assert installed.endswith("+two_layer.sims.r1") and read_attrs(stores["sims"])[
-        "solver_version"] == installed
+    assert installed.endswith(f"+two_layer.sims.r{SIMS_REVISION}") and read_attrs(
+        stores["sims"])["solver_version"] == installed
     assert read_attrs(stores["dmft"])["solver_version"] == spec.model.solver_version("dmft")
     assert f'"solver_version": "{installed}"' in spec_text(spec, "sims")  # the spec file
     make("tl", str(results), {"kind": "risk_curves"})
 
-    older = installed.replace(".r1", ".r0")  # the store of a solver one revision older
+    older = installed.replace(f".r{SIMS_REVISION}", f".r{SIMS_REVISION - 1}")  # one revision older
     reconsolidate(stores["sims"], {**read_attrs(stores["sims"]), "solver_version": older,
                                    "spec_hash": spec_hash(spec, "sims", older)})
     with pytest.raises(OutdatedSolver) as refused:
