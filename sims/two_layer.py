@@ -496,10 +496,12 @@ def _full_steps(weights, inputs, label_noise, p, readout, eta, noise_sd, sqrt_d)
         fields = weights @ x / sqrt_d
         error = readout @ activation(fields) + noise_sd * label_noise[i]
         step = eta / sqrt_d * error * activation_derivative(fields[:p])
+        finite = True
         for a in range(p):
             for j in range(x.shape[0]):
                 weights[a, j] += step[a] * x[j]
-        if not np.all(np.isfinite(weights[:p])):
+                finite &= math.isfinite(weights[a, j])
+        if not finite:
             return i
     return inputs.shape[0]
 
