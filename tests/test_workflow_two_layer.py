@@ -15,7 +15,7 @@ from conftest import snakemake, write_config
 from workflow.cli import main as cli_main
 from workflow.config import ConfigError, load_config, read_yaml
 from workflow.plan import plan_store
-from workflow.store import Layout, open_store
+from workflow.store import Layout, open_store, read_attrs
 
 TINY = {"model": "two_layer", "p": 2, "k": 2, "noise": 1.0e-3, "gamma0": 2.0, "t_max": 4.0}
 
@@ -180,6 +180,12 @@ def test_snakemake_runs_a_two_layer_config_plan_and_verify(tmp_path, capsys):
                 row = next(line.split() for line in lines if line.split()[:2] == [name, solver])
                 assert int(row[2]) == plan_store(experiment, solver, {}, 2)["tasks"]
     assert plan_store(specs["curves"], "sims", {}, 2)["tasks"] == 8  # 2 points x 2 d x 2 batches
+
+    # the stores keep their own identity (a solver's attrs do not replace it): verify
+    # reads the ODE store's spec back from it
+    assert read_attrs(results / "curves" / "dmft.zarr")["solver"] == "dmft"
+    assert cli_main(["verify", str(results / "curves" / "dmft.zarr")]) == 0
+    assert "complete and sound" in capsys.readouterr().out
 
     # verify names a deleted chunk; --repair recomputes exactly it, bit-identical
     store = results / "curves" / "sims.zarr"

@@ -448,7 +448,9 @@ def forget_task(path, key: str) -> None:
 
 
 def finalize(path, layout: Layout) -> dict:
-    """Add the solver attributes common to every task to the store attrs; re-consolidate."""
+    """Add the solver attributes common to every task to the store attrs; re-consolidate.
+    The store's own attributes (problem fields, experiment, solver, config, versions) are
+    never replaced by a solver's attribute of the same name."""
     keys = {t.key for t in layout.units()}
     records = [r for r in task_records(path) if r.get("key") in keys]
     common = None
@@ -458,9 +460,8 @@ def finalize(path, layout: Layout) -> dict:
         attrs = {k: json.dumps(v, sort_keys=True) for k, v in record.get("attrs", {}).items()}
         common = attrs if common is None else {k: v for k, v in common.items()
                                                if attrs.get(k) == v}
-    skip = set(layout.model.fields) | {"d", "n", "wall_time", "package_version",
-                                       "solver_version", "seed",
-                                  "diverged_runs", "status", "message", "failure_time"}
+    skip = set(layout.base_attrs()) | set(layout.model.fields) | {
+        "d", "n", "wall_time", "seed", "diverged_runs", "status", "message", "failure_time"}
     extra = {k: json.loads(v) for k, v in (common or {}).items() if k not in skip}
     extra["wall_time_total"] = float(sum(r.get("wall_time", 0.0) for r in records))
     extra["cpu_time_total"] = float(sum(r.get("cpu_time", 0.0) for r in records))
