@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 
-from . import sampling
 from .history import Histories
 from .response import LevelPaths
 from .solver import Solver, _pair_mean
@@ -53,19 +52,15 @@ class ExtendedSolver(Solver):
 
     def _draw_inputs(self):
         """c, y and the level inputs u_a = c + sqrt(Delta s_a / f_a) zeta_a, (groups, levels, n)."""
-        p = self.grid
-        self.c, self.y, zeta = sampling.draw_levels(p.model, self.groups, self.n, self.levels,
-                                                    self.rng)
-        scale = np.sqrt(p.delta * self.variances / self.fractions)[:, None]
-        self.u = self.c[:, None, :] + scale * zeta
+        self.c, self.y = self.sobol.clusters()
+        scale = np.sqrt(self.grid.delta * self.variances / self.fractions)[:, None]
+        self.u = self.c[:, None, :] + scale * self.sobol.zeta()
 
     def _initial_fields(self):
-        return np.stack([super(ExtendedSolver, self)._initial_fields()
-                         for _ in range(self.levels)], axis=1)
+        return self.sobol.initial_fields()
 
-    def _noise_draws(self):
-        return np.stack([super(ExtendedSolver, self)._noise_draws()
-                         for _ in range(self.levels)], axis=1)
+    def _noise_draws(self, slots, k):
+        return self._level_noise(slots, k)
 
     def _shapes(self, size: int) -> dict:
         shapes = super()._shapes(size)

@@ -1,7 +1,10 @@
-"""Effective samples of the single-sample process (docs/theory.md §3.1, §5.1, §6.6).
+"""Effective samples of the single-sample process (docs/theory.md §3.1, §5.1, §5.10, §6.6).
 
 Samples are arranged in independent groups (replicas x initial-magnetization nodes), each
 of `n` samples; inside a group, sample i < n/2 and sample i + n/2 are antithetic partners.
+The randomness of a pair that is not the selection chain (cluster, zeta, h(0) and the
+normals of the first `QMC_NOISE_SLOTS` noise slots) is one point of a scrambled Sobol' set,
+one independent set per group (randomized quasi-Monte Carlo, §5.10).
 """
 
 from __future__ import annotations
@@ -9,8 +12,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import ndtri
+from scipy.stats import qmc
 
 from sims.problem import labels
+
+# Noise slots (kept pivots of M_C's Cholesky factor, dmft/history.py) whose normals come
+# from the Sobol' points; later slots take pseudo-random normals (§5.10)
+QMC_NOISE_SLOTS = 256
 
 
 def check_group_size(n: int, name: str) -> None:
@@ -19,48 +28,84 @@ def check_group_size(n: int, name: str) -> None:
                          "(balanced clusters and antithetic pairs, docs/theory.md §5.1)")
 
 
-def draw_inputs(model: str, delta: float, groups: int, n: int, rng: np.random.Generator):
-    """Cluster c, label y, and u = c + sqrt(Delta) zeta for each sample, shape (groups, n).
-
-    §5.1 variance reduction: the base half alternates clusters (two-cluster: +1, -1;
-    three-cluster: 0, +1) and the partner half is (c, zeta) -> (-c, -zeta) for the
-    three-cluster model (Z2 antithetic pairs) or (c, -zeta) for the two-cluster model
-    (antithetic zeta within a cluster). Hence clusters are exactly balanced and
-    E_N[zeta] = E_N[c zeta] = 0 in every group.
-    """
-    c, y, zeta = draw_levels(model, groups, n, 1, rng)
-    return c, y, c + math.sqrt(delta) * zeta[:, 0]
+def draws_per_group(n: int) -> int:
+    """Independent draws (Sobol' points, chain uniforms) per group: one per antithetic pair."""
+    return n // 2
 
 
-def draw_levels(model: str, groups: int, n: int, levels: int, rng: np.random.Generator):
-    """Cluster c, label y (groups, n) and one zeta_a per covariance level (groups, levels, n)
-    (dmft-extensions §3), with the antithetic pairs of `draw_inputs` (partners flip every
-    zeta_a; three-cluster partners flip c too, dmft-extensions §4)."""
-    half = n // 2
-    base = np.tile(np.arange(half) % 2, (groups, 1))
-    c_base = np.where(base == 0, 1.0, -1.0) if model == "two_cluster" else base.astype(float)
-    zeta = np.stack([rng.standard_normal((groups, half)) for _ in range(levels)], axis=1)
-    partner_c = c_base if model == "two_cluster" else -c_base
-    c = np.concatenate([c_base, partner_c], axis=1)
-    zeta = np.concatenate([zeta, -zeta], axis=2)
-    return c, labels(model, c), zeta
-
-
-def shared_draws(model: str, values: np.ndarray) -> np.ndarray:
-    """Expand per-draw randomness (h0, chain uniforms; three-cluster: noise normals) to all samples.
-
-    Antithetic partners (sample i and i + n/2) share them, in both models: three-cluster
-    partners (c, zeta) <-> (-c, -zeta) so that m = 0 keeps them identical (§5.1);
-    two-cluster partners (c, zeta) <-> (c, -zeta) so that the zeta-odd parts of mu, M_C and
-    M_R cancel exactly pair by pair (at the first step mu_0 = -alpha b/2 exactly, §6.2: the
-    largest Monte-Carlo error of gen_error at early times is gone).
-    """
+def shared_draws(values: np.ndarray) -> np.ndarray:
+    """Expand per-pair values (groups, ..., n/2) to both partners (groups, ..., n): h(0) and
+    the selection chain's uniforms (and the three-cluster noise normals, `SobolDraws.noise`)."""
     return np.concatenate([values, values], axis=-1)
 
 
-def draws_per_group(model: str, n: int) -> int:
-    """Number of independent draws per group for shared randomness (see `shared_draws`)."""
-    return n // 2
+def response_subset(n: int, n_response: int) -> np.ndarray:
+    """Indices of the samples carrying a response path T (§3.2): the pairs of the first
+    Sobol' points of the group (a well spread set in its own right, §5.10)."""
+    half, quarter = n // 2, n_response // 2
+    return np.concatenate([np.arange(quarter), half + np.arange(quarter)])
+
+
+class SobolDraws:
+    """The Sobol' coordinates of every antithetic pair of every group (§5.1, §5.10).
+
+    One scrambled Sobol' set per group (`Streams.sobol`), point i for pair i; coordinates:
+    0 the cluster, 1 + a zeta of level a, 1 + levels + a h(0) of level a, then noise slot r
+    of level a at 1 + levels (2 + r) + a for r < QMC_NOISE_SLOTS. Partners: two-cluster
+    (c, zeta, h0, z) -> (c, -zeta, h0, -z), so that E_n[zeta] = E_n[c zeta] = 0 in every
+    group (at the first step mu_0 = -alpha b/2 exactly, §6.2); three-cluster
+    (c, zeta, h0, z) -> (-c, -zeta, h0, z), the Z2 images that keep mu = 0 exactly at
+    m = 0 (§6.6).
+    """
+
+    def __init__(self, model: str, streams, groups: int, n: int, levels: int):
+        self.model, self.levels = model, levels
+        self.points = streams.sobol(groups, draws_per_group(n), self.dimensions(levels))
+
+    @staticmethod
+    def dimensions(levels: int) -> int:
+        return 1 + levels * (2 + QMC_NOISE_SLOTS)
+
+    @staticmethod
+    def nbytes(groups: int, n: int, levels: int) -> int:
+        return groups * draws_per_group(n) * SobolDraws.dimensions(levels) * 8
+
+    def clusters(self):
+        """Cluster c and label y, (groups, n): the base half has c = +1, -1 (two-cluster) or
+        0, +1 (three-cluster) with probability 1/2 each (§1)."""
+        upper = self.points[:, :, 0] >= 0.5
+        if self.model == "three_cluster":
+            c = np.where(upper, 1.0, 0.0)
+            c = np.concatenate([c, -c], axis=1)
+        else:
+            c = shared_draws(np.where(upper, 1.0, -1.0))
+        return c, labels(self.model, c)
+
+    def zeta(self) -> np.ndarray:
+        """zeta_a ~ N(0, 1) per level, (groups, levels, n); partners flip it."""
+        zeta = self._normals(1 + np.arange(self.levels))
+        return np.concatenate([zeta, -zeta], axis=2)
+
+    def initial_fields(self) -> np.ndarray:
+        """Standard normals of h(0) per level, (groups, levels, n); partners share them."""
+        return shared_draws(self._normals(1 + self.levels + np.arange(self.levels)))
+
+    def noise(self, slots: np.ndarray, fallback) -> np.ndarray:
+        """Normals z of the next noise slot per group (`slots`, (groups,)) and level,
+        (groups, levels, n): Sobol' coordinates for slots < QMC_NOISE_SLOTS, else the
+        pseudo-random `fallback` (groups, levels, n/2), which may be None if no slot needs it."""
+        groups = len(slots)
+        dims = 1 + self.levels * (2 + np.minimum(slots, QMC_NOISE_SLOTS - 1))[:, None] \
+            + np.arange(self.levels)[None, :]
+        z = ndtri(self.points[np.arange(groups)[:, None], :, dims])  # (groups, levels, n/2)
+        late = slots >= QMC_NOISE_SLOTS
+        if late.any():
+            z[late] = fallback[late]
+        partner = z if self.model == "three_cluster" else -z
+        return np.concatenate([z, partner], axis=2)
+
+    def _normals(self, dims) -> np.ndarray:
+        return ndtri(np.moveaxis(self.points[:, :, dims], 2, 1))
 
 
 def stratified_uniforms(rng: np.random.Generator, shape, strata=None) -> np.ndarray:
@@ -84,27 +129,23 @@ def stratified_uniforms(rng: np.random.Generator, shape, strata=None) -> np.ndar
     return (rank + jitter) / size
 
 
-def response_subset(n: int, n_response: int) -> np.ndarray:
-    """Indices of the samples carrying a response path T (§3.2): antithetic pairs kept whole."""
-    half, quarter = n // 2, n_response // 2
-    return np.concatenate([np.arange(quarter), half + np.arange(quarter)])
-
-
-class NodeStreams:
+class Streams:
     """Random draws with one independent stream per initial-magnetization node (§5.7).
 
     Every draw has shape (groups, ...) with the groups node-major (node i holds groups
-    i * replicas ... (i + 1) * replicas - 1). The rows of node i come from the stream
-    SeedSequence(seed, spawn_key=(i,)), so a solver that holds any subset of the nodes draws
-    for each of them exactly what a solver holding all of them draws: the nodes can be
-    solved in batches without changing a number. Offers the two `numpy.random.Generator`
-    methods the solver uses.
+    i * replicas ... (i + 1) * replicas - 1). With several nodes the rows of node i come from
+    the stream SeedSequence(seed, spawn_key=(i,)), so a solver that holds any subset of the
+    nodes draws for each of them exactly what a solver holding all of them draws: the nodes
+    can be solved in batches without changing a number. A single-node solve has the plain
+    stream SeedSequence(seed). Offers the two `numpy.random.Generator` methods the solver
+    uses and the groups' Sobol' sets (§5.10).
     """
 
     def __init__(self, seed: int, nodes, replicas: int):
         self.replicas = replicas
-        self.generators = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
-                           for i in nodes]
+        sequences = ([np.random.SeedSequence(seed)] if nodes is None else
+                     [np.random.SeedSequence(seed, spawn_key=(int(i),)) for i in nodes])
+        self.generators = [np.random.default_rng(s) for s in sequences]
 
     def standard_normal(self, shape) -> np.ndarray:
         return self._draw("standard_normal", shape)
@@ -112,10 +153,23 @@ class NodeStreams:
     def random(self, shape) -> np.ndarray:
         return self._draw("random", shape)
 
+    def sobol(self, groups: int, points: int, dims: int) -> np.ndarray:
+        """(groups, points, dims) uniforms: per group the first `points` points of its own
+        scrambled Sobol' sequence (Owen's scrambling plus a digital shift, scipy.stats.qmc:
+        every point is uniform on [0, 1)^dims, the set is a (t, m, dims)-net when `points`
+        is a power of 2)."""
+        self._check_groups(groups)
+        exponent = max(0, math.ceil(math.log2(points)))
+        return np.stack([qmc.Sobol(d=dims, scramble=True, seed=g).random_base2(exponent)[:points]
+                         for g in self.generators for _ in range(self.replicas)])
+
     def _draw(self, method: str, shape) -> np.ndarray:
         shape = tuple(shape)
-        if shape[0] != len(self.generators) * self.replicas:
-            raise ValueError(f"draws of shape {shape}: the first axis must be the "
-                             f"{len(self.generators) * self.replicas} groups")
+        self._check_groups(shape[0])
         rest = (self.replicas,) + shape[1:]
         return np.concatenate([getattr(g, method)(rest) for g in self.generators])
+
+    def _check_groups(self, groups: int) -> None:
+        if groups != len(self.generators) * self.replicas:
+            raise ValueError(f"draws for {groups} groups: the first axis must be the "
+                             f"{len(self.generators) * self.replicas} groups")

@@ -50,9 +50,9 @@ DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
                 initial_magnetizations=None, n_samples=None,
                 n_replicas=None, response_samples="auto", response_window=16, time_step=None,
                 seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
-GROUP_SIZE = 4000  # samples per group when n_samples is None (docs/theory.md §5.1)
-RESPONSE_PER_NODE = 1000  # response samples per node (all replicas), "auto"
-RESPONSE_PER_GD_GROUP = 1000  # response samples per group of a one-node GD solve, "auto" (§5.8)
+GROUP_SIZE = 4096  # samples per group when n_samples is None (a power of 2: a Sobol net, §5.10)
+RESPONSE_PER_NODE = 1024  # response samples per node (all replicas), "auto"
+RESPONSE_PER_GD_GROUP = 1024  # response samples per group of a one-node GD solve, "auto" (§5.8)
 # Working set of one batch of initial-magnetization nodes (§5.7): smaller batches run faster
 # once a node's arrays are large (Fig. 2 right, K = 1000, 2 cores: one node per batch 33-35 s
 # wall and 0.9 GB, all 8 at once 42-47 s and 4.2 GB), and cost a Python pass each (K = 100:
@@ -155,8 +155,10 @@ class Solver:
     # ---------------------------------------------------------------- initial state
     def _init_samples(self, seed):
         p = self.grid
-        self.rng = (np.random.default_rng(np.random.SeedSequence(seed)) if self.rule_size == 1
-                    else sampling.NodeStreams(seed, self.node_subset, self.settings["n_replicas"]))
+        self.rng = sampling.Streams(seed, None if self.rule_size == 1 else self.node_subset,
+                                    self.groups if self.rule_size == 1
+                                    else self.settings["n_replicas"])
+        self.sobol = sampling.SobolDraws(p.model, self.rng, self.groups, self.n, self.levels)
         self._draw_inputs()
         self.h = math.sqrt(p.R) * self._initial_fields()
         if self.selection.fixed:  # gd: s = 1, flow: s = b; the uniforms are not read
@@ -164,39 +166,47 @@ class Solver:
         else:
             self.s = self.selection.initial(self._shared(
                 lambda shape: sampling.stratified_uniforms(self.rng, shape)))
-        self.z_next = self._noise_draws()
+        self.z_next = self._noise_draws(np.zeros(self.groups, dtype=np.int64), 0)
         self.m_start = np.repeat(self.m0, self.settings["n_replicas"])
 
     def _draw_inputs(self):
-        p = self.grid
-        self.c, self.y, self.u = sampling.draw_inputs(p.model, p.delta, self.groups, self.n,
-                                                      self.rng)
+        """c, y and u = c + sqrt(Delta) zeta, (groups, n) (§2, §3.1)."""
+        self.c, self.y = self.sobol.clusters()
+        self.u = self.c + math.sqrt(self.grid.delta) * self.sobol.zeta()[:, 0]
 
     def _initial_fields(self):
-        """Standard normals of h(0) (antithetic partners share them, `sampling.shared_draws`)."""
-        return self._shared(self.rng.standard_normal)
+        """Standard normals of h(0), (groups, n) (antithetic partners share them, §5.1)."""
+        return self.sobol.initial_fields()[:, 0]
 
     def _shared(self, draw):
-        nb = sampling.draws_per_group(self.grid.model, self.n)
-        return sampling.shared_draws(self.grid.model, draw((self.groups, nb)))
+        """draw((groups, n/2)) for one sample of each antithetic pair, given to both."""
+        return sampling.shared_draws(draw((self.groups, sampling.draws_per_group(self.n))))
 
-    def _noise_draws(self):
-        """Normals z_k of the noise paths: independent for two-cluster antithetic partners
-        (sharing them halves the independent noise paths and raises the late-time GD error),
-        shared for three-cluster ones (Z2 symmetry, §5.1)."""
-        if self.grid.model == "two_cluster":
-            return self.rng.standard_normal((self.groups, self.n))
-        return self._shared(self.rng.standard_normal)
+    def _noise_draws(self, slots: np.ndarray, k: int) -> np.ndarray:
+        """Normals z of step k's noise slot, (groups, n); see `_level_noise`."""
+        return self._level_noise(slots, k)[:, 0]
+
+    def _level_noise(self, slots: np.ndarray, k: int) -> np.ndarray:
+        """Normals z of step k's noise slot (`slots`: the groups' next free slots) per
+        level, (groups, levels, n): Sobol' coordinates, pseudo-random from slot
+        QMC_NOISE_SLOTS on (§5.10), drawn at every step from k = QMC_NOISE_SLOTS on whatever
+        the slots, so that a node's stream does not depend on its batch (§5.7); antithetic
+        partners as in `sampling.SobolDraws`."""
+        fallback = None
+        if k >= sampling.QMC_NOISE_SLOTS:
+            draws = sampling.draws_per_group(self.n)
+            fallback = self.rng.standard_normal((self.groups, self.levels, draws))
+        return self.sobol.noise(slots, fallback)
 
     def memory_estimate(self, n_steps: int) -> float:
         """Bytes held for a solve of n_steps steps: response paths (§5.5), sample histories,
-        step x step matrices."""
+        Sobol' points (§5.10), step x step matrices."""
         size, G = n_steps + 1, self.groups
         paths = self._paths_nbytes(n_steps)
         histories = Histories.nbytes(G, self.n, n_steps, self.settings["response_dtype"],
                                      self.levels)
         square = 10 * G * size * size * 8  # kernels, Cholesky factors, result matrices
-        return paths + histories + square
+        return paths + histories + sampling.SobolDraws.nbytes(G, self.n, self.levels) + square
 
     def nodes_per_batch(self, n_steps: int) -> int:
         """Initial-magnetization nodes that one solve of n_steps holds within NODE_BATCH_BYTES
@@ -331,12 +341,12 @@ class Solver:
 
         Chain masks stratify their uniforms by the current state; Gaussian weights are fresh
         each step, so all their samples form one stratum (§5.1, §9.2)."""
-        nb = sampling.draws_per_group(self.grid.model, self.n)
+        nb = sampling.draws_per_group(self.n)
         if not self.selection.fixed:
             strata = self.s[:, :nb] != 0 if self.selection.binary else None
             self.s = self.selection.step(self.s, self._shared(
                 lambda shape: sampling.stratified_uniforms(self.rng, shape, strata)))
-        self.histories.record(k + 1, z=self._noise_draws())
+        self.histories.record(k + 1, z=self._noise_draws(self.histories.kept, k + 1))
         self.k = k + 1
 
     def _finite(self, k: int, h: np.ndarray, m: np.ndarray) -> bool:

@@ -174,10 +174,11 @@ def test_extended_backends_agree_and_resume_is_exact():
 @pytest.mark.parametrize("optimiser", [{}, dict(momentum=0.5, nesterov=True)])
 def test_memory_estimate_counts_levels_and_momentum_rows(optimiser):
     """The estimate of `memory_limit` counts what the pass allocates: per-level response
-    paths (plus the last two T rows per source with momentum) and per-level h, z histories."""
+    paths (plus the last two T rows per source with momentum), per-level h, z histories
+    and the Sobol' points with per-level coordinates."""
     p = Problem(covariance=TWO_LEVELS, t_max=4.0, **optimiser)
     solver = dmft.Solver(p, **SMALL).advance(p.t_max)
-    held = solver.paths.T.nbytes + solver.paths.last.nbytes + sum(
+    held = solver.paths.T.nbytes + solver.paths.last.nbytes + solver.sobol.points.nbytes + sum(
         getattr(solver.histories, name).nbytes for name in solver.histories.NAMES)
     size = p.n_steps + 1
     assert solver.memory_estimate(p.n_steps) - 10 * solver.groups * size * size * 8 == held

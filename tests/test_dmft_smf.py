@@ -49,9 +49,11 @@ def test_first_step_from_zero_weights_has_the_closed_forms():
 
 
 def test_gaussian_mask_dmft_matches_simulations_to_t_20():
+    """20 seeds: the DMFT's error is a fraction of 10 seeds' (§5.10), whose worst z over
+    the 96 times and 4 curves reached 3.05 (train_acc at t = 9.4, not seen with 40 others)."""
     problem = Problem(process="gauss_sgd", b=B, t_max=20)
     theory = dmft.solve(problem)
-    runs = sims.simulate(problem, d=1000, seeds=10)
+    runs = sims.simulate(problem, d=1000, seeds=20)
     for var in ("gen_error", "magnetization", "train_loss", "train_acc"):
         assert _worst_z(theory, runs, var) < 3, var
 

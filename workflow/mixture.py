@@ -299,8 +299,9 @@ class MixtureModel(Model):
     sims_defaults = dict(seeds=1, record_every=1, dtype="float64", seeds_per_task=1,
                          points_per_task=None)
     time_attrs = dict(TIME_ATTRS)
-    # raise when the numbers of sims.engine (sims) or dmft.solve (dmft) change
-    solver_revisions = {"sims": 1, "dmft": 1}
+    # raise when the numbers of sims.engine (sims) or dmft.solve (dmft) change (dmft r2:
+    # randomized quasi-Monte Carlo samples, docs/theory.md §5.10)
+    solver_revisions = {"sims": 1, "dmft": 2}
 
     # --------------------------------------------------------------------- config
     def build(self, fields: dict) -> Problem:
