@@ -52,7 +52,7 @@ DEFAULTS = dict(d=None, magnetization_nodes=8, magnetization_rule="escape",
                 seed=0, backend="numba", response_dtype="float32", memory_limit="8GB")
 GROUP_SIZE = 4096  # samples per group when n_samples is None (a power of 2: a Sobol net, §5.10)
 RESPONSE_PER_NODE = 1024  # response samples per node (all replicas), "auto"
-RESPONSE_PER_GD_GROUP = 1024  # response samples per group of a one-node GD solve, "auto" (§5.8)
+RESPONSE_PER_GROUP = 1024  # response samples per group of a one-node solve, "auto" (§5.8, §5.10)
 # Working set of one batch of initial-magnetization nodes (§5.7): smaller batches run faster
 # once a node's arrays are large (Fig. 2 right, K = 1000, 2 cores: one node per batch 33-35 s
 # wall and 0.9 GB, all 8 at once 42-47 s and 4.2 GB), and cost a Python pass each (K = 100:
@@ -60,19 +60,19 @@ RESPONSE_PER_GD_GROUP = 1024  # response samples per group of a one-node GD solv
 NODE_BATCH_BYTES = 1e9
 
 
-def _resolve_counts(settings: dict, nodes: int, gd: bool) -> None:
+def _resolve_counts(settings: dict, nodes: int) -> None:
     """n_replicas None: 4 groups for one node, 2 per node when averaging over several
     initial magnetizations (the node average then combines 2 x nodes groups); n_samples
-    None: GROUP_SIZE samples per group; response_samples "auto": RESPONSE_PER_NODE per node,
-    RESPONSE_PER_GD_GROUP per group for GD with one node (whose late-time error of gen_error
-    is the M_R noise, docs/theory.md §5.8)."""
+    None: GROUP_SIZE samples per group; response_samples "auto": RESPONSE_PER_GROUP per
+    group with one node (whose late-time error of gen_error is the M_R noise, docs/theory.md
+    §5.8, §5.10), RESPONSE_PER_NODE per node for node averages."""
     if settings["n_replicas"] is None:
         settings["n_replicas"] = 4 if nodes == 1 else 2
     if settings["n_samples"] is None:
         settings["n_samples"] = GROUP_SIZE * settings["n_replicas"]
     if settings["response_samples"] == "auto":
-        settings["response_samples"] = (RESPONSE_PER_GD_GROUP * settings["n_replicas"]
-                                        if nodes == 1 and gd else RESPONSE_PER_NODE)
+        settings["response_samples"] = (RESPONSE_PER_GROUP * settings["n_replicas"]
+                                        if nodes == 1 else RESPONSE_PER_NODE)
 
 
 def _check_response_samples(value) -> None:
@@ -133,7 +133,7 @@ class Solver:
         self.rule_size = len(m0)
         self.node_subset = _node_subset(node_subset, self.rule_size)
         self.m0, self.node_weights = m0[self.node_subset], weights[self.node_subset]
-        _resolve_counts(settings, self.rule_size, self.grid.process in ("gd", "flow"))
+        _resolve_counts(settings, self.rule_size)
         n_samples, n_replicas = settings["n_samples"], settings["n_replicas"]
         response_samples = settings["response_samples"]
         if n_replicas < 2:

@@ -13,7 +13,7 @@ import dmft
 import sims
 from sims.problem import Problem
 
-D, SEEDS = 1000, 10
+D, SEEDS = 1000, 40  # the DMFT's error is a fraction of the seeds' (docs/theory.md §5.10)
 TIMES = np.arange(1.0, 20.5, 1.0)
 TWO_CLUSTER = {
     "persistent b=0.3": Problem(process="persistent", b=0.3, tau=1 / 0.6, t_max=20),
@@ -28,7 +28,9 @@ def assert_within_errors(theory, theory_err, runs, name):
         time=TIMES, method="nearest").values
     th = theory.sel(time=TIMES, method="nearest").values
     err = theory_err.sel(time=TIMES, method="nearest").values
-    z = np.abs(th - sim_mean) / np.maximum(np.sqrt(sim_se ** 2 + err ** 2), 1e-9)
+    # differences below 1e-6 are not resolved: on the three-cluster plateau eps = 1/2 - O(m^2)
+    # with m ~ 1e-4, where neither the seeds nor the DMFT groups spread measurably
+    z = np.abs(th - sim_mean) / np.maximum(np.sqrt(sim_se ** 2 + err ** 2), 1e-6)
     assert (z < 3).all(), f"{name}: |DMFT - sims| / s.e. = {np.round(z, 2)} at t = {TIMES}"
 
 
