@@ -35,12 +35,13 @@ S_SAMPLE_STEP = 5.5e-7  # s per sample and step
 S_ENTRY = 7.0e-10       # s per history or response-path entry read
 S_SQUARE = 3.0e-10      # s per G K^3
 PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded
-# Spread over groups of gen_error(t = 100) of two-cluster GD (alpha = 2, Delta = 0.5, lam = 0,
-# eta = 0.2), groups of 4000 samples with >= 1000 of them carrying response paths: 0.0031
-# with 1000 and with 2000 (16 and 8 groups), 0.0065 with 250 (§5.8; persistent-SGD b = 0.3:
-# 0.0019 with 250 or 1000). The largest spread of the benchmark cases.
-GROUP_SPREAD = 0.0031
-RESPONSE_REFERENCE = 1000
+# Spread over groups of gen_error(t = 100) with the randomized quasi-Monte Carlo samples
+# (§5.10), groups of 4096 samples with 1024 of them carrying response paths: two-cluster
+# GD (alpha = 2, Delta = 0.5, lam = 0, eta = 0.2) 0.00054, persistent-SGD (b = 0.3,
+# 1/tau = 0.6) 0.00053, 24 groups each; with 256 response samples p-SGD's is 0.0014, so
+# the variance grows at least as 1 / (response samples) below 1024.
+GROUP_SPREAD = 0.00055
+RESPONSE_REFERENCE = 1024
 
 
 def response_work(window, n_steps: int) -> float:

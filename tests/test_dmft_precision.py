@@ -85,12 +85,12 @@ def test_cost_estimate_of_a_target():
     p = GD.replace(t_max=100)
     plain = estimate_cost(p)
     loose = estimate_cost(p, target_error=1.0)
-    tight = estimate_cost(p, target_error=5e-4)
-    tighter = estimate_cost(p, target_error=2.5e-4)
+    tight = estimate_cost(p, target_error=1e-4)
+    tighter = estimate_cost(p, target_error=5e-5)
     assert loose["groups"] == plain["groups"] == 4 and loose["seconds"] == plain["seconds"]
     assert tighter["groups"] == pytest.approx(4 * tight["groups"], rel=0.05)
     assert tighter["seconds"] / plain["seconds"] == pytest.approx(tighter["groups"] / 4)
-    capped = estimate_cost(p, target_error=2.5e-4, cost_limit=3 * plain["seconds"])
+    capped = estimate_cost(p, target_error=5e-5, cost_limit=3 * plain["seconds"])
     assert capped["groups"] == 12
 
 
@@ -107,8 +107,8 @@ def test_pipeline_accepts_and_plans_a_precision_target():
         config["experiments"]["two"]["dmft"] = dmft_settings
         return plan_store(load_config(config)["two"], "dmft", {}, 1)["cpu_total_s"]
 
-    plain, grown = planned(), planned(target_error=1e-4)
-    capped = planned(target_error=1e-4, cost_limit=1.0)
+    plain, grown = planned(), planned(target_error=1e-5)
+    capped = planned(target_error=1e-5, cost_limit=1.0)
     assert grown > 10 * plain and plain <= capped < grown
     with pytest.raises(ConfigError, match="dmft.target_error"):
         planned(target_error=-1.0)
