@@ -63,30 +63,29 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
             starting from M_R = 0 and t = 0 kernels; the samples are the same at every
             iteration, so its fixed point is the causal pass of the same seed.
         n_samples: effective samples per initial-magnetization node, all replicas together;
-            None (default): 4000 per group, i.e. n_replicas x 4000.
-        n_replicas: independent sample groups per node (each with its own kernels); the
-            curves are their mean and `*_mc_error` their standard error. None (default):
-            4 for one node (two-cluster), 2 per node for the three-cluster average over
-            initial magnetizations (which then combines 2 x magnetization_nodes groups).
-            Independent groups are what makes the error honest; their size is what makes
-            the mean accurate: the feedback of kernel noise on the dynamics biases a group
-            of n samples by O(1/n), which the replica spread does not show.
+            None (default): 4096 per group (a power of 2, so that each group's Sobol' points
+            form a net, §5.10), i.e. n_replicas x 4096; 2048 per group for the
+            three-cluster node averages (through the escape window within 1e-4 of 4096).
+        n_replicas: independent sample groups per node (each with its own kernels and its
+            own scrambled Sobol' set, §5.10); the curves are their mean and `*_mc_error`
+            their standard error. None (default): 4 for one node (two-cluster), 2 per node
+            for the three-cluster average over initial magnetizations (which then combines
+            2 x magnetization_nodes groups). Independent groups are what makes the error
+            honest; their size is what makes the mean accurate: the feedback of kernel
+            noise on the dynamics biases a group of n samples, which the replica spread
+            does not show (two-cluster GD, t = 100: eps 0.1366, 0.1369, 0.1375, 0.13765
+            with groups of 1024, 2048, 4096, 16384).
         response_samples: samples (per node, all replicas) carrying response paths T
             (§3.2) to estimate M_R. The other kernels and the observables use all
-            n_samples. None: all samples. "auto" (default): 1000 per node (all
-            replicas), and 1000 per group for GD with one node, whose late-time error of
-            gen_error is the M_R noise (§5.8; two-cluster GD at t = 100: 4.3x less
-            variance than with 250 per group).
+            n_samples. None: all samples. "auto" (default): 1024 per group with one node,
+            whose late-time error of gen_error is the M_R noise (§5.8, §5.10: p-SGD at
+            t = 100, group spread 0.0014 with 256, 0.00053 with 1024), and 1024 per node
+            (all replicas) for the three-cluster node averages.
         response_window: sources per octave of time lag whose response paths are followed
-            (multiresolution M_R, §5.5); None follows every source (O(K^3)).
-
-            Defaults (groups of 4000 samples; response_samples=1000; response_window=16),
-            measured against finite-d simulations (d=2000, 20 seeds)
-            for two-cluster GD at lam=0 up to t=100 (K=500), where the error is largest:
-            the bias comes from the group size n: eps(100) = 0.1449 with groups of 2000
-            (z = 3.4), 0.1377 with 4000 (sims 0.1380 +- 0.0007), and response paths matter
-            less (250 per group suffice at n=4000). The window changes gen_error by 2e-5
-            (16) and 7e-5 (8) against following every source on the same samples (K=250).
+            (multiresolution M_R, §5.5); None follows every source (O(K^3)). The default
+            16 moves two-cluster GD curves by up to 0.3 x the default error (t <= 100, §5.10)
+            against None on the same samples; raise it with a target_error well below the
+            default error.
             Cost O(n_samples K^2) for the sample histories plus
             O(response_samples window K^2 log K) for M_R, memory O(n_samples K + K^2 groups).
         time_step: None (default) solves with step eta. A smaller value refines the grid at
