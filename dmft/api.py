@@ -79,8 +79,10 @@ def solve(problem: Problem, *, d=DEFAULTS["d"],
             (§3.2) to estimate M_R. The other kernels and the observables use all
             n_samples. None: all samples. "auto" (default): 1024 per group with one node,
             whose late-time error of gen_error is the M_R noise (§5.8, §5.10: p-SGD at
-            t = 100, group spread 0.0014 with 256, 0.00053 with 1024), and 1024 per node
-            (all replicas) for the three-cluster node averages.
+            t = 100, group spread 0.0014 with 256, 0.00053 with 1024), and 512 per node
+            (all replicas) for the three-cluster node averages (Fig. 2 left p-SGD at
+            t = 100: the same curves with 512 and 1024; Fig. 2 right at K = 1000 in 27 s
+            instead of 32-37 s on 2 cores).
         response_window: sources per octave of time lag whose response paths are followed
             (multiresolution M_R, §5.5); None follows every source (O(K^3)). The default
             16 moves two-cluster GD curves by up to 0.3 x the default error (t <= 100, §5.10)

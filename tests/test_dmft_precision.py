@@ -64,7 +64,7 @@ def test_bad_precision_settings_name_the_field(kwargs, field):
 
 
 def test_auto_response_samples():
-    """One node: 1024 response samples per group; node averages: 1024 per node."""
+    """One node: 1024 response samples per group; node averages: 512 per node."""
     two = dmft.Solver(GD)
     assert two.n_response == 1024 and two.settings["response_samples"] == 4096
     assert two.n == 4096  # a power of 2: the Sobol' points of a group are a net (§5.10)
@@ -72,7 +72,7 @@ def test_auto_response_samples():
     assert psgd.settings["response_samples"] == 4096 and psgd.n_response == 1024
     three = dmft.Solver(Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, R=0.01,
                                 eta=0.2, t_max=0.4), d=1000)
-    assert three.n_response * three.settings["n_replicas"] == 1024
+    assert three.n_response * three.settings["n_replicas"] == 512
 
 
 def test_gd_selects_every_sample():
