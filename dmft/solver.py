@@ -54,7 +54,7 @@ GROUP_SIZE = 4096  # samples per group when n_samples is None (a power of 2: a S
 # samples per group of a node average when n_samples is None: through the three-cluster
 # escape window (Fig. 2 right, t <= 20) groups of 2048 and 4096 agree within 1e-4 (§5.10)
 NODE_GROUP_SIZE = 2048
-RESPONSE_PER_NODE = 512  # response samples per node (all replicas) of node averages, "auto" (§5.10)
+RESPONSE_PER_NODE = 512  # response samples per node (all replicas) of node averages (§5.10)
 RESPONSE_PER_GROUP = 1024  # response samples per group of a one-node solve, "auto" (§5.8, §5.10)
 # Working set of one batch of initial-magnetization nodes (§5.7): smaller batches run faster
 # once a node's arrays are large (Fig. 2 right, K = 1000, 2 cores: one node per batch 33-35 s
