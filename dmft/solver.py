@@ -57,9 +57,10 @@ NODE_GROUP_SIZE = 2048
 RESPONSE_PER_NODE = 512  # response samples per node (all replicas) of node averages (§5.10)
 RESPONSE_PER_GROUP = 1024  # response samples per group of a one-node solve, "auto" (§5.8, §5.10)
 # Working set of one batch of initial-magnetization nodes (§5.7): smaller batches run faster
-# once a node's arrays are large (Fig. 2 right, K = 1000, 2 cores: one node per batch 33-35 s
-# wall and 0.9 GB, all 8 at once 42-47 s and 4.2 GB), and cost a Python pass each (K = 100:
-# 2.8 s in 8 batches against 1.8 s in one), so nodes are grouped up to this size
+# once a node's arrays are large (Fig. 2 right, K = 1000, groups of 4000, 2 cores: one node
+# per batch 33-35 s wall and 0.9 GB, all 8 at once 42-47 s and 4.2 GB), and cost a Python
+# pass each (K = 100: 2.8 s in 8 batches against 1.8 s in one), so nodes are grouped up to
+# this size
 NODE_BATCH_BYTES = 1e9
 
 
@@ -161,8 +162,7 @@ class Solver:
     def _init_samples(self, seed):
         p = self.grid
         self.rng = sampling.Streams(seed, None if self.rule_size == 1 else self.node_subset,
-                                    self.groups if self.rule_size == 1
-                                    else self.settings["n_replicas"])
+                                    self.settings["n_replicas"])
         self.sobol = sampling.SobolDraws(p.model, self.rng, self.groups, self.n, self.levels)
         self._draw_inputs()
         self.h = math.sqrt(p.R) * self._initial_fields()
