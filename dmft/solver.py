@@ -92,6 +92,10 @@ def _check_response_samples(value) -> None:
 class Solver:
     """Causal pass of §5.3 for one Problem; `advance(t_max)` runs or extends it.
 
+    The samples (§5.1, §5.10) are drawn at the first `advance`: a solver made only for its
+    layout (groups, memory estimate, node batches: `dmft.cost`, `dmft.solve`'s probes) costs
+    no draws.
+
     Settings (see `dmft.solve` for their meaning and DEFAULTS for their defaults): d,
     magnetization_nodes, initial_magnetizations, n_samples, n_replicas, response_samples,
     response_window, time_step, seed, backend, response_dtype, memory_limit.
@@ -126,7 +130,7 @@ class Solver:
         self.problem = problem
         self.grid = _grid_problem(problem, settings["time_step"])
         self.settings = settings
-        d, seed = settings["d"], settings["seed"]
+        d = settings["d"]
         nodes = settings["magnetization_nodes"]
         if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise ValueError(f"magnetization_nodes = {nodes!r} must be an integer >= 1")
@@ -154,9 +158,8 @@ class Solver:
         self.given = kernels
         self.k = 0
         self.failure = None  # (step, message) once the pass stopped at a non-finite step
-        self.capacity = -1
-        self.wall_time = 0.0
-        self._init_samples(seed)
+        self.capacity = -1  # no step-indexed arrays and no samples yet: both come at the
+        self.wall_time = 0.0  # first advance, so a solver made for its layout is cheap
 
     # ---------------------------------------------------------------- initial state
     def _init_samples(self, seed):
@@ -246,6 +249,7 @@ class Solver:
                 new[tuple(slice(0, s) for s in old.shape)] = old
             setattr(self, name, new)
         if self.capacity < 0:
+            self._init_samples(self.settings["seed"])
             self.m[0] = self.m_start.reshape(self.m.shape[1:2] + (1,) * (self.m.ndim - 2))
             self.histories = self._new_histories(n_steps)
             self.histories.record(0, z=self.z_next)

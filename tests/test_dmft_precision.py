@@ -94,6 +94,22 @@ def test_cost_estimate_of_a_target():
     assert capped["groups"] == 12
 
 
+def test_cost_estimates_draw_no_samples(monkeypatch):
+    """A plan (and every Snakefile parse, whose budget check plans each store) builds a
+    Solver per task for its layout only: no Sobol' set may be drawn (drawing them made
+    planning config/paper.yaml take 40 CPU-s, in every Snakemake job)."""
+    def no_draws(*args):
+        raise AssertionError("a cost estimate drew samples")
+
+    monkeypatch.setattr(dmft.sampling.Streams, "sobol", no_draws)
+    three = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, R=0.01, eta=0.2,
+                    t_max=200)
+    assert estimate_cost(three, d=5000)["seconds"] > 0
+    assert estimate_cost(GD.replace(t_max=100), target_error=1e-4)["groups"] > 4
+    with pytest.raises(AssertionError, match="drew samples"):  # a solve does draw
+        dmft.solve(GD, **SMALL)
+
+
 def test_pipeline_accepts_and_plans_a_precision_target():
     """config `dmft: {target_error, cost_limit}`: checked (a bad value names the field) and
     planned as the solve grown to the target, capped by the cost limit."""
