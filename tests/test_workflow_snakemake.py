@@ -98,6 +98,15 @@ def test_failed_points_fail_the_job_then_are_kept_then_retried_on_request(tmp_pa
     assert "1 already done, 1 to run" in log  # only the failed point
 
 
+def test_store_wall_time_packs_whole_tasks_onto_workers():
+    """A task runs on one worker: 3 equal tasks on 2 workers take two tasks' time."""
+    from workflow.plan import packed_wall
+    assert packed_wall([10.0, 10.0, 10.0], 2) == 20.0
+    assert packed_wall([30.0, 10.0, 10.0, 10.0], 2) == 30.0
+    assert packed_wall([5.0] * 8, 2) == 20.0
+    assert packed_wall([7.0], 4) == 7.0
+
+
 def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, capsys):
     """Sims cost ~ d^2 per task; the plan CLI covers every store; dry run shows resources."""
     config = _one_experiment_config()
