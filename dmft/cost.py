@@ -42,6 +42,14 @@ PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded
 # the variance grows at least as 1 / (response samples) below 1024.
 GROUP_SPREAD = 0.00055
 RESPONSE_REFERENCE = 1024
+# Three-cluster node averages of a process with random selection (sgd, persistent,
+# gauss_sgd): in the escape window a group's escape time jitters, and the largest spread
+# over t of one group per node, sqrt(groups per node / sum_i w_i^2) x error, is far larger:
+# 0.019-0.020 for persistent-SGD b = 0.3 (Fig. 3 left, d = 1000, 2 and 12 groups per
+# node) and 0.058 for b = 0.2 (Fig. 2 left). Its geometric mean: a factor 3 either way
+# in the estimated groups. (GD's, 0.0011 with 256 response samples, is GROUP_SPREAD's.)
+ESCAPE_GROUP_SPREAD = 0.033
+RANDOM_SELECTION = ("sgd", "persistent", "gauss_sgd")
 
 
 def response_work(window, n_steps: int) -> float:
@@ -81,17 +89,21 @@ def estimate_cost(problem: Problem, *, target_error=None, cost_limit=None, **set
     if target_error is None:
         return dict(seconds=seconds, bytes=held + PROCESS_BYTES, groups=G)
     replicas = solver.settings["n_replicas"]
-    grown = max(replicas, groups_for_target(solver, target_error))
+    grown = max(replicas, groups_for_target(solver, target_error, problem.process))
     if cost_limit is not None:
         grown = max(replicas, min(grown, int(cost_limit / (seconds / replicas))))
     return dict(seconds=seconds * grown / replicas, bytes=held + PROCESS_BYTES,
                 groups=G * grown // replicas)
 
 
-def groups_for_target(solver: Solver, target_error: float) -> int:
+def groups_for_target(solver: Solver, target_error: float, process: str) -> int:
     """Groups per node for a gen_error error of target_error, if the spread of one group
     is GROUP_SPREAD with RESPONSE_REFERENCE response samples or more, and its variance
     grows as 1 / (response samples) below (the M_R noise, §5.8); node average: error^2 =
-    sum_i w_i^2 spread^2 / groups."""
-    variance = GROUP_SPREAD ** 2 * max(1.0, RESPONSE_REFERENCE / solver.n_response)
+    sum_i w_i^2 spread^2 / groups, with ESCAPE_GROUP_SPREAD for an average over several
+    initial magnetizations of a process with random selection (its escape window)."""
+    if len(solver.m0) > 1 and process in RANDOM_SELECTION:
+        variance = ESCAPE_GROUP_SPREAD ** 2
+    else:
+        variance = GROUP_SPREAD ** 2 * max(1.0, RESPONSE_REFERENCE / solver.n_response)
     return math.ceil(variance * float((solver.node_weights ** 2).sum()) / target_error ** 2)

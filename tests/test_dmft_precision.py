@@ -94,6 +94,21 @@ def test_cost_estimate_of_a_target():
     assert capped["groups"] == 12
 
 
+
+def test_cost_estimate_of_a_target_in_the_escape_window():
+    """A three-cluster p-SGD node average: its error peaks in the escape window, far above
+    the two-cluster model's; the estimated groups for the measured error of the default
+    solve are that solve's groups within the factor 3 stated in dmft/cost.py."""
+    p = Problem(model="three_cluster", alpha=2, delta=0.05, L=0.7, lam=0, R=1, eta=0.2,
+                t_max=20, process="persistent", b=0.3, tau=3.3333)
+    ds = dmft.solve(p, d=1000)
+    reached = float(ds.gen_error_mc_error.max())
+    assert reached > 0.003  # the escape window (two-cluster GD model: < 0.001)
+    estimated = estimate_cost(p, d=1000, target_error=reached)["groups"]
+    assert 1 / 3 <= estimated / ds.attrs["groups"] <= 3
+    gd = estimate_cost(p.replace(process="gd", b=1, tau=None), d=1000, target_error=reached)["groups"]
+    assert gd == 16  # GD's escape does not jitter: the default already meets it
+
 def test_cost_estimates_draw_no_samples(monkeypatch):
     """A plan (and every Snakefile parse, whose budget check plans each store) builds a
     Solver per task for its layout only: no Sobol' set may be drawn (drawing them made
