@@ -24,6 +24,11 @@ And the cost of the stochastic modified flow (issue 22, theory §9.1) per unit t
 SGD on the same data (two-cluster, b = 0.3, eta = 0.2, one configuration each, runs
 interleaved): 10 Ito-Heun substeps, two reads of the data each. Target <= 12x SGD.
 
+And the cost of drawing a seed's data (`sims.engine.training_data`, alpha = 2) per data
+entry against its floor, the normal draws alone into a preallocated array (`Generator.
+standard_normal(out=...)`): the scaling is done in place, so the ratio is close to 1
+(drawing into fresh temporaries cost 19 ns per entry against 15 in place, 2026-12-07).
+
 Usage: python benchmarks/bench_sims.py [d ...]      (everything)
        python benchmarks/bench_sims.py --smf [d ...] (the SMF's cost only)
 """
@@ -123,6 +128,32 @@ def main(dims):
             print(f"{d:>6} {label:>5} {steps:>13} {paid:>11} {1 - steps / paid:>6.0%} "
                   f"{own:>15.3f} {longest:>13.3f} {own / longest:>11.2f}")
     smf_cost(dims)
+    data_cost(dims)
+
+
+def data_cost(dims) -> None:
+    """CPU ns per data entry of `training_data` (float64, float32) and of the bare normal
+    draws into a preallocated (n, d) array (the floor), best of REPEATS each."""
+    problem = Problem(alpha=2.0)
+    print(f"\n{'d':>6} {'floor ns':>9} {'float64 ns':>11} {'/floor':>7} {'float32 ns':>11} "
+          f"{'/floor':>7}")
+    for d in dims:
+        entries = 2 * d * d
+        rng, out = np.random.default_rng(0), np.empty((2 * d, d))
+
+        def cpu(draw):
+            times = []
+            for _ in range(REPEATS):
+                start = time.process_time()
+                draw()
+                times.append(time.process_time() - start)
+            return 1e9 * min(times) / entries
+
+        floor = cpu(lambda: rng.standard_normal(out=out))
+        double = cpu(lambda: sim.training_data(problem, d, 0))
+        single = cpu(lambda: sim.training_data(problem, d, 0, dtype="float32"))
+        print(f"{d:>6} {floor:>9.1f} {double:>11.1f} {double / floor:>7.2f} {single:>11.1f} "
+              f"{single / floor:>7.2f}")
 
 
 def smf_cost(dims, substeps=(10, 5)) -> None:
