@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sims import Problem, bayes_optimal_error, initial_magnetizations, simulate, simulate_batch
+from sims import (Problem, bayes_optimal_error, initial_magnetizations, simulate, simulate_batch,
+                  training_data)
+from sims.problem import labels, sample_clusters
 
 SEEDS = 8
 
@@ -183,3 +185,26 @@ def test_batched_runs_equal_alone_for_any_mix_of_eta_and_horizon(configs):
     named = [str(w.message) for w in caught if "runs diverged" in str(w.message)]
     assert [str(w.message) for w in caught if "runs diverged" not in str(w.message)] == []
     assert bool(named) == bool(diverging)
+
+
+@pytest.mark.parametrize("covariance", [None, {"fractions": [0.25, 0.75],
+                                               "variances": [2.2, 0.6]}])
+def test_data_matrix_is_the_model_drawn_from_the_seed_stream(covariance):
+    """A = X / sqrt(d), X_mu = c_mu v*/sqrt(d) + sqrt(Delta) Sigma^1/2 z_mu (theory §1, §7),
+    with c and then z drawn from the seed's data stream (`_Streams(entropy, d, seed).data`):
+    rebuilt here in one draw of all z, it equals the engine's chunked, in-place fill
+    exactly (float64), and float32 data are its rounding."""
+    problem = Problem(model="three_cluster", alpha=1.5, delta=0.05, L=0.7,
+                      covariance=covariance)
+    d, seed = 1500, 4  # n = 2250: two full chunks of rows and a partial one
+    rng = np.random.default_rng(np.random.SeedSequence([0, d, seed]).spawn(3)[0])
+    c = sample_clusters(problem.model, round(problem.alpha * d), rng)
+    z = rng.standard_normal((c.size, d))
+    if covariance is not None:
+        z *= np.repeat(np.sqrt(problem.level_variances), np.diff(problem.level_bounds(d)))
+    expected = (c[:, None] / np.sqrt(d) + np.sqrt(problem.delta) * z) / np.sqrt(d)
+    A, y, _ = training_data(problem, d, seed)
+    np.testing.assert_array_equal(A, expected)
+    np.testing.assert_array_equal(y, labels(problem.model, c))
+    single, _, _ = training_data(problem, d, seed, dtype="float32")
+    np.testing.assert_array_equal(single, expected.astype(np.float32))
