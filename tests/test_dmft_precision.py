@@ -106,7 +106,8 @@ def test_cost_estimate_of_a_target_in_the_escape_window():
     assert reached > 0.003  # the escape window (two-cluster GD model: < 0.001)
     estimated = estimate_cost(p, d=1000, target_error=reached)["groups"]
     assert 1 / 3 <= estimated / ds.attrs["groups"] <= 3
-    gd = estimate_cost(p.replace(process="gd", b=1, tau=None), d=1000, target_error=reached)["groups"]
+    gd = estimate_cost(p.replace(process="gd", b=1, tau=None), d=1000,
+                       target_error=reached)["groups"]
     assert gd == 16  # GD's escape does not jitter: the default already meets it
 
 def test_cost_estimates_draw_no_samples(monkeypatch):
