@@ -4,8 +4,11 @@ over two grid axes.
 Rows: DMFT, simulations (largest d), and simulations minus DMFT where both exist (one row
 set per value of any further dim, e.g. case); columns: minimum error, time of the minimum,
 gain of early stopping (analysis.early_stopping). Cell marks: x = no early stopping (the
-minimum sits at t_max); o = no learning (the error never falls below its initial value,
-e.g. the three-cluster model held at the symmetric point by the ridge); hatched grey = a
+minimum sits at t_max, or the gain is below the map's gain_tolerance); ? = unresolved
+(whether the gain exceeds the tolerance is within the curve's error: the DMFT's Monte-Carlo
+error, the simulations' seed-mean error; analysis.early_stopping); o = no learning (the
+error never falls below its initial value by more than its error, e.g. the three-cluster
+model held at the symmetric point by the ridge); hatched grey = a
 failed run (diverged or error; its value is left out); diagonal hatching = a clipped
 persistent chain (active fraction differs from the nominal b, analysis.status), with the
 effective fraction in the table.
@@ -17,9 +20,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.patches import Rectangle
+from matplotlib.patheffects import withStroke
 
 from .data import PRETTY, format_value, iter_points, label_for, select
-from .early_stopping import early_stopping
+from .early_stopping import GAIN_TOLERANCE, early_stopping
 from .panels import load
 from .status import DIVERGED, ERROR, OK, clipped, status
 from .style import new_figure, style
@@ -48,9 +52,12 @@ def _flags(ds: xr.Dataset, dims: list[str]) -> xr.Dataset:
     return xr.Dataset({"failed": failed, "clipped_active_fraction": eff})
 
 
-def early_stopping_maps(stores: dict[str, xr.Dataset], var: str = "gen_error") -> dict:
-    """{source: early_stopping() of the store at its largest d, with flags `failed` and
-    `effective_active_fraction` (NaN unless clipped)}, plus 'sims - dmft' if both exist."""
+def early_stopping_maps(stores: dict[str, xr.Dataset], var: str = "gen_error",
+                        gain_tolerance: float = GAIN_TOLERANCE) -> dict:
+    """{source: early_stopping() of the store at its largest d (each curve judged within its
+    error: the DMFT's Monte-Carlo error, the simulations' seed-mean error), with flags
+    `failed` and `effective_active_fraction` (NaN unless clipped)}, plus 'sims - dmft' if
+    both exist."""
     out = {}
     for key in ("dmft", "sims"):
         ds = stores.get(key)
@@ -58,16 +65,19 @@ def early_stopping_maps(stores: dict[str, xr.Dataset], var: str = "gen_error") -
             continue
         ds = _largest_d(load(ds, [var]))
         ok = status(ds) == OK
-        es = early_stopping(ds[var].where(ok), var)
+        curve = ds[[name for name in (var, f"{var}_mc_error") if name in ds]]
+        es = early_stopping(curve.where(ok), var, gain_tolerance=gain_tolerance)
         out[key] = es.merge(_flags(ds, list(es.min_error.dims)))
     if "dmft" in out and "sims" in out:
         a, b = xr.align(out["sims"], out["dmft"], join="inner")
         names = ["min_error", "argmin_time", "gain"]
         diff = a[names] - b[names]
-        diff["no_early_stopping"] = a.no_early_stopping | b.no_early_stopping
-        diff["no_learning"] = a.no_learning | b.no_learning
+        diff["gain_error"] = np.hypot(a.gain_error, b.gain_error)
+        for flag in ("no_early_stopping", "no_learning", "unresolved"):
+            diff[flag] = a[flag] | b[flag]
         diff["failed"] = a.failed | b.failed
         diff["clipped_active_fraction"] = a.clipped_active_fraction
+        diff.attrs.update(a.attrs)
         out["sims - dmft"] = diff
     return out
 
@@ -113,6 +123,10 @@ def _cells(ax, values, flags: dict, annotate: bool) -> None:
     yy, xx = np.nonzero(flags["no_es"])
     ax.plot(xx, yy, "x", color="k", ms=7, mew=1.5, ls="none")
     ax.plot(xx, yy, "x", color="w", ms=5, mew=0.8, ls="none")
+    yy, xx = np.nonzero(flags["unresolved"])
+    for i, j in zip(yy, xx):
+        ax.text(j, i, "?", ha="center", va="center", fontsize=11, fontweight="bold",
+                color="w", path_effects=[withStroke(linewidth=2, foreground="k")])
     yy, xx = np.nonzero(flags["no_learning"])
     ax.plot(xx, yy, "o", mfc="none", mec="k", ms=7, mew=1.5, ls="none")
     ax.plot(xx, yy, "o", mfc="none", mec="w", ms=7, mew=0.6, ls="none")
@@ -142,7 +156,8 @@ def heatmap(ax, es: xr.Dataset, name: str, x: str, y: str | None, cmap, divergin
     flags = dict(failed=np.asarray(es.failed.values, bool),
                  eff=np.asarray(es.clipped_active_fraction.values, float),
                  no_es=np.asarray(es.no_early_stopping.values, bool),
-                 no_learning=np.asarray(es.no_learning.values, bool))
+                 no_learning=np.asarray(es.no_learning.values, bool),
+                 unresolved=np.asarray(es.unresolved.values, bool))
     _cells(ax, values, flags, annotate=values.size <= 49)
     return im
 
@@ -175,12 +190,17 @@ def plot_maps(maps: dict, spec: dict, title: str = "", note: str = ""):
 
 def _marks_legend(maps: dict) -> str:
     """The meaning of the cell marks that appear in the figure."""
+    attrs = next(iter(maps.values())).attrs
+    z, tolerance = attrs.get("z"), attrs.get("gain_tolerance")
     marks = [(lambda es: es.no_early_stopping.any(),
-              "×: no early stopping (minimum at t_max)"),
+              f"×: no early stopping (minimum at t_max, or gain < {tolerance:g})"),
+             (lambda es: es.unresolved.any(),
+              f"?: unresolved (whether the gain exceeds {tolerance:g} is within {z:g}σ of "
+              "the curve's error)"),
              (lambda es: es.no_learning.any(),
               "○: no learning (the error never falls below its initial value)"),
              (lambda es: es.clipped_active_fraction.notnull().any(),
               "diagonal hatching: clipped persistent chain (active fraction ≠ b)"),
              (lambda es: es.failed.any(), "grey cross-hatching: a run failed (left out)")]
     shown = [text for present, text in marks if any(bool(present(es)) for es in maps.values())]
-    return "   ".join(shown)
+    return "\n".join("   ".join(shown[i:i + 2]) for i in range(0, len(shown), 2))

@@ -125,7 +125,8 @@ def _curves(experiment, sims, dmft, spec, out) -> list[str]:
 
 
 def _map(experiment, sims, dmft, spec, out) -> list[str]:
-    maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"])
+    maps = early_stopping_maps({"sims": sims, "dmft": dmft}, spec["observable"],
+                               gain_tolerance=spec["gain_tolerance"])
     note = verdict_marker(_agreement(sims, dmft, spec), spec["z_max"]).replace(":\n", ": ")
     fig = plot_maps(maps, spec, title=spec["title"] or experiment, note=note)
     return save(fig, out["figure"]) + [write_table(map_table(maps), out["table"])]

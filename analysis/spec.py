@@ -19,8 +19,10 @@ default the kind's: Learning curves, Early stopping, Finite-size scaling).
   `ylim` ([low, high] or null), `facet` (a grid axis or null: one panel per value of that
   axis, e.g. the covariance fraction cov_fraction, the other dims as colours). Writes the
   figure, the early-stopping table and the agreement table.
-* map: `x`, `y` (grid axes; default the first two grid axes of the experiment). Writes
-  the maps of minimum error, time of the minimum and gain of early stopping.
+* map: `x`, `y` (grid axes; default the first two grid axes of the experiment),
+  `gain_tolerance` (a gain of early stopping below it is negligible: default 0.001;
+  analysis.early_stopping). Writes the maps of minimum error, time of the minimum and gain
+  of early stopping, each cell classified within the curve's error.
 * finite_size: `measure` = `extrapolation` (each observable at fixed `times`, fitted as
   a + c/d; `observables`, `times` optional) or `escape_time` (first time the observable
   drops below `threshold`: a number in (0, 1) or `auto`, halfway between 1/2 and the
@@ -67,6 +69,8 @@ import math
 
 from workflow.models import family_named
 
+from .early_stopping import GAIN_TOLERANCE
+
 MIXTURE = family_named("mixture")
 # what a curve, an inset or a map can show: the observables with dims (..., time), among
 # them C_Sigma (sims.datamodel.COVARIANCE_OBSERVABLES; |w|^2/d for the identity)
@@ -78,7 +82,7 @@ MEASURES = ("extrapolation", "escape_time")
 COMMON = dict(title=None, observable=None, z_max=3.0, tolerance=0.0, category=None)
 DEFAULTS = {
     "curves": dict(inset=None, logx=True, ylim=None, facet=None),
-    "map": dict(x=None, y=None),
+    "map": dict(x=None, y=None, gain_tolerance=GAIN_TOLERANCE),
     "finite_size": dict(measure="extrapolation", threshold="auto", times=None,
                         observables=None),
     # two-layer networks (paper 001, analysis/two_layer.py): the paper's figure kinds
@@ -180,6 +184,9 @@ def _check_map(out, experiment, grid_axes):
         _grid_axis(out, field, experiment, grid_axes)
     if out["x"] is not None and out["x"] == out["y"]:
         raise _bad(experiment, "y", out["y"], f"a grid axis other than x = {out['x']!r}")
+    tolerance = out.get("gain_tolerance", 0.0)
+    if not _number(tolerance) or tolerance < 0:
+        raise _bad(experiment, "gain_tolerance", tolerance, "a number >= 0")
 
 
 def _check_finite_size(out, experiment, grid_axes):

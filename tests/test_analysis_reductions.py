@@ -74,6 +74,82 @@ def test_early_stopping_averages_seeds_before_the_minimum():
     assert float(es.gain) == pytest.approx(0.2)
 
 
+def _curve_with_error(values, error, t):
+    return xr.Dataset({"gen_error": (("time",), values),
+                       "gen_error_mc_error": (("time",), np.full(t.size, error))},
+                      coords={"time": t})
+
+
+def test_the_times_compatible_with_the_minimum_are_the_closed_form_interval():
+    """eps = 0.1 + c (t - 3)^2 with error s at every t: the times within z sqrt(2) s of the
+    minimum are |t - 3| <= sqrt(z sqrt(2) s / c); the gain's error is sqrt(2) s."""
+    t = np.linspace(0, 10, 1001)
+    c, s, z = 0.01, 0.002, 2.0
+    es = early_stopping(_curve_with_error(0.1 + c * (t - 3) ** 2, s, t), z=z)
+    half = np.sqrt(z * np.sqrt(2) * s / c)
+    assert float(es.argmin_time_low) == pytest.approx(3 - half, abs=0.011)
+    assert float(es.argmin_time_high) == pytest.approx(3 + half, abs=0.011)
+    assert float(es.gain_error) == pytest.approx(np.sqrt(2) * s)
+    assert not (es.unresolved or es.no_early_stopping or es.no_learning)
+
+
+def test_a_flat_tail_within_its_error_is_unresolved_and_resolves_with_a_smaller_error():
+    """A minimum at t = 6 that is 0.004 below the value at t_max = 10: unresolved with an
+    error of 0.01 (either could be the minimum), early stopping with an error of 0.0005."""
+    t = np.linspace(0, 10, 101)
+    eps = 0.3 * np.exp(-t) + 0.1 + 0.001 * (t - 6) ** 2 / 4
+    vague = early_stopping(_curve_with_error(eps, 0.01, t))
+    sharp = early_stopping(_curve_with_error(eps, 0.0005, t))
+    assert float(sharp.gain) == pytest.approx(float(vague.gain)) and float(sharp.gain) > 0.003
+    assert bool(vague.unresolved) and not bool(vague.no_early_stopping)
+    assert not (sharp.unresolved or sharp.no_early_stopping or sharp.no_learning)
+    assert float(sharp.argmin_time_high) < 10
+    # still falling at t_max with a small error: the minimum is at the end, resolved
+    falling = early_stopping(_curve_with_error(0.3 * np.exp(-t / 3) + 0.1, 0.0005, t))
+    assert bool(falling.no_early_stopping) and not bool(falling.unresolved)
+    assert float(falling.argmin_time_low) >= 9.0
+
+
+def test_simulations_are_judged_by_the_standard_error_of_their_seed_mean():
+    """Seeds = a curve with a shallow minimum + a seed's smooth random deviation a + b t / 10
+    (a, b standard normal x 0.02 / sqrt 2, as a run's trajectory deviates smoothly): 4 seeds
+    leave it unresolved, 4000 resolve it (the seed mean's error falls as 1/sqrt(n))."""
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 10, 41)
+    eps = 0.2 + 0.0004 * (t - 5) ** 2 + 0.3 * np.exp(-2 * t)  # gain 0.01 at t_max
+    spread = lambda time: 0.02 * np.sqrt((1 + (time / 10) ** 2) / 2)  # noqa: E731
+    for n, unresolved, rel in ((4, True, 0.6), (4000, False, 0.1)):
+        a, b = 0.02 / np.sqrt(2) * rng.standard_normal((2, n, 1))
+        ds = xr.Dataset({"gen_error": (("seed", "time"), eps + a + b * t / 10)},
+                        coords={"time": t})
+        es = early_stopping(ds)
+        expected = np.hypot(spread(10.0), spread(float(es.argmin_time))) / np.sqrt(n)
+        assert float(es.gain_error) == pytest.approx(expected, rel=rel)
+        assert bool(es.unresolved) is unresolved
+
+
+def test_a_curve_that_barely_moves_from_its_start_within_its_error_is_no_learning():
+    t = np.linspace(0, 10, 11)
+    eps = 0.5 - 1e-5 * t  # three-cluster near the symmetric point: falls by less than 2 sigma
+    assert bool(early_stopping(_curve_with_error(eps, 1e-4, t)).no_learning)
+    assert not bool(early_stopping(_curve_with_error(eps, 1e-6, t)).no_learning)
+
+
+def test_the_map_marks_unresolved_cells_and_names_the_mark():
+    t = np.linspace(0, 10, 101)
+    eps = 0.3 * np.exp(-t) + 0.1 + 0.001 * (t - 6) ** 2 / 4
+    error = np.stack([np.full(t.size, 0.01), np.full(t.size, 0.0005)])[:, None]
+    ds = xr.Dataset({"gen_error": (("lam", "b", "time"), np.stack([eps, eps])[:, None]),
+                     "gen_error_mc_error": (("lam", "b", "time"), error)},
+                    coords={"lam": [0.0, 0.1], "b": [0.5], "time": t})
+    maps = early_stopping_maps({"dmft": ds})
+    assert maps["dmft"].unresolved.sel(b=0.5).values.tolist() == [True, False]
+    fig = plot_maps(maps, {"x": "lam", "y": "b"}, title="t")
+    assert "?: unresolved" in fig._suptitle.get_text()
+    marks = [(text.get_position(), text.get_text()) for text in fig.axes[0].texts]
+    assert ((0, 0), "?") in marks and ((1, 0), "?") not in marks
+
+
 def test_early_stopping_of_an_all_nan_curve_is_nan_and_not_flagged():
     ds = xr.Dataset({"gen_error": (("time",), np.full(4, np.nan))},
                     coords={"time": np.arange(4.0)})

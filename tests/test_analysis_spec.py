@@ -17,7 +17,8 @@ def test_no_section_means_learning_curves_with_every_default():
 
 def test_each_kind_fills_in_its_own_fields_only():
     assert set(check_analysis({"kind": "map"}, "e")) == {
-        "kind", "title", "observable", "z_max", "tolerance", "category", "x", "y"}
+        "kind", "title", "observable", "z_max", "tolerance", "category", "x", "y",
+        "gain_tolerance"}
     fss = check_analysis({"kind": "finite_size", "measure": "escape_time", "threshold": 0.3,
                           "times": [1, 2]}, "e")
     assert fss["threshold"] == 0.3 and fss["times"] == [1.0, 2.0]
@@ -32,6 +33,7 @@ def test_each_kind_fills_in_its_own_fields_only():
     ({"kind": "curves", "ylim": [0.5, 0.1]}, "ylim", "[0.5, 0.1]"),
     ({"kind": "map", "x": "b", "y": "b"}, "y", "b"),
     ({"kind": "map", "x": "lam"}, "x", "lam"),                     # not a grid axis
+    ({"kind": "map", "gain_tolerance": -1e-3}, "gain_tolerance", "-0.001"),
     ({"kind": "finite_size", "measure": "fit"}, "measure", "fit"),
     ({"kind": "finite_size", "threshold": 1.5}, "threshold", "1.5"),
     ({"kind": "finite_size", "times": [-1]}, "times", "[-1]"),
