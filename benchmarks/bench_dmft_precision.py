@@ -25,6 +25,7 @@ reported error at t = 10, 50, 100 (ideal 1, accepted 0.7-1.5), and the bias chec
 max over t of |mean_new - mean_old| / combined standard error of the two seed means.
 
 Usage: python benchmarks/bench_dmft_precision.py [--seeds 8] [--cases gd,psgd,three]
+           [--targets [--threads 2]]
            [--old-rev 698f4f1^] [--new-rev HEAD] [--new-settings '{"response_samples": 8000}']
 """
 
@@ -56,10 +57,10 @@ from sims.problem import Problem
 cfg = json.loads(sys.argv[1])
 p = Problem(eta=0.2, t_max=cfg["t_max"], **cfg["problem"])
 dmft.solve(p.replace(t_max=0.4), **dict(cfg["settings"], n_samples=64, response_samples=64))
-start = time.process_time()
+start, wall = time.process_time(), time.perf_counter()
 ds = dmft.solve(p, seed=cfg["seed"], **cfg["settings"])
-cpu = time.process_time() - start
-print(json.dumps(dict(cpu=cpu, rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+cpu, wall = time.process_time() - start, time.perf_counter() - wall
+print(json.dumps(dict(cpu=cpu, wall=wall, rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       status=ds.attrs["status"], gen_error=ds.gen_error.values.tolist(),
                       mc_error=ds.gen_error_mc_error.values.tolist())))
 """
@@ -75,12 +76,14 @@ def export(rev: str, into: Path) -> Path:
     return tree
 
 
-def solve(case: str, tree: Path, settings: dict, seed: int, t_max: float = 100) -> dict:
-    """One solve by the package in `tree` (its directory first on the import path)."""
+def solve(case: str, tree: Path, settings: dict, seed: int, t_max: float = 100,
+          threads: int = 1) -> dict:
+    """One solve by the package in `tree` (its directory first on the import path), on
+    `threads` numba threads."""
     problem, fixed = CASES[case]
     cfg = dict(problem=problem, settings=dict(settings, **fixed), seed=seed, t_max=t_max)
     out = subprocess.run([sys.executable, "-c", SOLVE, json.dumps(cfg)], capture_output=True,
-                         text=True, cwd=tree, env=dict(os.environ, NUMBA_NUM_THREADS="1"))
+                         text=True, cwd=tree, env=dict(os.environ, NUMBA_NUM_THREADS=str(threads)))
     if out.returncode:
         raise RuntimeError(f"benchmark child failed for {cfg}:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -113,6 +116,9 @@ def main():
     parser.add_argument("--new-rev", default="HEAD")
     parser.add_argument("--new-settings", default="{}", help="JSON, dmft.solve keywords")
     parser.add_argument("--save", help="write each case's runs to SAVE.<case>.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="numba threads of each solve (--targets: 2 for the issue's "
+                             "'on 2 idle cores' wall times)")
     parser.add_argument("--targets", action="store_true",
                         help="the cost targets of issue 20 instead (one solve each)")
     args = parser.parse_args()
@@ -136,17 +142,18 @@ def targets(estimators: dict, args) -> None:
             ("gd K=1000 2x2048", "gd", 200, None, dict(new_settings, n_replicas=2,
                                                         n_samples=4096)),
             ("three K=1000", "three", 200, {}, new_settings)]
-    print(f"{'solve':<18}{'est':<5}{'CPU s':>8}{'peak GB':>9}{'max err':>9}"
-          f"{'CPU s to 5e-4':>15}", flush=True)
+    print(f"{'solve':<18}{'est':<5}{'CPU s':>8}{'wall s':>8}{'peak GB':>9}{'max err':>9}"
+          f"{'CPU s to 5e-4':>15}   ({args.threads} thread(s))", flush=True)
     for label, case, t_max, old_settings, settings in rows:
         if args.cases and case not in args.cases.split(","):
             continue
         for name, tree, kw in (("old", old_tree, old_settings), ("new", new_tree, settings)):
             if kw is None:  # the old run of this solve is the row above's
                 continue
-            r = solve(case, tree, kw, 0, t_max)
+            r = solve(case, tree, kw, 0, t_max, args.threads)
             err = np.nanmax(r["mc_error"])
-            print(f"{label:<18}{name:<5}{r['cpu']:>8.1f}{r['rss'] / 1e9:>9.2f}{err:>9.5f}"
+            print(f"{label:<18}{name:<5}{r['cpu']:>8.1f}{r['wall']:>8.1f}{r['rss'] / 1e9:>9.2f}"
+                  f"{err:>9.5f}"
                   f"{r['cpu'] * max(1.0, (err / 5e-4) ** 2):>15.1f}", flush=True)
 
 
