@@ -83,7 +83,8 @@ def solve(case: str, tree: Path, settings: dict, seed: int, t_max: float = 100,
     problem, fixed = CASES[case]
     cfg = dict(problem=problem, settings=dict(settings, **fixed), seed=seed, t_max=t_max)
     out = subprocess.run([sys.executable, "-c", SOLVE, json.dumps(cfg)], capture_output=True,
-                         text=True, cwd=tree, env=dict(os.environ, NUMBA_NUM_THREADS=str(threads)))
+                         text=True, cwd=tree,
+                         env=dict(os.environ, NUMBA_NUM_THREADS=str(threads)))
     if out.returncode:
         raise RuntimeError(f"benchmark child failed for {cfg}:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -112,34 +112,69 @@ class Histories:
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _gram_partials(history, g, k):
+    """Per chunk of CHUNK samples: sum_p g(p) history[p, j] for j <= k. The samples with
+    g(p) != 0 (inactive ones of SGD are 0) are added four at a time, so that each pass over
+    the chunk's accumulator row serves four history rows."""
     groups, n, _ = history.shape
     chunks = (n + CHUNK - 1) // CHUNK
     out = np.zeros((groups, chunks, k + 1))
     for task in numba.prange(groups * chunks):
         grp, chunk = task // chunks, task % chunks
+        acc = out[grp, chunk]
+        active = np.empty(CHUNK, dtype=np.int64)
+        count = 0
         for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            x = g[grp, p]
-            if x == 0.0:
-                continue
+            if g[grp, p] != 0.0:
+                active[count] = p
+                count += 1
+        q = 0
+        while q + 4 <= count:
+            p0, p1, p2, p3 = active[q], active[q + 1], active[q + 2], active[q + 3]
+            x0, x1, x2, x3 = g[grp, p0], g[grp, p1], g[grp, p2], g[grp, p3]
+            r0, r1, r2, r3 = history[grp, p0], history[grp, p1], history[grp, p2], \
+                history[grp, p3]
             for j in range(k + 1):
-                out[grp, chunk, j] += x * history[grp, p, j]
+                acc[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
+            q += 4
+        for i in range(q, count):
+            x, r = g[grp, active[i]], history[grp, active[i]]
+            for j in range(k + 1):
+                acc[j] += x * r[j]
     return out
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _noise_and_recall(z, h, factor, lengths, memory, k):
-    """xi = sum over the kept slots r < lengths of factor_r z_r; recall = sum_{j<k} M_R h_j."""
+    """xi = sum over the kept slots r < lengths of factor_r z_r; recall = sum_{j<k} M_R h_j.
+    Four samples per task share each load of M_R(k, j)."""
     groups, n, _ = z.shape
+    quads = (n + 3) // 4
     xi = np.empty((groups, n))
     recall = np.empty((groups, n))
-    for task in numba.prange(groups * n):
-        grp, p = task // n, task % n
-        a = 0.0
-        for j in range(lengths[grp]):
-            a += factor[grp, j] * z[grp, p, j]
-        b = 0.0
-        for j in range(k):
-            b += memory[grp, j] * h[grp, p, j]
-        xi[grp, p] = a
-        recall[grp, p] = b
+    for task in numba.prange(groups * quads):
+        grp, first = task // quads, 4 * (task % quads)
+        m, f = memory[grp], factor[grp]
+        if first + 4 <= n:
+            h0, h1, h2, h3 = h[grp, first], h[grp, first + 1], h[grp, first + 2], \
+                h[grp, first + 3]
+            b0 = b1 = b2 = b3 = 0.0
+            for j in range(k):
+                mj = m[j]
+                b0 += mj * h0[j]
+                b1 += mj * h1[j]
+                b2 += mj * h2[j]
+                b3 += mj * h3[j]
+            recall[grp, first], recall[grp, first + 1] = b0, b1
+            recall[grp, first + 2], recall[grp, first + 3] = b2, b3
+        else:
+            for p in range(first, n):
+                b = 0.0
+                for j in range(k):
+                    b += m[j] * h[grp, p, j]
+                recall[grp, p] = b
+        for p in range(first, min(n, first + 4)):
+            a = 0.0
+            for j in range(lengths[grp]):
+                a += f[j] * z[grp, p, j]
+            xi[grp, p] = a
     return xi, recall

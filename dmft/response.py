@@ -167,11 +167,19 @@ def _advance_numba(T, k, decay, coef, sources, offsets, bounds, exact_lags):
             for p in range(n):
                 acc[p] = decay[g, p] * T[g, last, p]
             count = _memory_points(coef[g], j, k, exact_lags, points, weights)
-            for a in range(count):
-                c = weights[a]
-                row = off + points[a] - j - 1
+            base = off - j - 1
+            a = 0
+            while a + 4 <= count:  # four points per pass over acc
+                c0, c1, c2, c3 = weights[a], weights[a + 1], weights[a + 2], weights[a + 3]
+                r0, r1 = T[g, base + points[a]], T[g, base + points[a + 1]]
+                r2, r3 = T[g, base + points[a + 2]], T[g, base + points[a + 3]]
                 for p in range(n):
-                    acc[p] += c * T[g, row, p]
+                    acc[p] += c0 * r0[p] + c1 * r1[p] + c2 * r2[p] + c3 * r3[p]
+                a += 4
+            for b in range(a, count):
+                c, row = weights[b], T[g, base + points[b]]
+                for p in range(n):
+                    acc[p] += c * row[p]
             for p in range(n):
                 T[g, last + 1, p] = acc[p]
 
