@@ -16,8 +16,9 @@ exact factor: pivots below 1e-8 relative are degenerate, and a row longer than a
 scaled back to norm^2 = M_C(k,k) (counted in `rescaled_rows`, reported by `dmft.solve`).
 
 The new row is a forward substitution against the rows of L already stored (numba, reading
-the lower triangle of L in place: O(k^2) per group and step, no copy of the k x k block;
-serial, since the per-step work is too small to pay for a parallel launch).
+the lower triangle of L in place: O(k^2) per group and step, no copy of the k x k block; the
+groups in parallel: 16 groups at k = 500 are 2 M multiply-adds a step, well above the cost
+of a parallel launch).
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ class NestedCholesky:
         return self.L[:, k, :k + 1]
 
 
-@numba.njit(fastmath=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _add_row(L, degenerate, row, k, rel_tol):
     """L[g, k, :k+1] by forward substitution (degenerate pivots give zero columns); returns
     the number of groups whose row had to be scaled back to norm^2 = M_C(k, k)."""
     rescaled = 0
-    for g in range(L.shape[0]):
+    for g in numba.prange(L.shape[0]):
         norm = 0.0
         for i in range(k):
             if degenerate[g, i]:
