@@ -226,6 +226,28 @@ def test_same_seed_same_numbers_and_attributes():
     np.testing.assert_allclose(a.time[1] - a.time[0], 0.2)
 
 
+@pytest.mark.parametrize("process", ["sgd", "gd"])
+def test_the_numbers_do_not_depend_on_the_number_of_threads(process):
+    """Every numba kernel (history sums, response paths, Cholesky rows) splits its work
+    into tasks fixed by the data, not by the threads: 1 and 2 threads give the same bits
+    (three-cluster SGD: full-rank noise, inactive samples; GD: low-rank noise)."""
+    import numba
+    problem = Problem(model="three_cluster", alpha=3, delta=0.05, L=0.7, lam=0.1, R=0.01,
+                      eta=0.2, process=process, b=0.3 if process == "sgd" else 1, t_max=30)
+    settings = dict(d=1000, magnetization_nodes=2, n_samples=1030, response_samples=300,
+                    seed=3)
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            runs.append(dmft.solve(problem, **settings))
+    finally:
+        numba.set_num_threads(before)
+    for name in ("gen_error", "gen_error_mc_error", "correlation", "response"):
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
 THREE = Problem(model="three_cluster", alpha=2, delta=0.05, L=0.7, lam=0, R=1, eta=0.2,
                 process="gd", t_max=6)
 NODES = dict(d=1000, magnetization_nodes=4, n_samples=400, response_samples=200)
