@@ -180,7 +180,8 @@ def run(estimators: dict, args) -> None:
                   f"{s['eff_spread'] / old['eff_spread']:>7.2f}{honesty:>25}"
                   f"{s['failed']:>5}/{args.seeds}", flush=True)
         diff = np.abs(stats["new"]["mean"] - old["mean"])[1:]  # t = 0 is exact in both
-        z = diff / np.hypot(stats["new"]["sem"], old["sem"])[1:]
+        sem = np.hypot(stats["new"]["sem"], old["sem"])[1:]  # 0 where both are exact
+        z = np.divide(diff, sem, out=np.full_like(diff, np.nan), where=sem > 0)
         print(f"{case}: bias check, max over t of |mean new - mean old| / combined sem = "
               f"{np.nanmax(z):.2f} (at t = {0.2 * (1 + np.nanargmax(z)):g}); "
               f"means at t = 100: new {stats['new']['mean'][-1]:.5f}, "
