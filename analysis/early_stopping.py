@@ -29,7 +29,7 @@ import xarray as xr
 from .data import mean_and_sem
 
 Z_EARLY_STOPPING = 2.0  # a gain counts when it exceeds this many of its standard errors
-LATE_WINDOW = 0.1  # a minimum within this fraction of the training time before t_max is "at t_max"
+LATE_WINDOW = 0.1  # a minimum this fraction of the training time before t_max is "at t_max"
 GAIN_TOLERANCE = 1e-3  # a gain of early stopping below this is negligible
 
 
@@ -97,7 +97,8 @@ def early_stopping(ds: xr.Dataset | xr.DataArray, var: str = "gen_error", *, dim
     gain = final - min_error
     gain_error = np.sqrt(_at(sigma, ilast) ** 2 + sigma_min ** 2)
     no_learning = has & _at(compatible, ifirst)
-    located_at_end = _at(compatible, ilast) & (t_low >= t_end - late_window * (t_end - t_start))
+    late = t_end - late_window * (t_end - t_start)
+    located_at_end = _at(compatible, ilast) & (t_low >= late)
     negligible = gain + z * gain_error <= gain_tolerance + rtol * np.abs(min_error)
     no_es = has & ~no_learning & (negligible | located_at_end)
     unresolved = has & ~no_learning & ~no_es & (gain - z * gain_error <= gain_tolerance)
@@ -120,7 +121,8 @@ def early_stopping(ds: xr.Dataset | xr.DataArray, var: str = "gen_error", *, dim
                 long_name="standard error of the gain of early stopping")),
             "no_learning": (dims, no_learning, dict(
                 long_name="minimum at the first time",
-                description="True: the error never falls below its initial value")),
+                description="True: the error never falls below its initial value by more "
+                            "than its error")),
             "no_early_stopping": (dims, no_es, dict(
                 long_name="no early stopping",
                 description="True: the minimum is at t_max or the gain is negligible")),

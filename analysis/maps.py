@@ -198,7 +198,7 @@ def _marks_legend(maps: dict) -> str:
               f"?: unresolved (whether the gain exceeds {tolerance:g} is within {z:g}σ of "
               "the curve's error)"),
              (lambda es: es.no_learning.any(),
-              "○: no learning (the error never falls below its initial value)"),
+              f"○: no learning (the error never falls below its initial value by {z:g}σ)"),
              (lambda es: es.clipped_active_fraction.notnull().any(),
               "diagonal hatching: clipped persistent chain (active fraction ≠ b)"),
              (lambda es: es.failed.any(), "grey cross-hatching: a run failed (left out)")]

@@ -60,8 +60,9 @@ dmft.solve(p.replace(t_max=0.4), **dict(cfg["settings"], n_samples=64, response_
 start, wall = time.process_time(), time.perf_counter()
 ds = dmft.solve(p, seed=cfg["seed"], **cfg["settings"])
 cpu, wall = time.process_time() - start, time.perf_counter() - wall
-print(json.dumps(dict(cpu=cpu, wall=wall, rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      status=ds.attrs["status"], gen_error=ds.gen_error.values.tolist(),
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(dict(cpu=cpu, wall=wall, rss=rss, status=ds.attrs["status"],
+                      gen_error=ds.gen_error.values.tolist(),
                       mc_error=ds.gen_error_mc_error.values.tolist())))
 """
 
