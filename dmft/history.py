@@ -120,27 +120,34 @@ def _gram_partials(history, g, k):
     out = np.zeros((groups, chunks, k + 1))
     for task in numba.prange(groups * chunks):
         grp, chunk = task // chunks, task % chunks
-        acc = out[grp, chunk]
         active = np.empty(CHUNK, dtype=np.int64)
+        weights = np.empty(CHUNK)
         count = 0
         for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             if g[grp, p] != 0.0:
-                active[count] = p
+                active[count], weights[count] = p, g[grp, p]
                 count += 1
-        q = 0
-        while q + 4 <= count:
-            p0, p1, p2, p3 = active[q], active[q + 1], active[q + 2], active[q + 3]
-            x0, x1, x2, x3 = g[grp, p0], g[grp, p1], g[grp, p2], g[grp, p3]
-            r0, r1, r2, r3 = history[grp, p0], history[grp, p1], history[grp, p2], \
-                history[grp, p3]
-            for j in range(k + 1):
-                acc[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
-            q += 4
-        for i in range(q, count):
-            x, r = g[grp, active[i]], history[grp, active[i]]
-            for j in range(k + 1):
-                acc[j] += x * r[j]
+        add_weighted_rows(out[grp, chunk], weights, history[grp], active[:count], k + 1)
     return out
+
+
+@numba.njit(fastmath=True, inline="always", cache=True)
+def add_weighted_rows(acc, weights, rows, index, length):
+    """acc[:length] += sum_q weights[q] rows[index[q], :length] over q < len(index), four
+    rows per pass over acc (one load and store of acc serves four rows)."""
+    count = len(index)
+    q = 0
+    while q + 4 <= count:
+        c0, c1, c2, c3 = weights[q], weights[q + 1], weights[q + 2], weights[q + 3]
+        r0, r1 = rows[index[q]], rows[index[q + 1]]
+        r2, r3 = rows[index[q + 2]], rows[index[q + 3]]
+        for j in range(length):
+            acc[j] += c0 * r0[j] + c1 * r1[j] + c2 * r2[j] + c3 * r3[j]
+        q += 4
+    for i in range(q, count):
+        c, r = weights[i], rows[index[i]]
+        for j in range(length):
+            acc[j] += c * r[j]
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .history import add_weighted_rows
+
 
 EXACT_LAGS_PER_WINDOW = 2  # memory sums of T exact up to lag 2 x response_window (§5.5)
 
@@ -167,19 +169,8 @@ def _advance_numba(T, k, decay, coef, sources, offsets, bounds, exact_lags):
             for p in range(n):
                 acc[p] = decay[g, p] * T[g, last, p]
             count = _memory_points(coef[g], j, k, exact_lags, points, weights)
-            base = off - j - 1
-            a = 0
-            while a + 4 <= count:  # four points per pass over acc
-                c0, c1, c2, c3 = weights[a], weights[a + 1], weights[a + 2], weights[a + 3]
-                r0, r1 = T[g, base + points[a]], T[g, base + points[a + 1]]
-                r2, r3 = T[g, base + points[a + 2]], T[g, base + points[a + 3]]
-                for p in range(n):
-                    acc[p] += c0 * r0[p] + c1 * r1[p] + c2 * r2[p] + c3 * r3[p]
-                a += 4
-            for b in range(a, count):
-                c, row = weights[b], T[g, base + points[b]]
-                for p in range(n):
-                    acc[p] += c * row[p]
+            points[:count] += off - j - 1  # step i -> history row of T_{i,j}
+            add_weighted_rows(acc, weights, T[g], points[:count], n)
             for p in range(n):
                 T[g, last + 1, p] = acc[p]
 
