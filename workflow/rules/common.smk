@@ -90,16 +90,6 @@ def experiments_with(solver):
     return [n for n, s in EXPERIMENTS.items() if getattr(s, solver) is not None]
 
 
-def write_spec(path, text, log):
-    """Write a spec file and remove the store's spec files of earlier contents."""
-    path = Path(path)
-    removed = sorted(path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.json"))
-    for old in removed:
-        old.unlink()
-    path.write_text(text)
-    Path(log).write_text(f"wrote {path}; removed earlier specs {[str(p) for p in removed]}\n")
-
-
 def retry_flag(experiment, solver):
     """--retry-failed for a store that holds failed runs, when retry_failed=true (a changed
     parameter: Snakemake reruns exactly those jobs)."""

@@ -35,5 +35,7 @@ rule spec:
     localrule: True
     params:
         text=lambda wc: SPECS[(wc.experiment, wc.solver)][1],
-    run:
-        write_spec(output[0], params.text, log[0])
+    conda:
+        "../envs/sgd-dmft.yaml"
+    script:
+        "../scripts/write_spec.py"
