@@ -7,6 +7,7 @@ need about the problem lives here and nowhere else (docs/theory.md §1).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Mapping
@@ -443,16 +444,21 @@ def _curvature(y, h, L, door, kind):
 _SIGNATURES = ["float32(float32, float32, float32, boolean, int64)",
                "float64(float64, float64, float64, boolean, int64)"]
 _UNARY = ["float32(float32)", "float64(float64)"]
-_gradient_factor_ufunc = numba.vectorize(_SIGNATURES, cache=True)(gradient_factor)
-_curvature_ufunc = numba.vectorize(_SIGNATURES, cache=True)(_curvature)
-_loss_ufunc = numba.vectorize(["float32(float32, int64)", "float64(float64, int64)"],
-                              cache=True)(_loss)
-_logistic_loss_ufunc = numba.vectorize(_UNARY,
-                                       cache=True)(_logistic_loss)
-_logistic_loss_prime_ufunc = numba.vectorize(_UNARY,
-                                             cache=True)(_logistic_loss_prime)
-_logistic_loss_second_ufunc = numba.vectorize(_UNARY,
-                                              cache=True)(_logistic_loss_second)
+_UFUNCS = {"gradient_factor": (_SIGNATURES, gradient_factor),
+           "curvature": (_SIGNATURES, _curvature),
+           "loss": (["float32(float32, int64)", "float64(float64, int64)"], _loss),
+           "logistic_loss": (_UNARY, _logistic_loss),
+           "logistic_loss_prime": (_UNARY, _logistic_loss_prime),
+           "logistic_loss_second": (_UNARY, _logistic_loss_second)}
+
+
+@functools.cache
+def _ufunc(name: str):
+    """The numpy ufunc of a scalar function of _UFUNCS, built at its first use and not at
+    import: building the six of them (from numba's cache) costs about 1 s, which every
+    process importing sims would pay (pipeline workers, analysis jobs)."""
+    signatures, function = _UFUNCS[name]
+    return numba.vectorize(signatures, cache=True)(function)
 
 
 def loss_code(loss) -> np.ndarray:
@@ -479,17 +485,17 @@ def activation(model: str, h, L=None):
 
 def logistic_loss(v):
     """ell(v) = log(1 + exp(-v)), computed stably."""
-    return _logistic_loss_ufunc(v)
+    return _ufunc("logistic_loss")(v)
 
 
 def logistic_loss_prime(v):
     """ell'(v) = -sigma(-v)."""
-    return _logistic_loss_prime_ufunc(v)
+    return _ufunc("logistic_loss_prime")(v)
 
 
 def logistic_loss_second(v):
     """ell''(v) = sigma(v) sigma(-v)."""
-    return _logistic_loss_second_ufunc(v)
+    return _ufunc("logistic_loss_second")(v)
 
 
 def margin_loss(v, loss="logistic"):
@@ -497,7 +503,7 @@ def margin_loss(v, loss="logistic"):
 
     `loss` is a name of LOSSES or an array of names broadcasting against v (theory §1, §7).
     """
-    return _loss_ufunc(v, loss_code(loss))
+    return _ufunc("loss")(v, loss_code(loss))
 
 
 def sample_loss(model: str, y, h, L=None, loss="logistic"):
@@ -507,12 +513,12 @@ def sample_loss(model: str, y, h, L=None, loss="logistic"):
 
 def sample_loss_prime(model: str, y, h, L=None, loss="logistic"):
     """Lambda'(y, h) = y ell'(y phi) phi'(h), the per-sample gradient factor (theory §1)."""
-    return _gradient_factor_ufunc(*_ufunc_args(model, y, h, L, loss))
+    return _ufunc("gradient_factor")(*_ufunc_args(model, y, h, L, loss))
 
 
 def sample_loss_second(model: str, y, h, L=None, loss="logistic"):
     """Lambda''(y, h) = ell''(y phi) phi'^2 + y ell'(y phi) phi'' (theory §1); < 0 possible (door)."""
-    return _curvature_ufunc(*_ufunc_args(model, y, h, L, loss))
+    return _ufunc("curvature")(*_ufunc_args(model, y, h, L, loss))
 
 
 def correct(model: str, y, h, L=None):
