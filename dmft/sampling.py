@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import qmc
 
 from sims.problem import labels
 
@@ -157,7 +156,9 @@ class Streams:
         """(groups, points, dims) uniforms: per group the first `points` points of its own
         scrambled Sobol' sequence (Owen's scrambling plus a digital shift, scipy.stats.qmc:
         every point is uniform on [0, 1)^dims, the set is a (t, m, dims)-net when `points`
-        is a power of 2)."""
+        is a power of 2). scipy.stats is imported here, not with the module: it takes about
+        1.5 s, which every process importing dmft would pay (pipeline workers, analysis)."""
+        from scipy.stats import qmc
         self._check_groups(groups)
         exponent = max(0, math.ceil(math.log2(points)))
         return np.stack([qmc.Sobol(d=dims, scramble=True, seed=g).random_base2(exponent)[:points]

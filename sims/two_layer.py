@@ -240,34 +240,36 @@ class TwoLayerProblem:
 
 # --- activation and closed-form Gaussian integrals (docs/theory.md §8.3) ---------------------
 # h ~ N(0, C); D_a = 1 + C_aa. Arguments are covariance entries, so repeated indices work.
+# Ufuncs without signatures: each is compiled (or read from numba's cache) at its first
+# call, float64 in practice, not at import, which would cost every process importing
+# sims about 1 s.
 
-@numba.vectorize(["float64(float64)"], cache=True)
+@numba.vectorize(cache=True)
 def activation(h):
     """g(h) = erf(h / sqrt 2)."""
     return math.erf(h / math.sqrt(2.0))
 
 
-@numba.vectorize(["float64(float64)"], cache=True)
+@numba.vectorize(cache=True)
 def activation_derivative(h):
     """g'(h) = sqrt(2/pi) exp(-h^2/2)."""
     return math.sqrt(2.0 / math.pi) * math.exp(-0.5 * h * h)
 
 
-@numba.vectorize(["float64(float64, float64, float64)"], cache=True)
+@numba.vectorize(cache=True)
 def i2(caa, cbb, cab):
     """I2 = E[g(h_a) g(h_b)] = (2/pi) arcsin(C_ab / sqrt(D_a D_b))."""
     return 2.0 / math.pi * math.asin(cab / math.sqrt((1.0 + caa) * (1.0 + cbb)))
 
 
-@numba.vectorize(["float64(float64, float64, float64, float64, float64)"], cache=True)
+@numba.vectorize(cache=True)
 def i3(caa, ccc, cab, cac, cbc):
     """I3 = E[g'(h_a) h_b g(h_c)] = (2/pi) (C_bc D_a - C_ab C_ac) / (D_a sqrt(D_a D_c - C_ac^2))."""
     da, dc = 1.0 + caa, 1.0 + ccc
     return 2.0 / math.pi * (cbc * da - cab * cac) / (da * math.sqrt(da * dc - cac * cac))
 
 
-@numba.vectorize(["float64(float64, float64, float64, float64, float64, float64, float64, "
-                  "float64, float64, float64)"], cache=True)
+@numba.vectorize(cache=True)
 def i4(caa, cbb, ccc, cee, cab, cac, cae, cbc, cbe, cce):
     """I4 = E[g'(h_a) g'(h_b) g(h_c) g(h_e)] = (4/pi^2) arcsin(L0 / sqrt(L1 L2)) / sqrt(L4)."""
     da, db, dc, de = 1.0 + caa, 1.0 + cbb, 1.0 + ccc, 1.0 + cee
@@ -278,7 +280,7 @@ def i4(caa, cbb, ccc, cee, cab, cac, cae, cbc, cbe, cce):
     return 4.0 / math.pi ** 2 * math.asin(l0 / math.sqrt(l1 * l2)) / math.sqrt(l4)
 
 
-@numba.vectorize(["float64(float64, float64, float64)"], cache=True)
+@numba.vectorize(cache=True)
 def j2(caa, cbb, cab):
     """J2 = E[g'(h_a) g'(h_b)] = (2/pi) / sqrt(D_a D_b - C_ab^2)."""
     return 2.0 / math.pi / math.sqrt((1.0 + caa) * (1.0 + cbb) - cab * cab)
