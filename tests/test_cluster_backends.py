@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -58,6 +59,11 @@ def test_pipeline_runs_on_an_existing_dask_scheduler(tmp_path):
     _assert_store_equals_direct_simulation(tmp_path, config)
 
 
+def _slurm_extra_missing(module: str) -> bool:
+    """The `slurm` extra is not installed (pip install -e ".[slurm]"; CI installs it)."""
+    return importlib.util.find_spec(module) is None
+
+
 def _slurm_is_up() -> bool:
     if shutil.which("sinfo") is None:
         return False
@@ -67,6 +73,8 @@ def _slurm_is_up() -> bool:
 
 @pytest.mark.slurm
 @pytest.mark.skipif(not _slurm_is_up(), reason="no SLURM here (CI starts one: .ci/slurm.sh)")
+@pytest.mark.skipif(_slurm_extra_missing("dask_jobqueue"),
+                    reason="dask-jobqueue missing: pip install -e '.[slurm]'")
 def test_pipeline_runs_on_a_slurm_cluster(tmp_path):
     slurm = {"cores": 1, "processes": 1, "memory": "1GB", "walltime": "00:10:00",
              "interface": "lo", "scheduler_options": {"interface": "lo"},
@@ -83,6 +91,8 @@ def test_pipeline_runs_on_a_slurm_cluster(tmp_path):
 
 @pytest.mark.slurm
 @pytest.mark.skipif(not _slurm_is_up(), reason="no SLURM here (CI starts one: .ci/slurm.sh)")
+@pytest.mark.skipif(_slurm_extra_missing("snakemake_executor_plugin_slurm"),
+                    reason="snakemake-executor-plugin-slurm missing: pip install -e '.[slurm]'")
 def test_snakemake_submits_the_rules_as_slurm_jobs(tmp_path):
     config = _sims_only_config({"processes": False})
     path = write_config(tmp_path / "c.yaml", config)
