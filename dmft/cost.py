@@ -3,17 +3,30 @@
     dmft.estimate_cost(problem, d=1000, n_samples=16000)  # {"seconds": ..., "bytes": ...}
 
 CPU-time model, per solve of K steps with G groups of n samples (n_R of them carrying
-response paths):
+response paths), its initial-magnetization nodes in B batches (§5.7):
 
-    seconds = S_SAMPLE_STEP * G n K                       (fields, losses, chain: per sample and step)
-            + S_ENTRY * (G n K^2 / 2 + G n_R W(K))         (history sums, response paths)
-            + S_SQUARE * G K^3                             (Cholesky rows, weight side)
+    seconds = S_SAMPLE_STEP * G n K              (fields, losses, chain: per sample and step)
+            + S_HISTORY * G n K^2 / 2            (history sums: M_C row, noise, recall)
+            + S_RESPONSE * G n_R W(K)            (response paths)
+            + S_SQUARE * G K^3                   (Cholesky rows, weight side)
+            + S_BATCH_STEP * K B                 (the Python of a step, once per batch)
 
-with W(K) = sum over steps k and followed sources j of (k - j), from the multiresolution
-schedule and the memory quadrature (§5.5). Calibrated with the defaults of the time
-(before the quadrature and "auto" response samples, §5.8) on one thread of the idle
-2-core development machine (the setting of a pipeline worker): two-cluster GD at K = 500 took 8.1 s CPU,
-three-cluster SGD (b = 0.3) at K = 1000 took 157 s; the model gives 8.4 s and 154 s.
+with W(K) = sum over steps k and followed sources j of the points read to advance T_{.,j}
+(the multiresolution schedule and the memory quadrature, §5.5). S_HISTORY and S_SQUARE
+are the per-entry times of the profiled kernels; the other three are fitted to the CPU of
+six solves on one thread of the idle 2-core development machine (the setting of a
+pipeline worker), defaults unless given:
+
+    case                                               CPU s   model s
+    two-cluster GD, K = 500                              9.7       9.8
+    two-cluster p-SGD b = 0.3, K = 500                   9.6       9.8
+    three-cluster GD (Fig. 2 right, d = 1000), K = 500  19.0      17.6
+    three-cluster GD, d = 5000, K = 1000                58.5      64.8
+    three-cluster p-SGD b = 0.3, d = 5000, K = 1000     65.4      64.8
+    three-cluster SGD b = 0.3, n_samples 2048, K = 1000 46.6      42.5
+
+(the previous constants, fitted before §5.5's quadrature, §5.10 and the node batches,
+gave 9.7, 9.7, 16.1, 44.6, 44.6 and 29.9: three-cluster solves up to 1.6 times too cheap).
 Memory is the solver's own estimate (`Solver.memory_estimate`) for the initial-magnetization
 nodes solved at once (as many as `NODE_BATCH_BYTES` and `memory_limit` allow, §5.7) plus the
 Python process (measured peak RSS 0.52 GB and 4.2 GB for these two with all nodes at once,
@@ -31,9 +44,11 @@ from sims.problem import Problem
 from .response import EXACT_LAGS_PER_WINDOW, SourceSchedule, _memory_points
 from .solver import Solver
 
-S_SAMPLE_STEP = 5.5e-7  # s per sample and step
-S_ENTRY = 7.0e-10       # s per history or response-path entry read
-S_SQUARE = 3.0e-10      # s per G K^3
+S_SAMPLE_STEP = 1.9e-7  # s per sample and step
+S_HISTORY = 1.9e-9      # s per history entry (profiled: 1.6-2.0e-9 in the six cases)
+S_RESPONSE = 4.5e-10    # s per response-path point read
+S_SQUARE = 4.0e-10      # s per G K^3 (profiled: 3.7-4.3e-10)
+S_BATCH_STEP = 3.6e-3   # s per step and node batch
 PROCESS_BYTES = 400e6  # a Python process with numpy, numba and xarray loaded
 # Spread over groups of gen_error(t = 100) with the randomized quasi-Monte Carlo samples
 # (§5.10), groups of 4096 samples with 1024 of them carrying response paths: two-cluster
@@ -83,9 +98,12 @@ def estimate_cost(problem: Problem, *, target_error=None, cost_limit=None, **set
     K = int(round(problem.t_max / solver.grid.eta))
     G, n, n_R = solver.groups, solver.n, solver.n_response
     work = response_work(solver.settings["response_window"], K)
-    seconds = (S_SAMPLE_STEP * G * n * K + S_ENTRY * (G * n * K ** 2 / 2 + G * n_R * work)
-               + S_SQUARE * G * K ** 3)
-    held = solver.memory_estimate(K) * solver.nodes_per_batch(K) / len(solver.m0)
+    per_batch = solver.nodes_per_batch(K)
+    batches = math.ceil(len(solver.m0) / per_batch)
+    seconds = (S_SAMPLE_STEP * G * n * K + S_HISTORY * G * n * K ** 2 / 2
+               + S_RESPONSE * G * n_R * work + S_SQUARE * G * K ** 3
+               + S_BATCH_STEP * K * batches)
+    held = solver.memory_estimate(K) * per_batch / len(solver.m0)
     if target_error is None:
         return dict(seconds=seconds, bytes=held + PROCESS_BYTES, groups=G)
     replicas = solver.settings["n_replicas"]

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, snakemake, tiny_config, write_config
 from workflow.cli import main as cli_main
 from workflow.config import load_config, read_yaml
-from workflow.plan import COST, plan_store
+from workflow.plan import COST, plan_store, planned_cpu_seconds, store_threads
 from workflow.store import DIVERGED, OK, open_store, task_records
 
 
@@ -32,6 +32,28 @@ def test_configfile_replaces_the_default_config(tmp_path):
              if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert table.get("store") == 2 and "fig1_left" not in out  # nothing from quick.yaml
     assert not (tmp_path / "results").exists()
+
+
+def test_small_stores_take_one_core_and_the_others_every_core(tmp_path):
+    """A store planned at <= 2 JOB_START_S CPU-seconds asks Snakemake for one core (so two
+    run side by side); a larger one, or any with n_workers fixed, for every core."""
+    config = _one_experiment_config()
+    config["experiments"]["big"] = {**config["experiments"]["three"],
+                                    "sims": {"d": [1000], "seeds": 200, "seeds_per_task": 100}}
+    specs = load_config(config)
+    small, big = (planned_cpu_seconds(specs[name], "sims") for name in ("three", "big"))
+    assert small <= 2 * COST["JOB_START_S"] < big
+    assert store_threads(specs["three"], "sims", {}, 4) == 1
+    assert store_threads(specs["big"], "sims", {}, 4) == 4
+    assert store_threads(specs["three"], "sims", {"n_workers": 2}, 4) == 4
+    assert store_threads(specs["three"], "sims", {}, 1) == 1
+    path = write_config(tmp_path / "two.yaml", config)
+    dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    blocks = {b.split("wildcards: ")[1].split("\n")[0]: b
+              for b in (dry.stdout + dry.stderr).split("rule store:")[1:]}
+    assert "threads: 2" in blocks["experiment=big, solver=sims"]
+    assert "threads:" not in blocks["experiment=three, solver=sims"]  # Snakemake omits 1
 
 
 def test_config_errors_name_the_field_without_traceback(tmp_path, capsys):
@@ -151,5 +173,6 @@ def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, cap
     assert effective["peak_mb_per_task"] > max(n * d * 8 / 1e6, at_m0["peak_mb_per_task"])
     path = write_config(tmp_path / "one.yaml", _one_experiment_config())
     dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
-    plan = plan_store(load_config(read_yaml(path))["three"], "sims", {"progress_interval": 1}, 2)
+    spec, dask = load_config(read_yaml(path))["three"], {"progress_interval": 1}
+    plan = plan_store(spec, "sims", dask, store_threads(spec, "sims", dask, 2))  # 1: small
     assert f"mem_mb={plan['mem_mb']}" in dry.stdout + dry.stderr

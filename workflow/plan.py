@@ -66,6 +66,9 @@ COST = dict(  # calibration constants (2-core workstation, numba; see module doc
                                # t = 1e3: 2.7-19 s, the dynamics setting the steps)
     TL_OVERHEAD_S=1.0,         # s per task (store write, dispatch)
     JOB_BASE_MB=600,           # the job's own process (Snakemake shell, CLI, Dask scheduler)
+    JOB_START_S=6.0,           # wall time of a store job around its tasks (new process and
+                               # imports, probe run, store creation, cluster start and close):
+                               # 6-7 s per store of the two-layer test config, 0.1-0.4 s of tasks
     RUNTIME_SAFETY=2.0,        # runtime asked for = estimate x this (+ STARTUP_MIN)
     STARTUP_MIN=5,
 )
@@ -104,6 +107,19 @@ def plan_store(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) ->
                 peak_mb_per_task=peak, wall_s=wall,
                 mem_mb=int(math.ceil(peak * n + COST["JOB_BASE_MB"])),
                 runtime=int(math.ceil(wall * COST["RUNTIME_SAFETY"] / 60)) + COST["STARTUP_MIN"])
+
+
+def store_threads(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) -> int:
+    """Cores of a store's Snakemake job: all `cores`, except one for a store whose planned
+    CPU is at most 2 JOB_START_S (and whose Dask workers are not fixed by `n_workers`).
+
+    Such a job is mostly its start (JOB_START_S): two of them side by side take one start
+    and one store's tasks, one after the other on two cores two starts; a lone one loses
+    at most half its CPU time, which is no more than a start."""
+    if dask_cfg.get("n_workers") or cores <= 1:
+        return cores
+    small = planned_cpu_seconds(spec, solver) <= 2 * COST["JOB_START_S"]
+    return 1 if small else cores
 
 
 PLAN_SAMPLE_POINTS = 400  # above this many grid points the budget check samples the grid

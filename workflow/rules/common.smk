@@ -15,7 +15,7 @@ import yaml
 from workflow.config import (ConfigError, budget, load_config, resolve_config,
                              spec_text, stable_hash)
 from workflow.models import family_named
-from workflow.plan import check_budget, plan_store
+from workflow.plan import check_budget, plan_store, store_threads
 from workflow.store import stale_stores
 from workflow.verify import changed_files
 
@@ -104,6 +104,13 @@ def retry_flag(experiment, solver):
 
 
 @functools.cache
+def threads_of(experiment, solver):
+    """Cores of one store job: all of them, or one for a small store (workflow/plan.py
+    store_threads), so that small stores run side by side."""
+    return store_threads(EXPERIMENTS[experiment], solver, config.get("dask", {}),
+                         workflow.cores)
+
+
 def plan_of(experiment, solver, threads):
     """Snakemake resources of one store job on `threads` cores, from the cost model
     (workflow/plan.py)."""

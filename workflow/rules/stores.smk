@@ -15,7 +15,7 @@ rule store:
         dask=DASK,
         scheduler=SCHEDULER,
         retry=lambda wc: retry_flag(wc.experiment, wc.solver),
-    threads: lambda wildcards: workflow.cores
+    threads: lambda wildcards: threads_of(wildcards.experiment, wildcards.solver)
     resources:
         mem_mb=lambda wc, threads: plan_of(wc.experiment, wc.solver, threads)["mem_mb"],
         runtime=lambda wc, threads: plan_of(wc.experiment, wc.solver, threads)["runtime"],
