@@ -111,6 +111,7 @@ def threads_of(experiment, solver):
                          workflow.cores)
 
 
+@functools.cache
 def plan_of(experiment, solver, threads):
     """Snakemake resources of one store job on `threads` cores, from the cost model
     (workflow/plan.py)."""
