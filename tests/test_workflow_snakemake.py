@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, snakemake, tiny_config, write_config
 from workflow.cli import main as cli_main
 from workflow.config import load_config, read_yaml
-from workflow.plan import COST, plan_store, planned_cpu_seconds, store_threads
+from workflow.plan import COST, plan_store, planned_cpu, store_threads
 from workflow.store import DIVERGED, OK, open_store, task_records
 
 
@@ -40,13 +40,13 @@ def test_small_stores_take_one_core_and_the_others_every_core(tmp_path):
     config = _one_experiment_config()
     config["experiments"]["big"] = {**config["experiments"]["three"],
                                     "sims": {"d": [1000], "seeds": 200, "seeds_per_task": 100}}
-    specs = load_config(config)
-    small, big = (planned_cpu_seconds(specs[name], "sims") for name in ("three", "big"))
+    planned = planned_cpu(load_config(config))
+    small, big = planned[("three", "sims")], planned[("big", "sims")]
     assert small <= 2 * COST["JOB_START_S"] < big
-    assert store_threads(specs["three"], "sims", {}, 4) == 1
-    assert store_threads(specs["big"], "sims", {}, 4) == 4
-    assert store_threads(specs["three"], "sims", {"n_workers": 2}, 4) == 4
-    assert store_threads(specs["three"], "sims", {}, 1) == 1
+    assert store_threads(small, {}, 4) == 1
+    assert store_threads(big, {}, 4) == 4
+    assert store_threads(small, {"n_workers": 2}, 4) == 4
+    assert store_threads(small, {}, 1) == 1
     path = write_config(tmp_path / "two.yaml", config)
     dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
     assert dry.returncode == 0, dry.stderr[-3000:]
@@ -173,6 +173,7 @@ def test_cost_plan_scales_as_the_model_and_sets_the_rule_resources(tmp_path, cap
     assert effective["peak_mb_per_task"] > max(n * d * 8 / 1e6, at_m0["peak_mb_per_task"])
     path = write_config(tmp_path / "one.yaml", _one_experiment_config())
     dry = snakemake(tmp_path, "-n", "--configfile", path, "--cores", "2")
-    spec, dask = load_config(read_yaml(path))["three"], {"progress_interval": 1}
-    plan = plan_store(spec, "sims", dask, store_threads(spec, "sims", dask, 2))  # 1: small
+    specs, dask = load_config(read_yaml(path)), {"progress_interval": 1}
+    threads = store_threads(planned_cpu(specs)[("three", "sims")], dask, 2)  # 1: small
+    plan = plan_store(specs["three"], "sims", dask, threads)
     assert f"mem_mb={plan['mem_mb']}" in dry.stdout + dry.stderr

@@ -85,7 +85,7 @@ def _check(args) -> int:
     of the points chosen axis by axis (config.points_to_check), the budget (points and
     planned CPU-hours)."""
     from .config import budget, points_to_check
-    from .plan import check_budget
+    from .plan import check_budget, planned_cpu
     config = read_yaml(args.config)
     specs = load_config(config)
     for name, spec in specs.items():
@@ -96,7 +96,7 @@ def _check(args) -> int:
             for message in checked_problem(fields)[1]:
                 print(f"  warning at {point}: {message}")
     limits = budget(config)
-    hours = check_budget(specs, limits)
+    hours = check_budget(planned_cpu(specs), limits)
     print(f"planned: {hours:.3g} CPU-hours (budget {limits['cpu_hours']:g}; "
           f"python -m workflow.cli plan for each store)")
     return 0

@@ -109,17 +109,17 @@ def plan_store(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) ->
                 runtime=int(math.ceil(wall * COST["RUNTIME_SAFETY"] / 60)) + COST["STARTUP_MIN"])
 
 
-def store_threads(spec: ExperimentSpec, solver: str, dask_cfg: dict, cores: int) -> int:
+def store_threads(planned_seconds: float, dask_cfg: dict, cores: int) -> int:
     """Cores of a store's Snakemake job: all `cores`, except one for a store whose planned
-    CPU is at most 2 JOB_START_S (and whose Dask workers are not fixed by `n_workers`).
+    CPU (`planned_cpu`) is at most 2 JOB_START_S (and whose Dask workers are not fixed by
+    `n_workers`).
 
     Such a job is mostly its start (JOB_START_S): two of them side by side take one start
     and one store's tasks, one after the other on two cores two starts; a lone one loses
     at most half its CPU time, which is no more than a start."""
     if dask_cfg.get("n_workers") or cores <= 1:
         return cores
-    small = planned_cpu_seconds(spec, solver) <= 2 * COST["JOB_START_S"]
-    return 1 if small else cores
+    return 1 if planned_seconds <= 2 * COST["JOB_START_S"] else cores
 
 
 PLAN_SAMPLE_POINTS = 400  # above this many grid points the budget check samples the grid
@@ -144,12 +144,18 @@ def planned_cpu_seconds(spec: ExperimentSpec, solver: str) -> float:
     return plan_store(sample, solver, {}, 1)["cpu_total_s"] * spec.size() / sample.size()
 
 
-def check_budget(specs: dict, limits: dict) -> float:
-    """The planned CPU-hours of the config; ConfigError (what it would cost, per store,
-    and how to allow it) above the budget's `cpu_hours`: the run stops before compute."""
-    hours = {(name, solver): planned_cpu_seconds(spec, solver) / 3600
-             for name, spec in specs.items() for solver in ("sims", "dmft")
-             if getattr(spec, solver) is not None}
+def planned_cpu(specs: dict) -> dict:
+    """{(experiment, solver): planned CPU seconds} of every store of a config."""
+    return {(name, solver): planned_cpu_seconds(spec, solver)
+            for name, spec in specs.items() for solver in ("sims", "dmft")
+            if getattr(spec, solver) is not None}
+
+
+def check_budget(planned: dict, limits: dict) -> float:
+    """The planned CPU-hours of the config (`planned`: `planned_cpu`); ConfigError (what
+    it would cost, per store, and how to allow it) above the budget's `cpu_hours`: the run
+    stops before compute."""
+    hours = {store: seconds / 3600 for store, seconds in planned.items()}
     total = sum(hours.values())
     if total > limits["cpu_hours"]:
         largest = sorted(hours.items(), key=lambda item: -item[1])[:3]

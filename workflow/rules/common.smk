@@ -15,7 +15,7 @@ import yaml
 from workflow.config import (ConfigError, budget, load_config, resolve_config,
                              spec_text, stable_hash)
 from workflow.models import family_named
-from workflow.plan import check_budget, plan_store, store_threads
+from workflow.plan import check_budget, plan_store, planned_cpu, store_threads
 from workflow.store import stale_stores
 from workflow.verify import changed_files
 
@@ -30,7 +30,8 @@ try:  # --configfile replaces the default; --config key=value overrides on top
         _config["budget"] = {k: yaml.safe_load(v) if isinstance(v, str) else v
                              for k, v in _config["budget"].items()}
     EXPERIMENTS = load_config(_config)
-    check_budget(EXPERIMENTS, budget(_config))  # stops here, before any job, if above
+    PLANNED_CPU = planned_cpu(EXPERIMENTS)  # {(experiment, solver): CPU seconds}
+    check_budget(PLANNED_CPU, budget(_config))  # stops here, before any job, if above
 except ConfigError as err:  # a user error: the message, no traceback
     print(f"config error: {err}", file=sys.stderr)
     sys.exit(1)
@@ -103,11 +104,10 @@ def retry_flag(experiment, solver):
     return "--retry-failed" if failed else ""
 
 
-@functools.cache
 def threads_of(experiment, solver):
     """Cores of one store job: all of them, or one for a small store (workflow/plan.py
     store_threads), so that small stores run side by side."""
-    return store_threads(EXPERIMENTS[experiment], solver, config.get("dask", {}),
+    return store_threads(PLANNED_CPU[(experiment, solver)], config.get("dask", {}),
                          workflow.cores)
 
 
